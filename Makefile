@@ -1,0 +1,29 @@
+# AriesOne: every target is a thin wrapper around a script in scripts/ (run them directly if you prefer).
+#   make run       local services, migrations, demo tenant, then the server on http://127.0.0.1:8080
+#   make test      local services, clean leftovers, every test of the workspace
+#   make check     cargo fmt --check + clippy -D warnings
+#   make fmt       cargo fmt --all
+#   make bench     the stack vs a bare actix handler vs pgbench, on loopback (docs/BENCHMARKS.md)
+#   make services  only ensure Postgres, Redis, RabbitMQ and the database roles/databases
+
+SHELL := /bin/bash
+
+.PHONY: run test check fmt bench services
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+check:
+	scripts/check.sh
+
+fmt:
+	cargo fmt --all
+
+bench:
+	scripts/bench.sh
+
+services:
+	scripts/services.sh

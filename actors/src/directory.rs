@@ -1,0 +1,168 @@
+//! The directory of tenant actors: finds the actor for a tenant, activating it on first use.
+//!
+//! Activation is single-flight: the map holds one `OnceCell` per tenant, and every concurrent
+//! first request awaits the same initialisation, so two requests never make two actors. A failed
+//! activation (unknown tenant, catalog down) leaves no entry behind, so probing random slugs cannot
+//! grow the map. Actors are spread round-robin over one arbiter (thread) per core.
+//!
+//! Keyed by slug, not id: the slug is what every tenant URL carries and it is immutable, so
+//! keying by it saves a catalog lookup per request.
+
+use crate::error::TenantError;
+use crate::ops::TenantOp;
+use crate::shard::ShardRegistry;
+use crate::tenant::{Exec, Loaded, Reload, TenantActor, TenantTimers};
+use actix::prelude::*;
+use aries_shards::Catalog;
+use aries_tenants::TenantSlug;
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Tunables of tenant actors.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectorySettings {
+    /// Arbiters (threads) tenant actors are spread over; 0 means one per core.
+    pub arbiters: usize,
+    pub timers: TenantTimers,
+}
+
+impl Default for DirectorySettings {
+    fn default() -> Self {
+        Self {
+            arbiters: 0,
+            timers: TenantTimers { idle_timeout: Duration::from_secs(300), profile_refresh: Duration::from_secs(5) },
+        }
+    }
+}
+
+type Slot = Arc<OnceCell<Addr<TenantActor>>>;
+
+struct Inner {
+    /// One slot per active (or activating) tenant.
+    actors: DashMap<TenantSlug, Slot>,
+    /// Threads tenant actors run on; stopped when the directory is dropped.
+    arbiters: Vec<Arbiter>,
+    /// Round-robin cursor over `arbiters`.
+    next_arbiter: AtomicUsize,
+    catalog: Catalog,
+    shards: ShardRegistry,
+    settings: DirectorySettings,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
+}
+
+/// Cheap to clone; all clones share one map.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+impl Directory {
+    /// Must be called inside a running actix system (it starts the arbiters).
+    pub fn new(catalog: Catalog, shards: ShardRegistry, settings: DirectorySettings) -> Self {
+        let n = if settings.arbiters == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            settings.arbiters
+        };
+        let arbiters = (0..n).map(|_| Arbiter::new()).collect();
+        Self {
+            inner: Arc::new(Inner {
+                actors: DashMap::new(),
+                arbiters,
+                next_arbiter: AtomicUsize::new(0),
+                catalog,
+                shards,
+                settings,
+            }),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn shards(&self) -> &ShardRegistry {
+        &self.inner.shards
+    }
+
+    /// Tenant actors alive in this directory.
+    pub fn active_count(&self) -> usize {
+        self.inner.actors.iter().filter(|e| e.value().get().is_some_and(Addr::connected)).count()
+    }
+
+    /// Reads a tenant's profile and shard from the catalog.
+    pub(crate) async fn load(&self, slug: &TenantSlug) -> Result<Loaded, TenantError> {
+        let tenant = self.inner.catalog.tenant_by_slug(slug).await?;
+        let placement = tenant.placement.ok_or(TenantError::TenantNotFound)?;
+        let shard = self.inner.shards.get(placement.shard_id).await?;
+        Ok(Loaded { tenant, shard })
+    }
+
+    /// The tenant's actor, activating it if needed.
+    #[tracing::instrument(name = "directory.get", skip(self), fields(tenant = %slug))]
+    pub async fn get(&self, slug: &TenantSlug) -> Result<Addr<TenantActor>, TenantError> {
+        // Two rounds: the second replaces an actor found dead (killed by a panic in a handler).
+        for _ in 0..2 {
+            let slot: Slot = self.inner.actors.entry(slug.clone()).or_default().clone();
+            let activated = slot.get_or_try_init(|| self.activate(slug)).await;
+            match activated {
+                Ok(addr) if addr.connected() => return Ok(addr.clone()),
+                Ok(_) => {
+                    tracing::warn!(tenant = %slug, "tenant actor found dead; activating a new one");
+                }
+                Err(e) => {
+                    self.inner.actors.remove_if(slug, |_, s| Arc::ptr_eq(s, &slot));
+                    return Err(e);
+                }
+            }
+            self.inner.actors.remove_if(slug, |_, s| Arc::ptr_eq(s, &slot));
+        }
+        Err(TenantError::ActorUnavailable("the tenant's actor keeps dying".into()))
+    }
+
+    async fn activate(&self, slug: &TenantSlug) -> Result<Addr<TenantActor>, TenantError> {
+        let loaded = self.load(slug).await?;
+        let i = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.inner.arbiters.len().max(1);
+        let arbiter = self.inner.arbiters.get(i).map(Arbiter::handle).unwrap_or_else(Arbiter::current);
+        let directory = self.clone();
+        let slug = slug.clone();
+        let timers = self.inner.settings.timers;
+        metrics::counter!("aries_tenant_activations_total").increment(1);
+        tracing::debug!(tenant = %slug, arbiter = i, "activating tenant actor");
+        Ok(Supervisor::start_in_arbiter(&arbiter, move |_| TenantActor::new(slug, loaded, directory, timers)))
+    }
+
+    /// Removes the tenant's entry if it still points at `addr` (called by a passivating actor).
+    pub(crate) fn forget(&self, slug: &TenantSlug, addr: &Addr<TenantActor>) {
+        self.inner.actors.remove_if(slug, |_, slot| slot.get().is_some_and(|a| a == addr));
+    }
+
+    /// Whether the tenant has an actor now (tests and diagnostics).
+    pub fn is_active(&self, slug: &TenantSlug) -> bool {
+        self.inner.actors.get(slug).is_some_and(|s| s.get().is_some_and(Addr::connected))
+    }
+
+    /// Runs `op` for the tenant.
+    pub async fn exec<O: TenantOp>(&self, slug: &TenantSlug, op: O) -> Result<O::Output, TenantError> {
+        let addr = self.get(slug).await?;
+        addr.send(Exec(op)).await?
+    }
+
+    /// Tells the tenant's actor, if it is active here, to re-read its profile now.
+    pub async fn reload(&self, slug: &TenantSlug) {
+        let addr = self.inner.actors.get(slug).and_then(|s| s.get().cloned());
+        if let Some(addr) = addr {
+            let _ = addr.send(Reload).await;
+        }
+    }
+}

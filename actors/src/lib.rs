@@ -1,0 +1,29 @@
+//! # aries-actors
+//!
+//! The live part of the platform: one supervised actor per tenant and per shard, the directory that
+//! finds (or wakes) a tenant's actor, and the adapters to Redis and RabbitMQ.
+//!
+//! ## Layout
+//! - [`breaker`]: a lock-free circuit breaker per shard (closed → open → half-open).
+//! - [`shard`]: `ShardActor` (owns a shard's pool, probes it, drives its breaker) and the registry of shards.
+//! - [`tenant`]: `TenantActor` (a tenant's state; runs its operations in tenant transactions), with
+//!   supervision: a handler that panics answers its caller with an error and restarts the actor.
+//! - [`ops`]: the tenant operations (one type per command or query) the tenant actor executes.
+//! - [`directory`]: single-flight activation and passivation of tenant actors over one arbiter per core.
+//! - [`platform`]: operator actions that span the catalog and the shards (create a tenant, suspend…).
+//! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
+//! - [`error`]: `TenantError`, what a tenant operation can fail with.
+
+pub mod breaker;
+pub mod directory;
+pub mod error;
+pub mod links;
+pub mod ops;
+pub mod platform;
+pub mod shard;
+pub mod tenant;
+
+pub use directory::{Directory, DirectorySettings};
+pub use error::TenantError;
+pub use platform::Platform;
+pub use shard::{ShardHandle, ShardRegistry};

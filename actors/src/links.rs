@@ -1,0 +1,122 @@
+//! Connections to Redis and RabbitMQ that heal themselves, with a health view for /health/ready.
+//! Neither is on a request's path yet; later issues (cache, rate limits, events) build on these.
+//! Start-up never waits for them: a link that cannot connect keeps retrying in the background.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A health check slower than this reports the dependency down.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Redis through a `ConnectionManager` (multiplexed; it reconnects by itself once created).
+#[derive(Clone)]
+pub struct RedisLink {
+    url: String,
+    manager: Arc<RwLock<Option<redis::aio::ConnectionManager>>>,
+}
+
+impl RedisLink {
+    /// Starts connecting in the background.
+    pub fn start(url: String) -> Self {
+        let link = Self { url, manager: Arc::new(RwLock::new(None)) };
+        let bg = link.clone();
+        tokio::spawn(async move { bg.connect_loop().await });
+        link
+    }
+
+    async fn connect_loop(&self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let client = redis::Client::open(self.url.as_str())?;
+                redis::aio::ConnectionManager::new(client).await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+                Ok(Ok(m)) => {
+                    *self.manager.write().await = Some(m);
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "redis not reachable yet"),
+                Err(_) => tracing::warn!("redis connection attempt timed out"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The connection, once established.
+    pub async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
+        self.manager.read().await.clone()
+    }
+
+    /// `PING`, or why not.
+    pub async fn check(&self) -> Result<(), String> {
+        let Some(mut conn) = self.connection().await else {
+            return Err("not connected yet".into());
+        };
+        match tokio::time::timeout(CHECK_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// RabbitMQ through one lapin connection, replaced when it drops (lapin does not reconnect).
+#[derive(Clone)]
+pub struct RabbitLink {
+    url: String,
+    connection: Arc<RwLock<Option<Arc<lapin::Connection>>>>,
+}
+
+impl RabbitLink {
+    /// Starts connecting (and re-connecting whenever the connection is lost) in the background.
+    pub fn start(url: String) -> Self {
+        let link = Self { url, connection: Arc::new(RwLock::new(None)) };
+        let bg = link.clone();
+        tokio::spawn(async move { bg.supervise().await });
+        link
+    }
+
+    async fn supervise(&self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let healthy = match self.connection.read().await.as_ref() {
+                Some(c) => c.status().connected(),
+                None => false,
+            };
+            if healthy {
+                backoff = Duration::from_millis(100);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            let attempt = lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default());
+            match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+                Ok(Ok(c)) => {
+                    tracing::info!("connected to rabbitmq");
+                    *self.connection.write().await = Some(Arc::new(c));
+                    continue;
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "rabbitmq not reachable"),
+                Err(_) => tracing::warn!("rabbitmq connection attempt timed out"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The live connection, if any.
+    pub async fn connection(&self) -> Option<Arc<lapin::Connection>> {
+        self.connection.read().await.clone().filter(|c| c.status().connected())
+    }
+
+    pub async fn check(&self) -> Result<(), String> {
+        match self.connection().await {
+            Some(_) => Ok(()),
+            None => Err("not connected".into()),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Tenant operations. Each is a plain struct (the command or query) implementing [`TenantOp`]; the
+//! tenant actor runs any of them the same way: check the tenant serves and its shard is up, open a
+//! tenant transaction, run, commit, report the outcome to the shard's breaker.
+
+use aries_tenants::DomainError;
+use aries_tenants::TenantId;
+use aries_tenants::locations::store::{self, ListFilter};
+use aries_tenants::locations::{Location, LocationInput};
+use aries_tenants::page::PageRequest;
+use aries_tenants::LocationId;
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+
+/// A unit of tenant work that runs in one tenant transaction.
+pub trait TenantOp: Send + 'static {
+    type Output: Send + 'static;
+    /// Shown in traces and metrics.
+    const NAME: &'static str;
+    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Self::Output, DomainError>>;
+}
+
+/// `POST /locations`.
+pub struct CreateLocation(pub LocationInput);
+
+impl TenantOp for CreateLocation {
+    type Output = Location;
+    const NAME: &'static str = "location.create";
+    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Location, DomainError>> {
+        Box::pin(async move { store::create(conn, tenant, &self.0).await })
+    }
+}
+
+/// `GET /locations/{id}`.
+pub struct GetLocation(pub LocationId);
+
+impl TenantOp for GetLocation {
+    type Output = Location;
+    const NAME: &'static str = "location.get";
+    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Location, DomainError>> {
+        Box::pin(async move { store::get(conn, tenant, self.0).await })
+    }
+}
+
+/// `GET /locations`.
+pub struct ListLocations {
+    pub page: PageRequest,
+    pub filter: ListFilter,
+}
+
+impl TenantOp for ListLocations {
+    type Output = Vec<Location>;
+    const NAME: &'static str = "location.list";
+    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Vec<Location>, DomainError>> {
+        Box::pin(async move { store::list(conn, tenant, self.page, &self.filter).await })
+    }
+}
+
+/// `PATCH /locations/{id}` (JSON merge patch).
+pub struct PatchLocation {
+    pub id: LocationId,
+    pub patch: serde_json::Value,
+    pub if_match: Option<i64>,
+}
+
+impl TenantOp for PatchLocation {
+    type Output = Location;
+    const NAME: &'static str = "location.patch";
+    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Location, DomainError>> {
+        Box::pin(async move { store::patch(conn, tenant, self.id, &self.patch, self.if_match).await })
+    }
+}
+
+/// `DELETE /locations/{id}`.
+pub struct DeleteLocation {
+    pub id: LocationId,
+    pub if_match: Option<i64>,
+}
+
+impl TenantOp for DeleteLocation {
+    type Output = ();
+    const NAME: &'static str = "location.delete";
+    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<(), DomainError>> {
+        Box::pin(async move { store::delete(conn, tenant, self.id, self.if_match).await })
+    }
+}
+
+/// Test-only: an operation that fails the way a bug would, to exercise supervision.
+#[cfg(feature = "fault-injection")]
+pub mod faults {
+    use super::*;
+
+    /// How the operation misbehaves.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Fault {
+        /// Panics inside the operation, with a tenant transaction open.
+        Panic,
+        /// Runs SQL that fails (not a connection failure; the breaker must not open).
+        SqlError,
+    }
+
+    pub struct InjectFault(pub Fault);
+
+    impl TenantOp for InjectFault {
+        type Output = ();
+        const NAME: &'static str = "fault.inject";
+        #[allow(clippy::panic)]
+        fn run<'c>(self, conn: &'c mut PgConnection, _tenant: TenantId) -> BoxFuture<'c, Result<(), DomainError>> {
+            Box::pin(async move {
+                match self.0 {
+                    Fault::Panic => panic!("injected fault"),
+                    Fault::SqlError => {
+                        sqlx::query("select * from no_such_table").execute(conn).await?;
+                        Ok(())
+                    }
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Operator actions that span the catalog and the shards.
+
+use crate::directory::Directory;
+use crate::error::TenantError;
+use crate::shard::{ShardHealth, ShardRegistry};
+use aries_shards::catalog::{TenantFilter, TenantRecord};
+use aries_shards::connect::validate_dsn;
+use aries_shards::migrate::migrate_shard;
+use aries_shards::provision::{ProvisionError, provision_on_shard};
+use aries_shards::{Catalog, CatalogError, ShardRecord};
+use aries_tenants::page::PageRequest;
+use aries_tenants::tenant::StatusAction;
+use aries_tenants::{Plan, TenantSlug};
+use std::time::Duration;
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("shard {shard} is unavailable: {reason}")]
+    ShardUnavailable { shard: String, reason: String, retry_after: Duration },
+    #[error("invalid shard DSN: {0}")]
+    InvalidDsn(String),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+}
+
+impl From<TenantError> for PlatformError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::Catalog(c) => PlatformError::Catalog(c),
+            TenantError::ShardUnavailable { shard, retry_after } => {
+                PlatformError::ShardUnavailable { shard, reason: "circuit open".into(), retry_after }
+            }
+            other => PlatformError::Catalog(CatalogError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+/// A shard with this instance's view of its health.
+#[derive(Debug, Clone)]
+pub struct ShardOverview {
+    pub record: ShardRecord,
+    /// `None` when this instance has no actor for it yet.
+    pub health: Option<ShardHealth>,
+}
+
+#[derive(Clone)]
+pub struct Platform {
+    directory: Directory,
+}
+
+impl Platform {
+    pub fn new(directory: Directory) -> Self {
+        Self { directory }
+    }
+
+    fn catalog(&self) -> &Catalog {
+        self.directory.catalog()
+    }
+
+    fn shards(&self) -> &ShardRegistry {
+        self.directory.shards()
+    }
+
+    /// Creates a tenant: insert and place it in the catalog, migrate its shard and write its anchor
+    /// row there, then mark it active. Safe to repeat after a failure part-way: the same call picks
+    /// up a tenant left `provisioning` and finishes it.
+    #[tracing::instrument(name = "platform.create_tenant", skip(self))]
+    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str, plan: Plan) -> Result<TenantRecord, PlatformError> {
+        let tenant = self.catalog().create_tenant(slug, name, plan).await?;
+        let placement = tenant.placement.ok_or_else(|| CatalogError::Corrupt("tenant without placement".into()))?;
+        let shard = self.shards().get(placement.shard_id).await?;
+        if let Err(r) = shard.breaker.check() {
+            return Err(PlatformError::ShardUnavailable {
+                shard: shard.name.clone(),
+                reason: "circuit open".into(),
+                retry_after: r.retry_after,
+            });
+        }
+        provision_on_shard(&shard.pool, &shard.dsn, self.shards().settings(), tenant.id, slug).await.map_err(|e| {
+            if let ProvisionError::Database(db) = &e
+                && crate::breaker::is_unavailability(db)
+            {
+                shard.breaker.record_failure();
+            }
+            match e {
+                ProvisionError::Migration(m) => PlatformError::ShardUnavailable {
+                    shard: shard.name.clone(),
+                    reason: m.to_string(),
+                    retry_after: Duration::from_secs(5),
+                },
+                other => PlatformError::Provision(other),
+            }
+        })?;
+        Ok(self.catalog().mark_active(slug).await?)
+    }
+
+    pub async fn tenant(&self, slug: &TenantSlug) -> Result<TenantRecord, PlatformError> {
+        Ok(self.catalog().tenant_by_slug(slug).await?)
+    }
+
+    pub async fn tenants(&self, filter: &TenantFilter, page: PageRequest) -> Result<Vec<TenantRecord>, PlatformError> {
+        Ok(self.catalog().tenants(filter, page).await?)
+    }
+
+    /// Suspends, resumes or archives; the tenant's actor on this instance sees it at once, actors on
+    /// other instances at their next profile refresh.
+    pub async fn change_status(&self, slug: &TenantSlug, action: StatusAction) -> Result<TenantRecord, PlatformError> {
+        let tenant = self.catalog().change_status(slug, action).await?;
+        self.directory.reload(slug).await;
+        Ok(tenant)
+    }
+
+    /// Registers a shard: checks the DSN, migrates the database (proving it is reachable), records
+    /// it in the catalog and starts its actor.
+    pub async fn add_shard(&self, name: &str, dsn: &str, weight: u32) -> Result<ShardRecord, PlatformError> {
+        validate_dsn(dsn).map_err(PlatformError::InvalidDsn)?;
+        migrate_shard(dsn, self.shards().settings()).await.map_err(|e| PlatformError::ShardUnavailable {
+            shard: name.to_owned(),
+            reason: e.to_string(),
+            retry_after: Duration::from_secs(5),
+        })?;
+        let record = self.catalog().add_shard(name, dsn, weight).await?;
+        self.shards().sync().await?;
+        Ok(record)
+    }
+
+    /// Every shard with its tenant count and health.
+    pub async fn shard_overview(&self) -> Result<Vec<ShardOverview>, PlatformError> {
+        let records = self.catalog().shards().await?;
+        let handles = self.shards().handles();
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let health = handles.iter().find(|h| h.id == record.id).map(|h| h.health());
+                ShardOverview { record, health }
+            })
+            .collect())
+    }
+}

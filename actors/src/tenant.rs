@@ -1,0 +1,272 @@
+//! `TenantActor`: one per active tenant. It holds the tenant's profile and placement, runs the
+//! tenant's operations (any [`TenantOp`]) in tenant transactions on its shard, refreshes its profile
+//! from the catalog on a timer (so a suspension made through another instance takes effect here
+//! within `profile_refresh`), and passivates after `idle_timeout` without messages.
+//!
+//! Supervision: an operation runs as a future detached from the actor (so one slow query does not
+//! hold the tenant's other requests), wrapped in `catch_unwind`. If it panics, its caller gets
+//! [`TenantError::Crashed`] at once and the actor is told to stop; the actix `Supervisor` restarts
+//! it, `restarting` drops its state and `started` reloads it from the catalog before the next
+//! message is handled. A panic in a handler's synchronous part kills the actor outright; the
+//! [`Directory`](crate::Directory) sees the dead address on the next request and activates a new one.
+
+use crate::directory::Directory;
+use crate::error::TenantError;
+use crate::ops::TenantOp;
+use crate::shard::ShardHandle;
+use actix::prelude::*;
+use aries_shards::begin_tenant_tx;
+use aries_shards::catalog::TenantRecord;
+use aries_tenants::{DomainError, TenantSlug, TenantStatus};
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// ---- messages ----
+
+/// Run a tenant operation.
+pub struct Exec<O: TenantOp>(pub O);
+
+impl<O: TenantOp> Message for Exec<O> {
+    type Result = Result<O::Output, TenantError>;
+}
+
+/// The tenant's profile as the actor holds it.
+#[derive(Message)]
+#[rtype(result = "Result<TenantRecord, TenantError>")]
+pub struct GetProfile;
+
+/// Reload the profile from the catalog now (after a local suspend or resume).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+/// Internal: an operation panicked; stop so the supervisor restarts with fresh state.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Crashed;
+
+/// Diagnostics for tests and operators.
+#[derive(Message)]
+#[rtype(result = "ActorStatus")]
+pub struct GetStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorStatus {
+    /// Times the supervisor restarted this actor.
+    pub restarts: u32,
+    /// Whether the profile is loaded.
+    pub loaded: bool,
+}
+
+// ---- state ----
+
+/// What the actor must know to serve: the profile and the shard holding the tenant's rows.
+#[derive(Clone)]
+pub struct Loaded {
+    pub tenant: TenantRecord,
+    pub shard: Arc<ShardHandle>,
+}
+
+/// Timing of a tenant actor's life.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantTimers {
+    /// Stop after this long without a message.
+    pub idle_timeout: Duration,
+    /// Re-read the profile from the catalog this often.
+    pub profile_refresh: Duration,
+}
+
+pub struct TenantActor {
+    slug: TenantSlug,
+    /// `None` while (re)loading or after a failed load; operations then answer `ActorUnavailable`.
+    state: Option<Loaded>,
+    /// To load state, and to forget this actor when it passivates.
+    directory: Directory,
+    timers: TenantTimers,
+    /// Last message, for passivation.
+    last_used: Instant,
+    /// Supervisor restarts so far.
+    restarts: u32,
+    /// Set once the actor has left the directory; from then on it only drains in-flight senders.
+    passivated: bool,
+}
+
+impl TenantActor {
+    pub(crate) fn new(slug: TenantSlug, loaded: Loaded, directory: Directory, timers: TenantTimers) -> Self {
+        Self {
+            slug,
+            state: Some(loaded),
+            directory,
+            timers,
+            last_used: Instant::now(),
+            restarts: 0,
+            passivated: false,
+        }
+    }
+
+    /// Loads state before any further message is handled.
+    fn reload_blocking(&mut self, ctx: &mut Context<Self>) {
+        let directory = self.directory.clone();
+        let slug = self.slug.clone();
+        ctx.wait(
+            async move { directory.load(&slug).await }.into_actor(self).map(|res, act, _| match res {
+                Ok(loaded) => act.state = Some(loaded),
+                Err(e) => {
+                    tracing::warn!(tenant = %act.slug, error = %e, "tenant state could not be loaded");
+                    act.state = None;
+                }
+            }),
+        );
+    }
+
+    /// Refreshes the profile without holding messages; keeps the old state if the catalog fails.
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        let directory = self.directory.clone();
+        let slug = self.slug.clone();
+        ctx.spawn(async move { directory.load(&slug).await }.into_actor(self).map(|res, act, _| match res {
+            Ok(loaded) => act.state = Some(loaded),
+            Err(TenantError::TenantNotFound) => act.state = None,
+            Err(e) => tracing::debug!(tenant = %act.slug, error = %e, "profile refresh failed; keeping the last one"),
+        }));
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.last_used.elapsed() < self.timers.idle_timeout {
+            return;
+        }
+        tracing::debug!(tenant = %self.slug, "passivating");
+        self.directory.forget(&self.slug, &ctx.address());
+        self.passivated = true;
+        ctx.stop();
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        metrics::gauge!("aries_tenant_actors_active").increment(1.0);
+        if self.state.is_none() && !self.passivated {
+            self.reload_blocking(ctx);
+        }
+        let check_every = (self.timers.idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        ctx.run_interval(check_every, Self::check_idle);
+        ctx.run_interval(self.timers.profile_refresh, Self::refresh);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        metrics::gauge!("aries_tenant_actors_active").decrement(1.0);
+    }
+}
+
+impl Supervised for TenantActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        if self.passivated {
+            // Restarted only because a sender still holds our address: serve it, then go.
+            self.last_used = Instant::now();
+            return;
+        }
+        self.restarts += 1;
+        metrics::counter!("aries_tenant_actor_restarts_total").increment(1);
+        tracing::warn!(tenant = %self.slug, restarts = self.restarts, "tenant actor restarting");
+        self.state = None;
+    }
+}
+
+// ---- handlers ----
+
+impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
+    type Result = ResponseFuture<Result<O::Output, TenantError>>;
+
+    fn handle(&mut self, msg: Exec<O>, ctx: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        let Some(loaded) = self.state.clone() else {
+            self.reload_blocking(ctx);
+            return Box::pin(async { Err(TenantError::ActorUnavailable("tenant state is reloading".into())) });
+        };
+        if loaded.tenant.status != TenantStatus::Active {
+            let status = loaded.tenant.status;
+            return Box::pin(async move { Err(TenantError::NotServing(status)) });
+        }
+        if let Err(rejected) = loaded.shard.breaker.check() {
+            let shard = loaded.shard.name.clone();
+            return Box::pin(async move {
+                Err(TenantError::ShardUnavailable { shard, retry_after: rejected.retry_after })
+            });
+        }
+        let me = ctx.address();
+        Box::pin(async move {
+            match AssertUnwindSafe(run_in_tenant_tx(&loaded, msg.0)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!(tenant = %loaded.tenant.slug, op = O::NAME, "tenant operation panicked");
+                    me.do_send(Crashed);
+                    Err(TenantError::Crashed)
+                }
+            }
+        })
+    }
+}
+
+/// Begin, run, commit; connection failures are reported to the shard's breaker and become
+/// `ShardUnavailable`, so the caller answers 503 with a retry delay.
+#[tracing::instrument(name = "tenant.op", skip_all, fields(tenant = %loaded.tenant.slug, op = O::NAME))]
+async fn run_in_tenant_tx<O: TenantOp>(loaded: &Loaded, op: O) -> Result<O::Output, TenantError> {
+    let shard = &loaded.shard;
+    let unavailable = |e: sqlx::Error| {
+        if crate::breaker::is_unavailability(&e) {
+            shard.breaker.record_failure();
+            TenantError::ShardUnavailable { shard: shard.name.clone(), retry_after: Duration::from_secs(1) }
+        } else {
+            TenantError::Domain(DomainError::Database(e))
+        }
+    };
+    let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id).await.map_err(unavailable)?;
+    match op.run(&mut tx, loaded.tenant.id).await {
+        Ok(out) => {
+            tx.commit().await.map_err(unavailable)?;
+            shard.breaker.record_success();
+            Ok(out)
+        }
+        Err(DomainError::Database(e)) => Err(unavailable(e)),
+        Err(e) => Err(TenantError::Domain(e)),
+    }
+}
+
+impl Handler<GetProfile> for TenantActor {
+    type Result = Result<TenantRecord, TenantError>;
+
+    fn handle(&mut self, _: GetProfile, _: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        self.state
+            .as_ref()
+            .map(|l| l.tenant.clone())
+            .ok_or_else(|| TenantError::ActorUnavailable("tenant state is reloading".into()))
+    }
+}
+
+impl Handler<Reload> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
+        self.reload_blocking(ctx);
+    }
+}
+
+impl Handler<Crashed> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crashed, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<GetStatus> for TenantActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(ActorStatus { restarts: self.restarts, loaded: self.state.is_some() })
+    }
+}

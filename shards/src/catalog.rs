@@ -1,0 +1,341 @@
+//! The catalog: tenants, shards and placements. Everything the platform knows about where a
+//! tenant lives goes through here.
+
+use crate::placement::{ShardLoad, choose_shard};
+use aries_tenants::ids::{ShardId, TenantId};
+use aries_tenants::page::PageRequest;
+use aries_tenants::tenant::StatusAction;
+use aries_tenants::{Plan, TenantSlug, TenantStatus};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use std::str::FromStr;
+
+/// Catalog failures the caller can act on; anything else is `Database`.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no tenant {0}")]
+    TenantNotFound(String),
+    #[error("no shard {0}")]
+    ShardNotFound(String),
+    #[error("the slug {0} is taken")]
+    SlugTaken(String),
+    #[error("a shard named {0} exists")]
+    ShardNameTaken(String),
+    #[error("a tenant that is {from} cannot be {action}")]
+    InvalidTransition { from: TenantStatus, action: &'static str },
+    #[error("no active shard can take a new tenant")]
+    NoShardAvailable,
+    #[error("the catalog holds a value this build does not know: {0}")]
+    Corrupt(String),
+    #[error("catalog database error")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The status of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardStatus {
+    /// Takes new tenants.
+    Active,
+    /// Keeps its tenants, takes no new ones.
+    Draining,
+    /// Serves reads only.
+    ReadOnly,
+}
+
+impl FromStr for ShardStatus {
+    type Err = CatalogError;
+    fn from_str(s: &str) -> Result<Self, CatalogError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "draining" => Ok(Self::Draining),
+            "read_only" => Ok(Self::ReadOnly),
+            other => Err(CatalogError::Corrupt(format!("shard status {other}"))),
+        }
+    }
+}
+
+/// A shard as registered in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardRecord {
+    pub id: ShardId,
+    pub name: String,
+    /// Host, port and database; no credentials.
+    pub dsn: String,
+    pub status: ShardStatus,
+    pub weight: u32,
+    pub created_at: DateTime<Utc>,
+    /// Tenants placed on it now.
+    pub tenant_count: u64,
+}
+
+/// Where a tenant lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    pub shard_id: ShardId,
+    /// Increases on every move; a holder of an older epoch must not write.
+    pub epoch: i64,
+}
+
+/// A tenant as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub slug: TenantSlug,
+    pub name: String,
+    pub status: TenantStatus,
+    pub plan: Plan,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub placement: Option<Placement>,
+    /// Name of the shard holding it, for operators.
+    pub shard_name: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    tenant_id: TenantId,
+    slug: String,
+    name: String,
+    status: String,
+    plan: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    shard_id: Option<ShardId>,
+    epoch: Option<i64>,
+    shard_name: Option<String>,
+}
+
+impl TryFrom<TenantRow> for TenantRecord {
+    type Error = CatalogError;
+    fn try_from(r: TenantRow) -> Result<Self, CatalogError> {
+        Ok(TenantRecord {
+            id: r.tenant_id,
+            slug: TenantSlug::parse(&r.slug).map_err(|_| CatalogError::Corrupt(format!("slug {}", r.slug)))?,
+            name: r.name,
+            status: r.status.parse().map_err(CatalogError::Corrupt)?,
+            plan: r.plan.parse().map_err(CatalogError::Corrupt)?,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            placement: r.shard_id.zip(r.epoch).map(|(shard_id, epoch)| Placement { shard_id, epoch }),
+            shard_name: r.shard_name,
+        })
+    }
+}
+
+const TENANT_SELECT: &str = "select t.tenant_id, t.slug, t.name, t.status, t.plan, t.version, t.created_at, \
+     t.updated_at, p.shard_id, p.epoch, s.name as shard_name \
+     from tenant t left join placement p using (tenant_id) left join shard s using (shard_id)";
+
+#[derive(sqlx::FromRow)]
+struct ShardRow {
+    shard_id: ShardId,
+    name: String,
+    dsn: String,
+    status: String,
+    weight: i32,
+    created_at: DateTime<Utc>,
+    tenant_count: i64,
+}
+
+impl TryFrom<ShardRow> for ShardRecord {
+    type Error = CatalogError;
+    fn try_from(r: ShardRow) -> Result<Self, CatalogError> {
+        Ok(ShardRecord {
+            id: r.shard_id,
+            name: r.name,
+            dsn: r.dsn,
+            status: r.status.parse()?,
+            weight: u32::try_from(r.weight).map_err(|_| CatalogError::Corrupt(format!("weight {}", r.weight)))?,
+            created_at: r.created_at,
+            tenant_count: u64::try_from(r.tenant_count).unwrap_or(0),
+        })
+    }
+}
+
+const SHARD_SELECT: &str = "select s.shard_id, s.name, s.dsn, s.status, s.weight, s.created_at, \
+     (select count(*) from placement p where p.shard_id = s.shard_id) as tenant_count from shard s";
+
+/// Filters of the tenant list.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    /// Shard name.
+    pub shard: Option<String>,
+    /// Case-insensitive substring of slug or name.
+    pub q: Option<String>,
+}
+
+/// A handle on the catalog database (app role).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: PgPool,
+}
+
+impl Catalog {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Registers a shard. Its schema must be migrated before tenants land on it (the caller does).
+    pub async fn add_shard(&self, name: &str, dsn: &str, weight: u32) -> Result<ShardRecord, CatalogError> {
+        let weight = i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
+        let id = ShardId::new();
+        sqlx::query("insert into shard (shard_id, name, dsn, weight) values ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(name)
+            .bind(dsn)
+            .bind(weight)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match aries_tenants::error::unique_violation(&e) {
+                Some("shard_name_key") => CatalogError::ShardNameTaken(name.to_owned()),
+                _ => CatalogError::Database(e),
+            })?;
+        self.shard_by_name(name).await
+    }
+
+    pub async fn shard_by_name(&self, name: &str) -> Result<ShardRecord, CatalogError> {
+        let sql = format!("{SHARD_SELECT} where s.name = $1");
+        let row: Option<ShardRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
+        row.ok_or_else(|| CatalogError::ShardNotFound(name.to_owned()))?.try_into()
+    }
+
+    /// Every shard with its tenant count, by name.
+    pub async fn shards(&self) -> Result<Vec<ShardRecord>, CatalogError> {
+        let sql = format!("{SHARD_SELECT} order by s.name");
+        let rows: Vec<ShardRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<TenantRecord, CatalogError> {
+        let sql = format!("{TENANT_SELECT} where t.slug = $1");
+        let row: Option<TenantRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(slug.as_str()).fetch_optional(&self.pool).await?;
+        row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?.try_into()
+    }
+
+    /// A page of tenants in id order; `limit + 1` rows so the caller can tell whether more exist.
+    pub async fn tenants(&self, filter: &TenantFilter, page: PageRequest) -> Result<Vec<TenantRecord>, CatalogError> {
+        let sql = format!(
+            "{TENANT_SELECT} where ($1::uuid is null or t.tenant_id > $1) \
+             and ($2::text is null or t.status = $2) and ($3::text is null or s.name = $3) \
+             and ($4::text is null or t.slug ilike '%' || $4 || '%' or t.name ilike '%' || $4 || '%') \
+             order by t.tenant_id limit $5"
+        );
+        let q = filter.q.as_deref().map(|q| q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let rows: Vec<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(page.after)
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.shard.as_deref())
+            .bind(q)
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// First half of creating a tenant: in one catalog transaction, insert it as `provisioning` and
+    /// place it on the least-loaded active shard. Shard rows are locked while counting so that
+    /// concurrent creations see each other's placements. Creating a slug whose earlier creation
+    /// stopped half-way (still `provisioning`) returns that tenant so the caller can finish it.
+    #[tracing::instrument(name = "catalog.create_tenant", skip(self))]
+    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str, plan: Plan) -> Result<TenantRecord, CatalogError> {
+        match self.tenant_by_slug(slug).await {
+            Ok(existing) if existing.status == TenantStatus::Provisioning && existing.placement.is_some() => {
+                return Ok(existing);
+            }
+            Ok(_) => return Err(CatalogError::SlugTaken(slug.to_string())),
+            Err(CatalogError::TenantNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tx = self.pool.begin().await?;
+        let loads: Vec<(ShardId, String, i32, i64)> = sqlx::query_as(
+            "select s.shard_id, s.status, s.weight, \
+             (select count(*) from placement p where p.shard_id = s.shard_id) \
+             from shard s order by s.shard_id for update",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let loads: Vec<ShardLoad> = loads
+            .into_iter()
+            .map(|(shard_id, status, weight, tenants)| ShardLoad {
+                shard_id,
+                accepts_tenants: status == "active",
+                weight: u32::try_from(weight).unwrap_or(0),
+                tenants: u64::try_from(tenants).unwrap_or(0),
+            })
+            .collect();
+        let shard_id = choose_shard(&loads).ok_or(CatalogError::NoShardAvailable)?;
+        let id = TenantId::new();
+        sqlx::query("insert into tenant (tenant_id, slug, name, plan) values ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(slug.as_str())
+            .bind(name)
+            .bind(plan.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match aries_tenants::error::unique_violation(&e) {
+                Some("tenant_slug_key") => CatalogError::SlugTaken(slug.to_string()),
+                _ => CatalogError::Database(e),
+            })?;
+        sqlx::query("insert into placement (tenant_id, shard_id, epoch) values ($1, $2, 1)")
+            .bind(id)
+            .bind(shard_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.tenant_by_slug(slug).await
+    }
+
+    /// Last half of creating a tenant: it is set up on its shard and may serve.
+    pub async fn mark_active(&self, slug: &TenantSlug) -> Result<TenantRecord, CatalogError> {
+        sqlx::query(
+            "update tenant set status = 'active', version = version + 1, updated_at = now() \
+             where slug = $1 and status = 'provisioning'",
+        )
+        .bind(slug.as_str())
+        .execute(&self.pool)
+        .await?;
+        self.tenant_by_slug(slug).await
+    }
+
+    /// Suspends, resumes or archives a tenant. Repeating an action that is already in effect is not
+    /// an error and changes nothing.
+    #[tracing::instrument(name = "catalog.change_status", skip(self))]
+    pub async fn change_status(&self, slug: &TenantSlug, action: StatusAction) -> Result<TenantRecord, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("select status from tenant where slug = $1 for update")
+            .bind(slug.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (status,) = row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?;
+        let from: TenantStatus = status.parse().map_err(CatalogError::Corrupt)?;
+        let to = from.apply(action).ok_or(CatalogError::InvalidTransition {
+            from,
+            action: match action {
+                StatusAction::Suspend => "suspended",
+                StatusAction::Resume => "resumed",
+                StatusAction::Archive => "archived",
+            },
+        })?;
+        if to != from {
+            sqlx::query("update tenant set status = $2, version = version + 1, updated_at = now() where slug = $1")
+                .bind(slug.as_str())
+                .bind(to.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.tenant_by_slug(slug).await
+    }
+}

@@ -1,0 +1,27 @@
+//! # aries-shards
+//!
+//! The data plane's plumbing: the catalog (which tenants and shards exist and where each tenant
+//! lives), the pure placement rule, connection options and pools for the catalog and each shard,
+//! tenant transactions with row-level security, and the migrations runner.
+//!
+//! ## Layout
+//! - [`settings`]: database settings (URLs, roles, pool sizes); secrets redacted in `Debug`.
+//! - [`connect`]: connection options and pools for a DSN as the app role or the owner role.
+//! - [`tenant_tx`]: opening a tenant transaction (`set_config('aries.tenant_id', …, true)`).
+//! - [`migrate`]: the catalog and shard migrators (embedded from `migrations/`).
+//! - [`placement`]: choosing a shard for a new tenant (pure, unit-tested).
+//! - [`catalog`]: SQL over the catalog: tenants, shards, placements.
+//! - [`provision`]: the shard-side half of creating a tenant.
+
+pub mod catalog;
+pub mod connect;
+pub mod migrate;
+pub mod placement;
+pub mod provision;
+pub mod settings;
+pub mod tenant_tx;
+
+pub use aries_tenants::ids::ShardId;
+pub use catalog::{Catalog, CatalogError, ShardRecord, ShardStatus, TenantRecord};
+pub use settings::DatabaseSettings;
+pub use tenant_tx::begin_tenant_tx;

@@ -1,0 +1,37 @@
+//! Errors of the tenant domain. `aries-http` maps each variant to a problem+json code; database
+//! failures that are not a rule of the domain stay `Database` and become a 500 or 503 there.
+
+use crate::validation::ValidationErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The input broke a field rule.
+    #[error("validation failed: {0}")]
+    Validation(ValidationErrors),
+    /// No such row for this tenant (it may exist for another tenant; we never say).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule: `what` names the rule (e.g. `location_code_taken`).
+    #[error("conflict: {detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// `If-Match` named a version that is no longer current.
+    #[error("version mismatch: the current version is {current}")]
+    VersionMismatch { current: i64 },
+    /// The database failed in a way the domain does not explain.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<ValidationErrors> for DomainError {
+    fn from(e: ValidationErrors) -> Self {
+        DomainError::Validation(e)
+    }
+}
+
+/// The name of the unique constraint a database error violated, if that is what it is.
+pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => db.constraint(),
+        _ => None,
+    }
+}

@@ -1,0 +1,30 @@
+//! # aries-tenants
+//!
+//! The tenant model and the tenant-owned DME domain: plain types, pure rules and the SQL that stores
+//! them. Nothing here knows about actors or HTTP; SQL functions take a `&mut PgConnection` (always a
+//! tenant transaction opened by `aries-shards`, so row-level security is in force) and never open a
+//! pool of their own.
+//!
+//! ## Layout
+//! - [`ids`]: typed ids (UUIDv7) so a location id can never be passed where a tenant id is expected.
+//! - [`tenant`]: the tenant as the platform sees it: slug, status, plan.
+//! - [`validation`]: field-level validation errors shared by every input type.
+//! - [`npi`]: the National Provider Identifier check digit (Luhn with the 80840 prefix).
+//! - [`page`]: cursor pagination (opaque cursors, bounded limits).
+//! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
+//! - [`outbox`]: the transactional outbox row written with every change.
+//! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
+
+pub mod error;
+pub mod ids;
+pub mod locations;
+pub mod npi;
+pub mod outbox;
+pub mod page;
+pub mod tenant;
+pub mod validation;
+
+pub use error::DomainError;
+pub use ids::{LocationId, TenantId};
+pub use tenant::{Plan, TenantSlug, TenantStatus};
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,240 @@
+//! Location input and resource types, and the rules that turn one into the other.
+
+use crate::ids::LocationId;
+use crate::npi::is_valid_npi;
+use crate::validation::ValidationErrors;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// US postal abbreviations accepted for `address.state` (states, DC and the territories CMS bills).
+const US_STATES: &[&str] = &[
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC",
+    "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY",
+    "AS", "GU", "MP", "PR", "VI",
+];
+
+/// Address as sent by a client. Unknown fields are rejected so a typo never silently drops data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInput {
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    pub city: String,
+    /// Two-letter US postal abbreviation (`TX`).
+    pub state: String,
+    /// ZIP or ZIP+4 (`78701`, `78701-1234`).
+    pub postal_code: String,
+}
+
+/// The writable fields of a location, as JSON. `POST` takes it whole; `PATCH` takes a JSON merge
+/// patch (RFC 7396) of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationInput {
+    /// Short code unique within the tenant, letters, digits, `-` and `_`; stored upper-case (`MAIN`).
+    pub code: String,
+    pub name: String,
+    pub address: AddressInput,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// The branch's own NPI (ten digits, check digit validated), when it bills under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npi: Option<String>,
+    /// CMS place-of-service code; `12` (home) by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_type: Option<String>,
+    /// Inactive locations stay for history but take no new orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+/// A validated address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Address {
+    pub line1: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    pub city: String,
+    pub state: String,
+    pub postal_code: String,
+}
+
+/// Validated writable fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationFields {
+    pub code: String,
+    pub name: String,
+    pub address: Address,
+    pub phone: Option<String>,
+    pub npi: Option<String>,
+    pub pos_type: String,
+    pub active: bool,
+}
+
+impl LocationInput {
+    /// Checks every rule and returns all violations at once.
+    pub fn parse(&self) -> Result<LocationFields, ValidationErrors> {
+        let mut errs = ValidationErrors::default();
+        let code = self.code.trim().to_ascii_uppercase();
+        if code.is_empty() {
+            errs.push("code", "required", "must not be blank");
+        } else if code.len() > 32
+            || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errs.push("code", "invalid_format", "1 to 32 letters, digits, '-' or '_'");
+        }
+        let name = errs.text("name", &self.name, 200);
+        let a = &self.address;
+        let line1 = errs.text("address.line1", &a.line1, 200);
+        let line2 = errs.optional_text("address.line2", a.line2.as_deref(), 200);
+        let city = errs.text("address.city", &a.city, 100);
+        let state = a.state.trim().to_ascii_uppercase();
+        if !US_STATES.contains(&state.as_str()) {
+            errs.push("address.state", "invalid_state", "a two-letter US postal abbreviation such as TX");
+        }
+        let postal_code = a.postal_code.trim().to_owned();
+        if !is_zip(&postal_code) {
+            errs.push("address.postal_code", "invalid_format", "a ZIP code: 12345 or 12345-6789");
+        }
+        let phone = errs.optional_text("phone", self.phone.as_deref(), 32);
+        if let Some(p) = &phone {
+            let digits = p.chars().filter(char::is_ascii_digit).count();
+            if !(7..=15).contains(&digits)
+                || !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+            {
+                errs.push("phone", "invalid_format", "7 to 15 digits, optionally with + - ( ) . and spaces");
+            }
+        }
+        let npi = self.npi.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        if let Some(n) = &npi
+            && !is_valid_npi(n)
+        {
+            errs.push("npi", "invalid_npi", "ten digits with a valid NPI check digit");
+        }
+        let pos_type = self.pos_type.as_deref().map(str::trim).unwrap_or("12").to_owned();
+        if pos_type.len() != 2 || !pos_type.chars().all(|c| c.is_ascii_digit()) {
+            errs.push("pos_type", "invalid_format", "a two-digit CMS place-of-service code such as 12");
+        }
+        errs.finish(LocationFields {
+            code,
+            name,
+            address: Address { line1, line2, city, state, postal_code },
+            phone,
+            npi,
+            pos_type,
+            active: self.active.unwrap_or(true),
+        })
+    }
+}
+
+fn is_zip(s: &str) -> bool {
+    let b = s.as_bytes();
+    let five = |x: &[u8]| x.iter().all(u8::is_ascii_digit);
+    match b.len() {
+        5 => five(b),
+        10 => five(&b[..5]) && b[5] == b'-' && five(&b[6..]),
+        _ => false,
+    }
+}
+
+/// A stored location, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Location {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: LocationId,
+    pub code: String,
+    pub name: String,
+    pub address: Address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub npi: Option<String>,
+    pub pos_type: String,
+    pub active: bool,
+    /// Bumped on every change; sent as the `ETag` and checked against `If-Match`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Location {
+    /// The writable fields in input form: the document a merge patch applies to.
+    pub fn to_input(&self) -> LocationInput {
+        LocationInput {
+            code: self.code.clone(),
+            name: self.name.clone(),
+            address: AddressInput {
+                line1: self.address.line1.clone(),
+                line2: self.address.line2.clone(),
+                city: self.address.city.clone(),
+                state: self.address.state.clone(),
+                postal_code: self.address.postal_code.clone(),
+            },
+            phone: self.phone.clone(),
+            npi: self.npi.clone(),
+            pos_type: Some(self.pos_type.clone()),
+            active: Some(self.active),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> LocationInput {
+        LocationInput {
+            code: " main ".into(),
+            name: "Main branch".into(),
+            address: AddressInput {
+                line1: "1 Main St".into(),
+                line2: None,
+                city: "Austin".into(),
+                state: "tx".into(),
+                postal_code: "78701".into(),
+            },
+            phone: Some("+1 (512) 555-0100".into()),
+            npi: Some("1234567893".into()),
+            pos_type: None,
+            active: None,
+        }
+    }
+
+    #[test]
+    fn normalises_valid_input() {
+        let f = valid().parse().ok();
+        let f = f.as_ref();
+        assert_eq!(f.map(|f| f.code.as_str()), Some("MAIN"));
+        assert_eq!(f.map(|f| f.address.state.as_str()), Some("TX"));
+        assert_eq!(f.map(|f| f.pos_type.as_str()), Some("12"));
+        assert_eq!(f.map(|f| f.active), Some(true));
+    }
+
+    #[test]
+    fn reports_every_bad_field_with_its_path() {
+        let mut input = valid();
+        input.code = "no spaces".into();
+        input.name = "  ".into();
+        input.address.state = "XX".into();
+        input.address.postal_code = "7870".into();
+        input.npi = Some("1234567890".into());
+        input.phone = Some("call me".into());
+        input.pos_type = Some("1".into());
+        let errs = input.parse().err().map(|e| e.0).unwrap_or_default();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["code", "name", "address.state", "address.postal_code", "phone", "npi", "pos_type"]
+        );
+    }
+
+    #[test]
+    fn zip_forms() {
+        assert!(is_zip("78701"));
+        assert!(is_zip("78701-1234"));
+        assert!(!is_zip("78701-123"));
+        assert!(!is_zip("7870a"));
+    }
+}

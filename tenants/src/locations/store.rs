@@ -1,0 +1,234 @@
+//! SQL for locations. Every function runs inside the caller's tenant transaction (RLS in force)
+//! and still filters by `tenant_id` explicitly: the policy is defence in depth, not the filter.
+//! Each change writes its outbox event in the same transaction.
+
+use super::model::{Address, Location, LocationFields, LocationInput};
+use crate::error::{DomainError, unique_violation};
+use crate::ids::{LocationId, TenantId};
+use crate::outbox;
+use crate::page::PageRequest;
+use crate::validation::{from_json_value, merge_patch};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+const COLUMNS: &str = "location_id, code, name, address_line1, address_line2, city, state, postal_code, \
+                       phone, npi, pos_type, active, version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    location_id: LocationId,
+    code: String,
+    name: String,
+    address_line1: String,
+    address_line2: Option<String>,
+    city: String,
+    state: String,
+    postal_code: String,
+    phone: Option<String>,
+    npi: Option<String>,
+    pos_type: String,
+    active: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Row> for Location {
+    fn from(r: Row) -> Self {
+        Location {
+            id: r.location_id,
+            code: r.code,
+            name: r.name,
+            address: Address {
+                line1: r.address_line1,
+                line2: r.address_line2,
+                city: r.city,
+                state: r.state,
+                postal_code: r.postal_code,
+            },
+            phone: r.phone,
+            npi: r.npi,
+            pos_type: r.pos_type,
+            active: r.active,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn map_write_error(e: sqlx::Error, fields: &LocationFields) -> DomainError {
+    match unique_violation(&e) {
+        Some("location_code_key") => DomainError::Conflict {
+            code: "location_code_taken",
+            detail: format!("a location with code {} already exists", fields.code),
+        },
+        _ => DomainError::Database(e),
+    }
+}
+
+/// Creates a location and its `location.created` event.
+pub async fn create(conn: &mut PgConnection, tenant: TenantId, input: &LocationInput) -> Result<Location, DomainError> {
+    let f = input.parse()?;
+    let sql = format!(
+        "insert into location (tenant_id, location_id, code, name, address_line1, address_line2, city, state, \
+         postal_code, phone, npi, pos_type, active) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
+         returning {COLUMNS}"
+    );
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(LocationId::new())
+        .bind(&f.code)
+        .bind(&f.name)
+        .bind(&f.address.line1)
+        .bind(&f.address.line2)
+        .bind(&f.address.city)
+        .bind(&f.address.state)
+        .bind(&f.address.postal_code)
+        .bind(&f.phone)
+        .bind(&f.npi)
+        .bind(&f.pos_type)
+        .bind(f.active)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| map_write_error(e, &f))?;
+    let location = Location::from(row);
+    outbox::record(conn, tenant, location.id.as_uuid(), "location.created", &location).await?;
+    Ok(location)
+}
+
+/// One location, or `NotFound`.
+pub async fn get(conn: &mut PgConnection, tenant: TenantId, id: LocationId) -> Result<Location, DomainError> {
+    let sql = format!("select {COLUMNS} from location where tenant_id = $1 and location_id = $2");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(Location::from).ok_or(DomainError::NotFound("location"))
+}
+
+/// Filters of the location list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Case-insensitive substring of the name or code.
+    pub q: Option<String>,
+    /// Only active (or only inactive) locations.
+    pub active: Option<bool>,
+}
+
+/// A page of locations in id order; fetches `limit + 1` rows so the caller can tell if more exist.
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    page: PageRequest,
+    filter: &ListFilter,
+) -> Result<Vec<Location>, DomainError> {
+    let sql = format!(
+        "select {COLUMNS} from location where tenant_id = $1 \
+         and ($2::uuid is null or location_id > $2) \
+         and ($3::text is null or name ilike '%' || $3 || '%' or code ilike '%' || $3 || '%') \
+         and ($4::boolean is null or active = $4) \
+         order by location_id limit $5"
+    );
+    let q = filter.q.as_deref().map(escape_like);
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(page.after)
+        .bind(q)
+        .bind(filter.active)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(Location::from).collect())
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Applies a JSON merge patch of the writable fields, checking `if_match` against the current
+/// version, and writes a `location.updated` event. A patch that changes nothing still bumps nothing.
+pub async fn patch(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: LocationId,
+    patch: &serde_json::Value,
+    if_match: Option<i64>,
+) -> Result<Location, DomainError> {
+    let sql = format!("select {COLUMNS} from location where tenant_id = $1 and location_id = $2 for update");
+    let current: Location = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(Location::from)
+        .ok_or(DomainError::NotFound("location"))?;
+    if let Some(expected) = if_match
+        && expected != current.version
+    {
+        return Err(DomainError::VersionMismatch { current: current.version });
+    }
+    let mut doc = serde_json::to_value(current.to_input()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    merge_patch(&mut doc, patch);
+    let input: LocationInput = from_json_value(doc)?;
+    let f = input.parse()?;
+    if f == current.to_input().parse()? {
+        return Ok(current);
+    }
+    let sql = format!(
+        "update location set code=$3, name=$4, address_line1=$5, address_line2=$6, city=$7, state=$8, \
+         postal_code=$9, phone=$10, npi=$11, pos_type=$12, active=$13, version = version + 1, updated_at = now() \
+         where tenant_id = $1 and location_id = $2 returning {COLUMNS}"
+    );
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(&f.code)
+        .bind(&f.name)
+        .bind(&f.address.line1)
+        .bind(&f.address.line2)
+        .bind(&f.address.city)
+        .bind(&f.address.state)
+        .bind(&f.address.postal_code)
+        .bind(&f.phone)
+        .bind(&f.npi)
+        .bind(&f.pos_type)
+        .bind(f.active)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| map_write_error(e, &f))?;
+    let location = Location::from(row);
+    outbox::record(conn, tenant, location.id.as_uuid(), "location.updated", &location).await?;
+    Ok(location)
+}
+
+/// Deletes a location (checking `if_match`) and writes a `location.deleted` event.
+pub async fn delete(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: LocationId,
+    if_match: Option<i64>,
+) -> Result<(), DomainError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("delete from location where tenant_id = $1 and location_id = $2 and ($3::bigint is null or version = $3) returning version")
+            .bind(tenant)
+            .bind(id)
+            .bind(if_match)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if row.is_none() {
+        let current: Option<(i64,)> =
+            sqlx::query_as("select version from location where tenant_id = $1 and location_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return Err(match current {
+            Some((v,)) => DomainError::VersionMismatch { current: v },
+            None => DomainError::NotFound("location"),
+        });
+    }
+    outbox::record(conn, tenant, id.as_uuid(), "location.deleted", &serde_json::json!({ "id": id })).await?;
+    Ok(())
+}
