@@ -19,6 +19,7 @@ PG_OWNER_PASSWORD=${ARIES_PG_OWNER_PASSWORD:-aries_owner}
 PG_APP=$(sql_ident "${ARIES_PG_APP:-aries_app}")
 PG_APP_PASSWORD=${ARIES_PG_APP_PASSWORD:-aries_app}
 read -r -a PG_DATABASES <<<"${ARIES_PG_DATABASES:-aries_catalog aries_shard_0 aries_shard_1}"
+for db in "${PG_DATABASES[@]}"; do sql_ident "$db" >/dev/null; done
 
 # --- probes --------------------------------------------------------------------------------------
 
@@ -84,7 +85,7 @@ else
             ver=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n1)
             [[ -n $ver ]] || ver=$(basename "$(dirname "$(pg_bindir)")")
             log "postgres: no cluster on port 5432, creating $ver/main"
-            pg_createcluster --port 5432 "$ver" main >/dev/null
+            pg_createcluster --port 5432 --locale C.UTF-8 "$ver" main >/dev/null
             cluster="$ver main"
         fi
         log "postgres: starting cluster $cluster"
@@ -151,9 +152,12 @@ fi
 # Created when missing; role attributes and passwords are (re)asserted every run so a role that
 # drifted (e.g. became superuser, which would silently disable row-level security) is corrected.
 
+# UTF-8 whatever the cluster's default (a cluster created without a locale would be SQL_ASCII).
+DB_OPTS="TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
+DB_OPTS=${DB_OPTS//\'/\'\'} # it is embedded in a format() string literal below
 db_list=""
 for db in "${PG_DATABASES[@]}"; do
-    db_list+="${db_list:+, }$(sql_literal "$(sql_ident "$db")")"
+    db_list+="${db_list:+, }$(sql_literal "$db")"
 done
 
 psql_su postgres <<SQL
@@ -161,7 +165,7 @@ SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['$PG_OWNER', '$PG_APP']) AS
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \gexec
 ALTER ROLE $PG_OWNER LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD $(sql_literal "$PG_OWNER_PASSWORD");
 ALTER ROLE $PG_APP LOGIN NOCREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD $(sql_literal "$PG_APP_PASSWORD");
-SELECT format('CREATE DATABASE %I OWNER %I', d, '$PG_OWNER') FROM unnest(ARRAY[$db_list]) AS d
+SELECT format('CREATE DATABASE %I OWNER %I $DB_OPTS', d, '$PG_OWNER') FROM unnest(ARRAY[$db_list]) AS d
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d) \gexec
 SQL
 

@@ -84,9 +84,13 @@ impl CircuitBreaker {
     pub fn check(&self) -> Result<(), Rejected> {
         match self.state() {
             BreakerState::Closed => Ok(()),
-            BreakerState::HalfOpen => Err(Rejected { retry_after: Duration::from_secs(1) }),
+            BreakerState::HalfOpen => Err(Rejected {
+                retry_after: Duration::from_secs(1),
+            }),
             BreakerState::Open => {
-                let open_ms = self.now_ms().saturating_sub(self.opened_at_ms.load(Ordering::Acquire));
+                let open_ms = self
+                    .now_ms()
+                    .saturating_sub(self.opened_at_ms.load(Ordering::Acquire));
                 let open_for_ms = u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX);
                 if open_ms >= open_for_ms
                     && self
@@ -103,22 +107,28 @@ impl CircuitBreaker {
                     return Ok(());
                 }
                 let left = Duration::from_millis(open_for_ms.saturating_sub(open_ms));
-                Err(Rejected { retry_after: left.max(Duration::from_secs(1)) })
+                Err(Rejected {
+                    retry_after: left.max(Duration::from_secs(1)),
+                })
             }
         }
     }
 
     pub fn record_success(&self) {
         self.failures.store(0, Ordering::Release);
-        self.state.store(BreakerState::Closed as u8, Ordering::Release);
+        self.state
+            .store(BreakerState::Closed as u8, Ordering::Release);
     }
 
     pub fn record_failure(&self) {
         let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         let state = self.state();
-        if state == BreakerState::HalfOpen || (state == BreakerState::Closed && failures >= self.failure_threshold) {
+        if state == BreakerState::HalfOpen
+            || (state == BreakerState::Closed && failures >= self.failure_threshold)
+        {
             self.opened_at_ms.store(self.now_ms(), Ordering::Release);
-            self.state.store(BreakerState::Open as u8, Ordering::Release);
+            self.state
+                .store(BreakerState::Open as u8, Ordering::Release);
         }
     }
 }
@@ -170,7 +180,9 @@ mod tests {
         let b = CircuitBreaker::new(1, Duration::from_secs(30));
         b.record_failure();
         let r = b.check();
-        assert!(matches!(r, Err(Rejected { retry_after }) if retry_after > Duration::from_secs(25)));
+        assert!(
+            matches!(r, Err(Rejected { retry_after }) if retry_after > Duration::from_secs(25))
+        );
     }
 
     #[test]

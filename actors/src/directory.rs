@@ -33,7 +33,10 @@ impl Default for DirectorySettings {
     fn default() -> Self {
         Self {
             arbiters: 0,
-            timers: TenantTimers { idle_timeout: Duration::from_secs(300), profile_refresh: Duration::from_secs(5) },
+            timers: TenantTimers {
+                idle_timeout: Duration::from_secs(300),
+                profile_refresh: Duration::from_secs(5),
+            },
         }
     }
 }
@@ -70,7 +73,9 @@ impl Directory {
     /// Must be called inside a running actix system (it starts the arbiters).
     pub fn new(catalog: Catalog, shards: ShardRegistry, settings: DirectorySettings) -> Self {
         let n = if settings.arbiters == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             settings.arbiters
         };
@@ -97,7 +102,11 @@ impl Directory {
 
     /// Tenant actors alive in this directory.
     pub fn active_count(&self) -> usize {
-        self.inner.actors.iter().filter(|e| e.value().get().is_some_and(Addr::connected)).count()
+        self.inner
+            .actors
+            .iter()
+            .filter(|e| e.value().get().is_some_and(Addr::connected))
+            .count()
     }
 
     /// Reads a tenant's profile and shard from the catalog.
@@ -121,39 +130,62 @@ impl Directory {
                     tracing::warn!(tenant = %slug, "tenant actor found dead; activating a new one");
                 }
                 Err(e) => {
-                    self.inner.actors.remove_if(slug, |_, s| Arc::ptr_eq(s, &slot));
+                    self.inner
+                        .actors
+                        .remove_if(slug, |_, s| Arc::ptr_eq(s, &slot));
                     return Err(e);
                 }
             }
-            self.inner.actors.remove_if(slug, |_, s| Arc::ptr_eq(s, &slot));
+            self.inner
+                .actors
+                .remove_if(slug, |_, s| Arc::ptr_eq(s, &slot));
         }
-        Err(TenantError::ActorUnavailable("the tenant's actor keeps dying".into()))
+        Err(TenantError::ActorUnavailable(
+            "the tenant's actor keeps dying".into(),
+        ))
     }
 
     async fn activate(&self, slug: &TenantSlug) -> Result<Addr<TenantActor>, TenantError> {
         let loaded = self.load(slug).await?;
-        let i = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.inner.arbiters.len().max(1);
-        let arbiter = self.inner.arbiters.get(i).map(Arbiter::handle).unwrap_or_else(Arbiter::current);
+        let i = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed)
+            % self.inner.arbiters.len().max(1);
+        let arbiter = self
+            .inner
+            .arbiters
+            .get(i)
+            .map(Arbiter::handle)
+            .unwrap_or_else(Arbiter::current);
         let directory = self.clone();
         let slug = slug.clone();
         let timers = self.inner.settings.timers;
         metrics::counter!("aries_tenant_activations_total").increment(1);
         tracing::debug!(tenant = %slug, arbiter = i, "activating tenant actor");
-        Ok(Supervisor::start_in_arbiter(&arbiter, move |_| TenantActor::new(slug, loaded, directory, timers)))
+        Ok(Supervisor::start_in_arbiter(&arbiter, move |_| {
+            TenantActor::new(slug, loaded, directory, timers)
+        }))
     }
 
     /// Removes the tenant's entry if it still points at `addr` (called by a passivating actor).
     pub(crate) fn forget(&self, slug: &TenantSlug, addr: &Addr<TenantActor>) {
-        self.inner.actors.remove_if(slug, |_, slot| slot.get().is_some_and(|a| a == addr));
+        self.inner
+            .actors
+            .remove_if(slug, |_, slot| slot.get().is_some_and(|a| a == addr));
     }
 
     /// Whether the tenant has an actor now (tests and diagnostics).
     pub fn is_active(&self, slug: &TenantSlug) -> bool {
-        self.inner.actors.get(slug).is_some_and(|s| s.get().is_some_and(Addr::connected))
+        self.inner
+            .actors
+            .get(slug)
+            .is_some_and(|s| s.get().is_some_and(Addr::connected))
     }
 
     /// Runs `op` for the tenant.
-    pub async fn exec<O: TenantOp>(&self, slug: &TenantSlug, op: O) -> Result<O::Output, TenantError> {
+    pub async fn exec<O: TenantOp>(
+        &self,
+        slug: &TenantSlug,
+        op: O,
+    ) -> Result<O::Output, TenantError> {
         let addr = self.get(slug).await?;
         addr.send(Exec(op)).await?
     }

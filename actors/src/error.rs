@@ -14,7 +14,10 @@ pub enum TenantError {
     NotServing(TenantStatus),
     /// The tenant's shard is failing; retry after the delay.
     #[error("shard {shard} is unavailable")]
-    ShardUnavailable { shard: String, retry_after: Duration },
+    ShardUnavailable {
+        shard: String,
+        retry_after: Duration,
+    },
     /// A rule of the domain.
     #[error(transparent)]
     Domain(DomainError),

@@ -21,7 +21,10 @@ pub struct RedisLink {
 impl RedisLink {
     /// Starts connecting in the background.
     pub fn start(url: String) -> Self {
-        let link = Self { url, manager: Arc::new(RwLock::new(None)) };
+        let link = Self {
+            url,
+            manager: Arc::new(RwLock::new(None)),
+        };
         let bg = link.clone();
         tokio::spawn(async move { bg.connect_loop().await });
         link
@@ -57,7 +60,12 @@ impl RedisLink {
         let Some(mut conn) = self.connection().await else {
             return Err("not connected yet".into());
         };
-        match tokio::time::timeout(CHECK_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn)).await {
+        match tokio::time::timeout(
+            CHECK_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
@@ -75,7 +83,10 @@ pub struct RabbitLink {
 impl RabbitLink {
     /// Starts connecting (and re-connecting whenever the connection is lost) in the background.
     pub fn start(url: String) -> Self {
-        let link = Self { url, connection: Arc::new(RwLock::new(None)) };
+        let link = Self {
+            url,
+            connection: Arc::new(RwLock::new(None)),
+        };
         let bg = link.clone();
         tokio::spawn(async move { bg.supervise().await });
         link
@@ -93,7 +104,8 @@ impl RabbitLink {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            let attempt = lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default());
+            let attempt =
+                lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default());
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 Ok(Ok(c)) => {
                     tracing::info!("connected to rabbitmq");
@@ -110,7 +122,11 @@ impl RabbitLink {
 
     /// The live connection, if any.
     pub async fn connection(&self) -> Option<Arc<lapin::Connection>> {
-        self.connection.read().await.clone().filter(|c| c.status().connected())
+        self.connection
+            .read()
+            .await
+            .clone()
+            .filter(|c| c.status().connected())
     }
 
     pub async fn check(&self) -> Result<(), String> {

@@ -3,11 +3,11 @@
 //! tenant transaction, run, commit, report the outcome to the shard's breaker.
 
 use aries_tenants::DomainError;
+use aries_tenants::LocationId;
 use aries_tenants::TenantId;
 use aries_tenants::locations::store::{self, ListFilter};
 use aries_tenants::locations::{Location, LocationInput};
 use aries_tenants::page::PageRequest;
-use aries_tenants::LocationId;
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
@@ -16,7 +16,11 @@ pub trait TenantOp: Send + 'static {
     type Output: Send + 'static;
     /// Shown in traces and metrics.
     const NAME: &'static str;
-    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Self::Output, DomainError>>;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>>;
 }
 
 /// `POST /locations`.
@@ -25,7 +29,11 @@ pub struct CreateLocation(pub LocationInput);
 impl TenantOp for CreateLocation {
     type Output = Location;
     const NAME: &'static str = "location.create";
-    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Location, DomainError>> {
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<Location, DomainError>> {
         Box::pin(async move { store::create(conn, tenant, &self.0).await })
     }
 }
@@ -36,7 +44,11 @@ pub struct GetLocation(pub LocationId);
 impl TenantOp for GetLocation {
     type Output = Location;
     const NAME: &'static str = "location.get";
-    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Location, DomainError>> {
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<Location, DomainError>> {
         Box::pin(async move { store::get(conn, tenant, self.0).await })
     }
 }
@@ -50,7 +62,11 @@ pub struct ListLocations {
 impl TenantOp for ListLocations {
     type Output = Vec<Location>;
     const NAME: &'static str = "location.list";
-    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Vec<Location>, DomainError>> {
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<Vec<Location>, DomainError>> {
         Box::pin(async move { store::list(conn, tenant, self.page, &self.filter).await })
     }
 }
@@ -65,8 +81,14 @@ pub struct PatchLocation {
 impl TenantOp for PatchLocation {
     type Output = Location;
     const NAME: &'static str = "location.patch";
-    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<Location, DomainError>> {
-        Box::pin(async move { store::patch(conn, tenant, self.id, &self.patch, self.if_match).await })
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<Location, DomainError>> {
+        Box::pin(
+            async move { store::patch(conn, tenant, self.id, &self.patch, self.if_match).await },
+        )
     }
 }
 
@@ -79,7 +101,11 @@ pub struct DeleteLocation {
 impl TenantOp for DeleteLocation {
     type Output = ();
     const NAME: &'static str = "location.delete";
-    fn run<'c>(self, conn: &'c mut PgConnection, tenant: TenantId) -> BoxFuture<'c, Result<(), DomainError>> {
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<(), DomainError>> {
         Box::pin(async move { store::delete(conn, tenant, self.id, self.if_match).await })
     }
 }
@@ -104,12 +130,18 @@ pub mod faults {
         type Output = ();
         const NAME: &'static str = "fault.inject";
         #[allow(clippy::panic)]
-        fn run<'c>(self, conn: &'c mut PgConnection, _tenant: TenantId) -> BoxFuture<'c, Result<(), DomainError>> {
+        fn run<'c>(
+            self,
+            conn: &'c mut PgConnection,
+            _tenant: TenantId,
+        ) -> BoxFuture<'c, Result<(), DomainError>> {
             Box::pin(async move {
                 match self.0 {
                     Fault::Panic => panic!("injected fault"),
                     Fault::SqlError => {
-                        sqlx::query("select * from no_such_table").execute(conn).await?;
+                        sqlx::query("select * from no_such_table")
+                            .execute(conn)
+                            .await?;
                         Ok(())
                     }
                 }

@@ -19,7 +19,11 @@ pub enum PlatformError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error("shard {shard} is unavailable: {reason}")]
-    ShardUnavailable { shard: String, reason: String, retry_after: Duration },
+    ShardUnavailable {
+        shard: String,
+        reason: String,
+        retry_after: Duration,
+    },
     #[error("invalid shard DSN: {0}")]
     InvalidDsn(String),
     #[error(transparent)]
@@ -31,7 +35,11 @@ impl From<TenantError> for PlatformError {
         match e {
             TenantError::Catalog(c) => PlatformError::Catalog(c),
             TenantError::ShardUnavailable { shard, retry_after } => {
-                PlatformError::ShardUnavailable { shard, reason: "circuit open".into(), retry_after }
+                PlatformError::ShardUnavailable {
+                    shard,
+                    reason: "circuit open".into(),
+                    retry_after,
+                }
             }
             other => PlatformError::Catalog(CatalogError::Corrupt(other.to_string())),
         }
@@ -68,9 +76,16 @@ impl Platform {
     /// row there, then mark it active. Safe to repeat after a failure part-way: the same call picks
     /// up a tenant left `provisioning` and finishes it.
     #[tracing::instrument(name = "platform.create_tenant", skip(self))]
-    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str, plan: Plan) -> Result<TenantRecord, PlatformError> {
+    pub async fn create_tenant(
+        &self,
+        slug: &TenantSlug,
+        name: &str,
+        plan: Plan,
+    ) -> Result<TenantRecord, PlatformError> {
         let tenant = self.catalog().create_tenant(slug, name, plan).await?;
-        let placement = tenant.placement.ok_or_else(|| CatalogError::Corrupt("tenant without placement".into()))?;
+        let placement = tenant
+            .placement
+            .ok_or_else(|| CatalogError::Corrupt("tenant without placement".into()))?;
         let shard = self.shards().get(placement.shard_id).await?;
         if let Err(r) = shard.breaker.check() {
             return Err(PlatformError::ShardUnavailable {
@@ -79,7 +94,15 @@ impl Platform {
                 retry_after: r.retry_after,
             });
         }
-        provision_on_shard(&shard.pool, &shard.dsn, self.shards().settings(), tenant.id, slug).await.map_err(|e| {
+        provision_on_shard(
+            &shard.pool,
+            &shard.dsn,
+            self.shards().settings(),
+            tenant.id,
+            slug,
+        )
+        .await
+        .map_err(|e| {
             if let ProvisionError::Database(db) = &e
                 && crate::breaker::is_unavailability(db)
             {
@@ -101,13 +124,21 @@ impl Platform {
         Ok(self.catalog().tenant_by_slug(slug).await?)
     }
 
-    pub async fn tenants(&self, filter: &TenantFilter, page: PageRequest) -> Result<Vec<TenantRecord>, PlatformError> {
+    pub async fn tenants(
+        &self,
+        filter: &TenantFilter,
+        page: PageRequest,
+    ) -> Result<Vec<TenantRecord>, PlatformError> {
         Ok(self.catalog().tenants(filter, page).await?)
     }
 
     /// Suspends, resumes or archives; the tenant's actor on this instance sees it at once, actors on
     /// other instances at their next profile refresh.
-    pub async fn change_status(&self, slug: &TenantSlug, action: StatusAction) -> Result<TenantRecord, PlatformError> {
+    pub async fn change_status(
+        &self,
+        slug: &TenantSlug,
+        action: StatusAction,
+    ) -> Result<TenantRecord, PlatformError> {
         let tenant = self.catalog().change_status(slug, action).await?;
         self.directory.reload(slug).await;
         Ok(tenant)
@@ -115,13 +146,20 @@ impl Platform {
 
     /// Registers a shard: checks the DSN, migrates the database (proving it is reachable), records
     /// it in the catalog and starts its actor.
-    pub async fn add_shard(&self, name: &str, dsn: &str, weight: u32) -> Result<ShardRecord, PlatformError> {
+    pub async fn add_shard(
+        &self,
+        name: &str,
+        dsn: &str,
+        weight: u32,
+    ) -> Result<ShardRecord, PlatformError> {
         validate_dsn(dsn).map_err(PlatformError::InvalidDsn)?;
-        migrate_shard(dsn, self.shards().settings()).await.map_err(|e| PlatformError::ShardUnavailable {
-            shard: name.to_owned(),
-            reason: e.to_string(),
-            retry_after: Duration::from_secs(5),
-        })?;
+        migrate_shard(dsn, self.shards().settings())
+            .await
+            .map_err(|e| PlatformError::ShardUnavailable {
+                shard: name.to_owned(),
+                reason: e.to_string(),
+                retry_after: Duration::from_secs(5),
+            })?;
         let record = self.catalog().add_shard(name, dsn, weight).await?;
         self.shards().sync().await?;
         Ok(record)
@@ -134,7 +172,10 @@ impl Platform {
         Ok(records
             .into_iter()
             .map(|record| {
-                let health = handles.iter().find(|h| h.id == record.id).map(|h| h.health());
+                let health = handles
+                    .iter()
+                    .find(|h| h.id == record.id)
+                    .map(|h| h.health());
                 ShardOverview { record, health }
             })
             .collect())

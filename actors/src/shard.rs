@@ -43,8 +43,15 @@ impl ShardHandle {
     }
 
     pub fn health(&self) -> ShardHealth {
-        let last_error = self.last_probe_error.lock().map(|g| g.clone()).unwrap_or(None);
-        ShardHealth { breaker: self.breaker.state(), last_error }
+        let last_error = self
+            .last_probe_error
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or(None);
+        ShardHealth {
+            breaker: self.breaker.state(),
+            last_error,
+        }
     }
 }
 
@@ -93,7 +100,9 @@ impl Handler<Probe> for ShardActor {
     fn handle(&mut self, _: Probe, _: &mut Self::Context) -> Self::Result {
         let handle = self.handle.clone();
         Box::pin(async move {
-            let outcome = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("select 1").execute(&handle.pool)).await;
+            let outcome =
+                tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("select 1").execute(&handle.pool))
+                    .await;
             let error = match outcome {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(e.to_string()),
@@ -133,7 +142,12 @@ pub struct ShardRegistry {
 
 impl ShardRegistry {
     /// Must be called inside a running actix system.
-    pub fn new(catalog: Catalog, settings: Arc<DatabaseSettings>, probe_interval: Duration, open_for: Duration) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        settings: Arc<DatabaseSettings>,
+        probe_interval: Duration,
+        open_for: Duration,
+    ) -> Self {
         Self {
             shards: Arc::new(DashMap::new()),
             catalog,

@@ -94,7 +94,12 @@ pub struct TenantActor {
 }
 
 impl TenantActor {
-    pub(crate) fn new(slug: TenantSlug, loaded: Loaded, directory: Directory, timers: TenantTimers) -> Self {
+    pub(crate) fn new(
+        slug: TenantSlug,
+        loaded: Loaded,
+        directory: Directory,
+        timers: TenantTimers,
+    ) -> Self {
         Self {
             slug,
             state: Some(loaded),
@@ -151,7 +156,8 @@ impl Actor for TenantActor {
         if self.state.is_none() && !self.passivated {
             self.reload_blocking(ctx);
         }
-        let check_every = (self.timers.idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let check_every =
+            (self.timers.idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
         ctx.run_interval(check_every, Self::check_idle);
         ctx.run_interval(self.timers.profile_refresh, Self::refresh);
     }
@@ -184,7 +190,11 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
         self.last_used = Instant::now();
         let Some(loaded) = self.state.clone() else {
             self.reload_blocking(ctx);
-            return Box::pin(async { Err(TenantError::ActorUnavailable("tenant state is reloading".into())) });
+            return Box::pin(async {
+                Err(TenantError::ActorUnavailable(
+                    "tenant state is reloading".into(),
+                ))
+            });
         };
         if loaded.tenant.status != TenantStatus::Active {
             let status = loaded.tenant.status;
@@ -193,12 +203,25 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
         if let Err(rejected) = loaded.shard.breaker.check() {
             let shard = loaded.shard.name.clone();
             return Box::pin(async move {
-                Err(TenantError::ShardUnavailable { shard, retry_after: rejected.retry_after })
+                Err(TenantError::ShardUnavailable {
+                    shard,
+                    retry_after: rejected.retry_after,
+                })
             });
         }
         let me = ctx.address();
         Box::pin(async move {
-            match AssertUnwindSafe(run_in_tenant_tx(&loaded, msg.0)).catch_unwind().await {
+            match AssertUnwindSafe(run_in_tenant_tx(&loaded, msg.0))
+                .catch_unwind()
+                .await
+            {
+                Ok(Err(TenantError::Domain(DomainError::Database(e)))) => {
+                    // Not a rule of the domain and not an outage: a bug or a schema drift. Restart
+                    // so whatever state led here is reloaded, as after a panic.
+                    tracing::error!(tenant = %loaded.tenant.slug, op = O::NAME, error = %e, "tenant operation failed");
+                    me.do_send(Crashed);
+                    Err(TenantError::Domain(DomainError::Database(e)))
+                }
                 Ok(result) => result,
                 Err(_) => {
                     tracing::error!(tenant = %loaded.tenant.slug, op = O::NAME, "tenant operation panicked");
@@ -218,12 +241,17 @@ async fn run_in_tenant_tx<O: TenantOp>(loaded: &Loaded, op: O) -> Result<O::Outp
     let unavailable = |e: sqlx::Error| {
         if crate::breaker::is_unavailability(&e) {
             shard.breaker.record_failure();
-            TenantError::ShardUnavailable { shard: shard.name.clone(), retry_after: Duration::from_secs(1) }
+            TenantError::ShardUnavailable {
+                shard: shard.name.clone(),
+                retry_after: Duration::from_secs(1),
+            }
         } else {
             TenantError::Domain(DomainError::Database(e))
         }
     };
-    let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id).await.map_err(unavailable)?;
+    let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id)
+        .await
+        .map_err(unavailable)?;
     match op.run(&mut tx, loaded.tenant.id).await {
         Ok(out) => {
             tx.commit().await.map_err(unavailable)?;
@@ -263,10 +291,30 @@ impl Handler<Crashed> for TenantActor {
     }
 }
 
+/// Test-only: panics in the handler's synchronous part, which kills the actor outright (the
+/// supervisor cannot catch it); the directory must replace it on the next request.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PanicInHandler;
+
+#[cfg(feature = "fault-injection")]
+impl Handler<PanicInHandler> for TenantActor {
+    type Result = ();
+
+    #[allow(clippy::panic)]
+    fn handle(&mut self, _: PanicInHandler, _: &mut Self::Context) {
+        panic!("injected panic in a handler");
+    }
+}
+
 impl Handler<GetStatus> for TenantActor {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(ActorStatus { restarts: self.restarts, loaded: self.state.is_some() })
+        MessageResult(ActorStatus {
+            restarts: self.restarts,
+            loaded: self.state.is_some(),
+        })
     }
 }

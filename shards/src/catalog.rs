@@ -23,7 +23,10 @@ pub enum CatalogError {
     #[error("a shard named {0} exists")]
     ShardNameTaken(String),
     #[error("a tenant that is {from} cannot be {action}")]
-    InvalidTransition { from: TenantStatus, action: &'static str },
+    InvalidTransition {
+        from: TenantStatus,
+        action: &'static str,
+    },
     #[error("no active shard can take a new tenant")]
     NoShardAvailable,
     #[error("the catalog holds a value this build does not know: {0}")]
@@ -114,14 +117,18 @@ impl TryFrom<TenantRow> for TenantRecord {
     fn try_from(r: TenantRow) -> Result<Self, CatalogError> {
         Ok(TenantRecord {
             id: r.tenant_id,
-            slug: TenantSlug::parse(&r.slug).map_err(|_| CatalogError::Corrupt(format!("slug {}", r.slug)))?,
+            slug: TenantSlug::parse(&r.slug)
+                .map_err(|_| CatalogError::Corrupt(format!("slug {}", r.slug)))?,
             name: r.name,
             status: r.status.parse().map_err(CatalogError::Corrupt)?,
             plan: r.plan.parse().map_err(CatalogError::Corrupt)?,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
-            placement: r.shard_id.zip(r.epoch).map(|(shard_id, epoch)| Placement { shard_id, epoch }),
+            placement: r
+                .shard_id
+                .zip(r.epoch)
+                .map(|(shard_id, epoch)| Placement { shard_id, epoch }),
             shard_name: r.shard_name,
         })
     }
@@ -150,7 +157,8 @@ impl TryFrom<ShardRow> for ShardRecord {
             name: r.name,
             dsn: r.dsn,
             status: r.status.parse()?,
-            weight: u32::try_from(r.weight).map_err(|_| CatalogError::Corrupt(format!("weight {}", r.weight)))?,
+            weight: u32::try_from(r.weight)
+                .map_err(|_| CatalogError::Corrupt(format!("weight {}", r.weight)))?,
             created_at: r.created_at,
             tenant_count: u64::try_from(r.tenant_count).unwrap_or(0),
         })
@@ -186,8 +194,14 @@ impl Catalog {
     }
 
     /// Registers a shard. Its schema must be migrated before tenants land on it (the caller does).
-    pub async fn add_shard(&self, name: &str, dsn: &str, weight: u32) -> Result<ShardRecord, CatalogError> {
-        let weight = i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
+    pub async fn add_shard(
+        &self,
+        name: &str,
+        dsn: &str,
+        weight: u32,
+    ) -> Result<ShardRecord, CatalogError> {
+        let weight =
+            i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
         let id = ShardId::new();
         sqlx::query("insert into shard (shard_id, name, dsn, weight) values ($1, $2, $3, $4)")
             .bind(id)
@@ -205,34 +219,50 @@ impl Catalog {
 
     pub async fn shard_by_name(&self, name: &str) -> Result<ShardRecord, CatalogError> {
         let sql = format!("{SHARD_SELECT} where s.name = $1");
-        let row: Option<ShardRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
-        row.ok_or_else(|| CatalogError::ShardNotFound(name.to_owned()))?.try_into()
+        let row: Option<ShardRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| CatalogError::ShardNotFound(name.to_owned()))?
+            .try_into()
     }
 
     /// Every shard with its tenant count, by name.
     pub async fn shards(&self) -> Result<Vec<ShardRecord>, CatalogError> {
         let sql = format!("{SHARD_SELECT} order by s.name");
-        let rows: Vec<ShardRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows: Vec<ShardRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
     pub async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<TenantRecord, CatalogError> {
         let sql = format!("{TENANT_SELECT} where t.slug = $1");
-        let row: Option<TenantRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(slug.as_str()).fetch_optional(&self.pool).await?;
-        row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?.try_into()
+        let row: Option<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(slug.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?
+            .try_into()
     }
 
     /// A page of tenants in id order; `limit + 1` rows so the caller can tell whether more exist.
-    pub async fn tenants(&self, filter: &TenantFilter, page: PageRequest) -> Result<Vec<TenantRecord>, CatalogError> {
+    pub async fn tenants(
+        &self,
+        filter: &TenantFilter,
+        page: PageRequest,
+    ) -> Result<Vec<TenantRecord>, CatalogError> {
         let sql = format!(
             "{TENANT_SELECT} where ($1::uuid is null or t.tenant_id > $1) \
              and ($2::text is null or t.status = $2) and ($3::text is null or s.name = $3) \
              and ($4::text is null or t.slug ilike '%' || $4 || '%' or t.name ilike '%' || $4 || '%') \
              order by t.tenant_id limit $5"
         );
-        let q = filter.q.as_deref().map(|q| q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let q = filter.q.as_deref().map(|q| {
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        });
         let rows: Vec<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(page.after)
             .bind(filter.status.map(|s| s.as_str()))
@@ -249,9 +279,17 @@ impl Catalog {
     /// concurrent creations see each other's placements. Creating a slug whose earlier creation
     /// stopped half-way (still `provisioning`) returns that tenant so the caller can finish it.
     #[tracing::instrument(name = "catalog.create_tenant", skip(self))]
-    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str, plan: Plan) -> Result<TenantRecord, CatalogError> {
+    pub async fn create_tenant(
+        &self,
+        slug: &TenantSlug,
+        name: &str,
+        plan: Plan,
+    ) -> Result<TenantRecord, CatalogError> {
         match self.tenant_by_slug(slug).await {
-            Ok(existing) if existing.status == TenantStatus::Provisioning && existing.placement.is_some() => {
+            Ok(existing)
+                if existing.status == TenantStatus::Provisioning
+                    && existing.placement.is_some() =>
+            {
                 return Ok(existing);
             }
             Ok(_) => return Err(CatalogError::SlugTaken(slug.to_string())),
@@ -312,12 +350,17 @@ impl Catalog {
     /// Suspends, resumes or archives a tenant. Repeating an action that is already in effect is not
     /// an error and changes nothing.
     #[tracing::instrument(name = "catalog.change_status", skip(self))]
-    pub async fn change_status(&self, slug: &TenantSlug, action: StatusAction) -> Result<TenantRecord, CatalogError> {
+    pub async fn change_status(
+        &self,
+        slug: &TenantSlug,
+        action: StatusAction,
+    ) -> Result<TenantRecord, CatalogError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String,)> = sqlx::query_as("select status from tenant where slug = $1 for update")
-            .bind(slug.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("select status from tenant where slug = $1 for update")
+                .bind(slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         let (status,) = row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?;
         let from: TenantStatus = status.parse().map_err(CatalogError::Corrupt)?;
         let to = from.apply(action).ok_or(CatalogError::InvalidTransition {

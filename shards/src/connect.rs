@@ -3,8 +3,8 @@
 
 use crate::settings::DatabaseSettings;
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,7 +18,11 @@ pub enum Role {
 }
 
 /// Options for `dsn` as `role`. Fails only when the DSN is not a Postgres URL.
-pub fn options(dsn: &str, role: Role, settings: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {
+pub fn options(
+    dsn: &str,
+    role: Role,
+    settings: &DatabaseSettings,
+) -> Result<PgConnectOptions, sqlx::Error> {
     let (user, password) = match role {
         Role::App => (&settings.app_user, &settings.app_password),
         Role::Owner => (&settings.owner_user, &settings.owner_password),
@@ -33,7 +37,11 @@ pub fn options(dsn: &str, role: Role, settings: &DatabaseSettings) -> Result<PgC
 
 /// A pool that connects on demand: creating it never fails because a server is down, so a shard
 /// that is unreachable at start-up does not stop the instance from serving the others.
-pub fn lazy_pool(dsn: &str, role: Role, settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+pub fn lazy_pool(
+    dsn: &str,
+    role: Role,
+    settings: &DatabaseSettings,
+) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(0)

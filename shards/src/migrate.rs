@@ -20,13 +20,27 @@ pub enum MigrationError {
     Migrate { dsn: String, source: MigrateError },
 }
 
-async fn run(migrator: &Migrator, dsn: &str, settings: &DatabaseSettings) -> Result<(), MigrationError> {
-    let connect_err = |source| MigrationError::Connect { dsn: dsn.to_owned(), source };
-    let mut conn = options(dsn, Role::Owner, settings).map_err(connect_err)?.connect().await.map_err(connect_err)?;
+async fn run(
+    migrator: &Migrator,
+    dsn: &str,
+    settings: &DatabaseSettings,
+) -> Result<(), MigrationError> {
+    let connect_err = |source| MigrationError::Connect {
+        dsn: dsn.to_owned(),
+        source,
+    };
+    let mut conn = options(dsn, Role::Owner, settings)
+        .map_err(connect_err)?
+        .connect()
+        .await
+        .map_err(connect_err)?;
     let result = migrator.run(&mut conn).await;
     // Closing politely matters: a database with an open session cannot be dropped or copied.
     let _ = conn.close().await;
-    result.map_err(|source| MigrationError::Migrate { dsn: dsn.to_owned(), source })
+    result.map_err(|source| MigrationError::Migrate {
+        dsn: dsn.to_owned(),
+        source,
+    })
 }
 
 /// Brings the catalog up to date.

@@ -24,7 +24,9 @@ pub fn choose_shard(shards: &[ShardLoad]) -> Option<ShardId> {
             // Compare a.tenants / a.weight with b.tenants / b.weight without division.
             let left = u128::from(a.tenants) * u128::from(b.weight);
             let right = u128::from(b.tenants) * u128::from(a.weight);
-            left.cmp(&right).then(b.weight.cmp(&a.weight)).then(a.shard_id.cmp(&b.shard_id))
+            left.cmp(&right)
+                .then(b.weight.cmp(&a.weight))
+                .then(a.shard_id.cmp(&b.shard_id))
         })
         .map(|s| s.shard_id)
 }
@@ -36,7 +38,12 @@ mod tests {
     use uuid::Uuid;
 
     fn shard(n: u128, accepts: bool, weight: u32, tenants: u64) -> ShardLoad {
-        ShardLoad { shard_id: ShardId(Uuid::from_u128(n)), accepts_tenants: accepts, weight, tenants }
+        ShardLoad {
+            shard_id: ShardId(Uuid::from_u128(n)),
+            accepts_tenants: accepts,
+            weight,
+            tenants,
+        }
     }
 
     #[test]

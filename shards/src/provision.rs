@@ -26,11 +26,13 @@ pub async fn provision_on_shard(
 ) -> Result<(), ProvisionError> {
     migrate_shard(dsn, settings).await?;
     let mut tx = begin_tenant_tx(pool, tenant).await?;
-    sqlx::query("insert into tenant (tenant_id, slug) values ($1, $2) on conflict (tenant_id) do nothing")
-        .bind(tenant)
-        .bind(slug.as_str())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "insert into tenant (tenant_id, slug) values ($1, $2) on conflict (tenant_id) do nothing",
+    )
+    .bind(tenant)
+    .bind(slug.as_str())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

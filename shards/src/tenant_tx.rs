@@ -8,7 +8,10 @@ use sqlx::{PgPool, Postgres, Transaction};
 /// connection never carries it into its next use. Row-level security then limits every statement
 /// of the transaction to this tenant's rows, even one that forgets its `where tenant_id`.
 #[tracing::instrument(name = "tenant_tx.begin", skip(pool), fields(tenant_id = %tenant))]
-pub async fn begin_tenant_tx(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin_tenant_tx(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("select set_config('aries.tenant_id', $1, true)")
         .bind(tenant.to_string())

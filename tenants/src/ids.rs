@@ -81,10 +81,20 @@ mod tests {
     fn parses_only_the_hyphenated_form() {
         let id = TenantId::new();
         assert_eq!(id.to_string().parse::<TenantId>().ok(), Some(id));
-        assert!(id.as_uuid().simple().to_string().parse::<TenantId>().is_err());
+        assert!(
+            id.as_uuid()
+                .simple()
+                .to_string()
+                .parse::<TenantId>()
+                .is_err()
+        );
         assert!("not-a-uuid".parse::<TenantId>().is_err());
         assert!("".parse::<TenantId>().is_err());
-        assert!("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz".parse::<TenantId>().is_err());
+        assert!(
+            "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"
+                .parse::<TenantId>()
+                .is_err()
+        );
     }
 
     #[test]

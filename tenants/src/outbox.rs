@@ -41,7 +41,10 @@ pub struct StoredEvent {
 }
 
 /// The tenant's events, oldest first (tests and diagnostics).
-pub async fn list(conn: &mut PgConnection, tenant_id: TenantId) -> Result<Vec<StoredEvent>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as(
         "select event_id, aggregate_id, event_type, payload from outbox_event \
          where tenant_id = $1 order by event_id",

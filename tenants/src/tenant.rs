@@ -12,7 +12,9 @@ pub struct TenantSlug(String);
 
 /// The slug does not match `^[a-z][a-z0-9-]{2,62}$`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a slug is 3 to 63 characters: a lowercase letter, then lowercase letters, digits or hyphens")]
+#[error(
+    "a slug is 3 to 63 characters: a lowercase letter, then lowercase letters, digits or hyphens"
+)]
 pub struct InvalidSlug;
 
 impl TenantSlug {
@@ -20,8 +22,13 @@ impl TenantSlug {
         let b = s.as_bytes();
         let ok = (3..=63).contains(&b.len())
             && b[0].is_ascii_lowercase()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidSlug) }
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidSlug)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -136,10 +143,25 @@ mod tests {
 
     #[test]
     fn slugs() {
-        for ok in ["abc", "demo", "acme-medical-2", &format!("a{}", "b".repeat(62))] {
+        for ok in [
+            "abc",
+            "demo",
+            "acme-medical-2",
+            &format!("a{}", "b".repeat(62)),
+        ] {
             assert!(TenantSlug::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "ab", "1abc", "-abc", "Abc", "ab_c", "abc ", "ab\u{e9}c", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "ab",
+            "1abc",
+            "-abc",
+            "Abc",
+            "ab_c",
+            "abc ",
+            "ab\u{e9}c",
+            &"a".repeat(64),
+        ] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad}");
         }
     }

@@ -16,8 +16,16 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), message: message.into() }
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -36,7 +44,11 @@ impl ValidationErrors {
 
     /// `Ok(value)` when no error was recorded.
     pub fn finish<T>(self, value: T) -> Result<T, ValidationErrors> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     /// Checks a required, trimmed text field: not blank, at most `max` characters, no control characters.
@@ -45,15 +57,28 @@ impl ValidationErrors {
         if trimmed.is_empty() {
             self.push(field, "required", "must not be blank");
         } else if trimmed.chars().count() > max {
-            self.push(field, "too_long", format!("must be at most {max} characters"));
+            self.push(
+                field,
+                "too_long",
+                format!("must be at most {max} characters"),
+            );
         } else if trimmed.chars().any(char::is_control) {
-            self.push(field, "invalid_characters", "must not contain control characters");
+            self.push(
+                field,
+                "invalid_characters",
+                "must not contain control characters",
+            );
         }
         trimmed.to_owned()
     }
 
     /// Like [`Self::text`] for an optional field: blank becomes `None`.
-    pub fn optional_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
+    pub fn optional_text(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        max: usize,
+    ) -> Option<String> {
         match value.map(str::trim) {
             None | Some("") => None,
             Some(v) => Some(self.text(field, v, max)),
@@ -63,26 +88,43 @@ impl ValidationErrors {
 
 impl std::fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
         f.write_str(&parts.join("; "))
     }
 }
 
 /// Deserializes a JSON document into `T`, turning serde's complaint (wrong type, unknown field,
 /// missing field) into a [`FieldError`] that names the field by its path.
-pub fn from_json_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationErrors> {
-    serde_path_to_error::deserialize(value).map_err(|e| ValidationErrors(vec![serde_field_error(&e)]))
+pub fn from_json_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ValidationErrors> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| ValidationErrors(vec![serde_field_error(&e)]))
 }
 
 /// Deserializes JSON text into `T`; syntax errors name the line and column.
-pub fn from_json_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErrors> {
+pub fn from_json_slice<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, ValidationErrors> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         if e.inner().is_syntax() || e.inner().is_eof() {
-            ValidationErrors(vec![FieldError::new("", "malformed_json", e.inner().to_string())])
+            ValidationErrors(vec![FieldError::new(
+                "",
+                "malformed_json",
+                e.inner().to_string(),
+            )])
         } else {
             ValidationErrors(vec![serde_field_error(&e)])
         }
+    })?;
+    // Deserializing stops after the first value; anything but whitespace after it is malformed.
+    de.end().map_err(|e| {
+        ValidationErrors(vec![FieldError::new("", "malformed_json", e.to_string())])
     })?;
     Ok(value)
 }
@@ -102,10 +144,11 @@ fn serde_field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Field
     } else {
         "invalid_value"
     };
-    // For a missing or unknown field serde reports the path of the enclosing object; name the field.
+    // For a missing field serde reports the path of the enclosing object; name the field. (For an
+    // unknown one the path already ends with it.)
     let field = match (code, msg.split('`').nth(1)) {
-        ("required" | "unknown_field", Some(name)) if path.is_empty() => name.to_owned(),
-        ("required" | "unknown_field", Some(name)) => format!("{path}.{name}"),
+        ("required", Some(name)) if path.is_empty() => name.to_owned(),
+        ("required", Some(name)) => format!("{path}.{name}"),
         _ => path,
     };
     FieldError::new(field, code, msg)
@@ -154,18 +197,35 @@ mod tests {
     }
 
     fn first(r: Result<Outer, ValidationErrors>) -> FieldError {
-        r.err().and_then(|e| e.0.into_iter().next()).unwrap_or_else(|| FieldError::new("?", "?", "?"))
+        r.err()
+            .and_then(|e| e.0.into_iter().next())
+            .unwrap_or_else(|| FieldError::new("?", "?", "?"))
     }
 
     #[test]
     fn names_the_field() {
         let e = first(from_json_slice(br#"{"name": 5, "inner": {"zip": "1"}}"#));
-        assert_eq!((e.field.as_str(), e.code.as_str()), ("name", "invalid_type"));
-        let e = first(from_json_slice(br#"{"name": "a", "inner": {"zip": "1", "zap": 1}}"#));
-        assert_eq!((e.field.as_str(), e.code.as_str()), ("inner.zap", "unknown_field"));
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("name", "invalid_type")
+        );
+        let e = first(from_json_slice(
+            br#"{"name": "a", "inner": {"zip": "1", "zap": 1}}"#,
+        ));
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("inner.zap", "unknown_field")
+        );
         let e = first(from_json_slice(br#"{"name": "a", "inner": {}}"#));
-        assert_eq!((e.field.as_str(), e.code.as_str()), ("inner.zip", "required"));
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("inner.zip", "required")
+        );
         let e = first(from_json_slice(br#"{"name": "a", "#));
+        assert_eq!(e.code, "malformed_json");
+        let e = first(from_json_slice(
+            br#"{"name": "a", "inner": {"zip": "1"}} {}"#,
+        ));
         assert_eq!(e.code, "malformed_json");
         let e = first(from_json_value(json!([1])));
         assert_eq!(e.code, "invalid_type");

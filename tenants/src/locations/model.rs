@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 /// US postal abbreviations accepted for `address.state` (states, DC and the territories CMS bills).
 const US_STATES: &[&str] = &[
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
-    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC",
-    "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY",
-    "AS", "GU", "MP", "PR", "VI",
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
+    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
+    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA",
+    "WV", "WI", "WY", "AS", "GU", "MP", "PR", "VI",
 ];
 
 /// Address as sent by a client. Unknown fields are rejected so a typo never silently drops data.
@@ -81,9 +81,15 @@ impl LocationInput {
         if code.is_empty() {
             errs.push("code", "required", "must not be blank");
         } else if code.len() > 32
-            || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            errs.push("code", "invalid_format", "1 to 32 letters, digits, '-' or '_'");
+            errs.push(
+                "code",
+                "invalid_format",
+                "1 to 32 letters, digits, '-' or '_'",
+            );
         }
         let name = errs.text("name", &self.name, 200);
         let a = &self.address;
@@ -92,35 +98,73 @@ impl LocationInput {
         let city = errs.text("address.city", &a.city, 100);
         let state = a.state.trim().to_ascii_uppercase();
         if !US_STATES.contains(&state.as_str()) {
-            errs.push("address.state", "invalid_state", "a two-letter US postal abbreviation such as TX");
+            errs.push(
+                "address.state",
+                "invalid_state",
+                "a two-letter US postal abbreviation such as TX",
+            );
         }
         let postal_code = a.postal_code.trim().to_owned();
         if !is_zip(&postal_code) {
-            errs.push("address.postal_code", "invalid_format", "a ZIP code: 12345 or 12345-6789");
+            errs.push(
+                "address.postal_code",
+                "invalid_format",
+                "a ZIP code: 12345 or 12345-6789",
+            );
         }
         let phone = errs.optional_text("phone", self.phone.as_deref(), 32);
         if let Some(p) = &phone {
             let digits = p.chars().filter(char::is_ascii_digit).count();
             if !(7..=15).contains(&digits)
-                || !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().".contains(c))
             {
-                errs.push("phone", "invalid_format", "7 to 15 digits, optionally with + - ( ) . and spaces");
+                errs.push(
+                    "phone",
+                    "invalid_format",
+                    "7 to 15 digits, optionally with + - ( ) . and spaces",
+                );
             }
         }
-        let npi = self.npi.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let npi = self
+            .npi
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
         if let Some(n) = &npi
             && !is_valid_npi(n)
         {
-            errs.push("npi", "invalid_npi", "ten digits with a valid NPI check digit");
+            errs.push(
+                "npi",
+                "invalid_npi",
+                "ten digits with a valid NPI check digit",
+            );
         }
-        let pos_type = self.pos_type.as_deref().map(str::trim).unwrap_or("12").to_owned();
+        let pos_type = self
+            .pos_type
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("12")
+            .to_owned();
         if pos_type.len() != 2 || !pos_type.chars().all(|c| c.is_ascii_digit()) {
-            errs.push("pos_type", "invalid_format", "a two-digit CMS place-of-service code such as 12");
+            errs.push(
+                "pos_type",
+                "invalid_format",
+                "a two-digit CMS place-of-service code such as 12",
+            );
         }
         errs.finish(LocationFields {
             code,
             name,
-            address: Address { line1, line2, city, state, postal_code },
+            address: Address {
+                line1,
+                line2,
+                city,
+                state,
+                postal_code,
+            },
             phone,
             npi,
             pos_type,
@@ -226,7 +270,15 @@ mod tests {
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["code", "name", "address.state", "address.postal_code", "phone", "npi", "pos_type"]
+            [
+                "code",
+                "name",
+                "address.state",
+                "address.postal_code",
+                "phone",
+                "npi",
+                "pos_type"
+            ]
         );
     }
 

@@ -68,7 +68,11 @@ fn map_write_error(e: sqlx::Error, fields: &LocationFields) -> DomainError {
 }
 
 /// Creates a location and its `location.created` event.
-pub async fn create(conn: &mut PgConnection, tenant: TenantId, input: &LocationInput) -> Result<Location, DomainError> {
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    input: &LocationInput,
+) -> Result<Location, DomainError> {
     let f = input.parse()?;
     let sql = format!(
         "insert into location (tenant_id, location_id, code, name, address_line1, address_line2, city, state, \
@@ -93,19 +97,31 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, input: &LocationI
         .await
         .map_err(|e| map_write_error(e, &f))?;
     let location = Location::from(row);
-    outbox::record(conn, tenant, location.id.as_uuid(), "location.created", &location).await?;
+    outbox::record(
+        conn,
+        tenant,
+        location.id.as_uuid(),
+        "location.created",
+        &location,
+    )
+    .await?;
     Ok(location)
 }
 
 /// One location, or `NotFound`.
-pub async fn get(conn: &mut PgConnection, tenant: TenantId, id: LocationId) -> Result<Location, DomainError> {
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: LocationId,
+) -> Result<Location, DomainError> {
     let sql = format!("select {COLUMNS} from location where tenant_id = $1 and location_id = $2");
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    row.map(Location::from).ok_or(DomainError::NotFound("location"))
+    row.map(Location::from)
+        .ok_or(DomainError::NotFound("location"))
 }
 
 /// Filters of the location list.
@@ -144,7 +160,9 @@ pub async fn list(
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// Applies a JSON merge patch of the writable fields, checking `if_match` against the current
@@ -156,7 +174,9 @@ pub async fn patch(
     patch: &serde_json::Value,
     if_match: Option<i64>,
 ) -> Result<Location, DomainError> {
-    let sql = format!("select {COLUMNS} from location where tenant_id = $1 and location_id = $2 for update");
+    let sql = format!(
+        "select {COLUMNS} from location where tenant_id = $1 and location_id = $2 for update"
+    );
     let current: Location = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
         .bind(id)
@@ -167,9 +187,12 @@ pub async fn patch(
     if let Some(expected) = if_match
         && expected != current.version
     {
-        return Err(DomainError::VersionMismatch { current: current.version });
+        return Err(DomainError::VersionMismatch {
+            current: current.version,
+        });
     }
-    let mut doc = serde_json::to_value(current.to_input()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut doc =
+        serde_json::to_value(current.to_input()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     merge_patch(&mut doc, patch);
     let input: LocationInput = from_json_value(doc)?;
     let f = input.parse()?;
@@ -199,7 +222,14 @@ pub async fn patch(
         .await
         .map_err(|e| map_write_error(e, &f))?;
     let location = Location::from(row);
-    outbox::record(conn, tenant, location.id.as_uuid(), "location.updated", &location).await?;
+    outbox::record(
+        conn,
+        tenant,
+        location.id.as_uuid(),
+        "location.updated",
+        &location,
+    )
+    .await?;
     Ok(location)
 }
 
@@ -218,17 +248,25 @@ pub async fn delete(
             .fetch_optional(&mut *conn)
             .await?;
     if row.is_none() {
-        let current: Option<(i64,)> =
-            sqlx::query_as("select version from location where tenant_id = $1 and location_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let current: Option<(i64,)> = sqlx::query_as(
+            "select version from location where tenant_id = $1 and location_id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
         return Err(match current {
             Some((v,)) => DomainError::VersionMismatch { current: v },
             None => DomainError::NotFound("location"),
         });
     }
-    outbox::record(conn, tenant, id.as_uuid(), "location.deleted", &serde_json::json!({ "id": id })).await?;
+    outbox::record(
+        conn,
+        tenant,
+        id.as_uuid(),
+        "location.deleted",
+        &serde_json::json!({ "id": id }),
+    )
+    .await?;
     Ok(())
 }

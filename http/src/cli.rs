@@ -1,0 +1,226 @@
+//! The `aries` command line.
+
+use crate::settings::Settings;
+use crate::startup::{Application, Core};
+use anyhow::{Context as _, bail};
+use aries_actors::platform::PlatformError;
+use aries_shards::CatalogError;
+use aries_shards::catalog::{TenantFilter, TenantRecord};
+use aries_shards::migrate::{migrate_catalog, migrate_shard};
+use aries_tenants::page::{MAX_LIMIT, PageRequest};
+use aries_tenants::tenant::StatusAction;
+use aries_tenants::{Plan, TenantSlug, TenantStatus};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aries",
+    version,
+    about = "AriesOne: the multi-tenant platform for HME/DME providers"
+)]
+pub struct Cli {
+    /// A TOML configuration file (default: ./aries.toml when present). `ARIES__…` variables override it.
+    #[arg(long, global = true, env = "ARIES_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the HTTP server.
+    Serve,
+    /// Migrate the catalog and every registered shard.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage shards.
+    #[command(subcommand)]
+    Shards(ShardsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant (placed on the least-loaded active shard, provisioned, active).
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "standard")]
+        plan: String,
+        /// Succeed without change when the slug exists.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Show one tenant as JSON.
+    Show { slug: String },
+    /// Suspend a tenant (its API answers 403).
+    Suspend { slug: String },
+    /// Resume a suspended tenant.
+    Resume { slug: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShardsCommand {
+    /// List shards with tenant counts.
+    List,
+    /// Register a shard (its database is migrated first).
+    Add {
+        name: String,
+        /// postgres://host:port/database, without credentials (they come from the configuration).
+        dsn: String,
+        #[arg(long, default_value_t = 100)]
+        weight: u32,
+        /// Succeed without change when a shard with this name exists.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
+    crate::telemetry::init_tracing(&settings.log);
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(bind = %settings.http.bind, port = app.port(), "serving");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            migrate_catalog(&settings.database).await?;
+            println!("catalog migrated");
+            let core = Core::build(&settings, false).await?;
+            for shard in core.directory.catalog().shards().await? {
+                migrate_shard(&shard.dsn, &settings.database).await?;
+                println!("shard {} migrated", shard.name);
+            }
+        }
+        Command::Tenants(cmd) => tenants(&settings, cmd).await?,
+        Command::Shards(cmd) => shards(&settings, cmd).await?,
+    }
+    Ok(())
+}
+
+fn print_tenant_line(t: &TenantRecord) {
+    println!(
+        "{:<24} {:<12} {:<10} {:<10} {}",
+        t.slug,
+        t.status.as_str(),
+        t.plan.as_str(),
+        t.shard_name.as_deref().unwrap_or("-"),
+        t.name
+    );
+}
+
+async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result<()> {
+    let core = Core::build(settings, false).await?;
+    let slug_of = |s: &str| TenantSlug::parse(s).map_err(|e| anyhow::anyhow!("{s}: {e}"));
+    match cmd {
+        TenantsCommand::Create {
+            slug,
+            name,
+            plan,
+            if_not_exists,
+        } => {
+            let slug = slug_of(&slug)?;
+            let plan: Plan = plan.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            match core.platform.create_tenant(&slug, &name, plan).await {
+                Ok(t) => print_tenant_line(&t),
+                Err(PlatformError::Catalog(CatalogError::SlugTaken(_))) if if_not_exists => {
+                    println!("tenant {slug} exists");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        TenantsCommand::List { status, shard } => {
+            let status = status
+                .map(|s| s.parse::<TenantStatus>())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let filter = TenantFilter {
+                status,
+                shard,
+                q: None,
+            };
+            let mut page = PageRequest {
+                limit: MAX_LIMIT,
+                after: None,
+            };
+            loop {
+                let rows = core.platform.tenants(&filter, page).await?;
+                let more = rows.len() > page.limit as usize;
+                for t in rows.iter().take(page.limit as usize) {
+                    print_tenant_line(t);
+                }
+                match rows.get(page.limit as usize - 1) {
+                    Some(last) if more => page.after = Some(last.id.as_uuid()),
+                    _ => break,
+                }
+            }
+        }
+        TenantsCommand::Show { slug } => {
+            let t = core.platform.tenant(&slug_of(&slug)?).await?;
+            println!("{}", serde_json::to_string_pretty(&t)?);
+        }
+        TenantsCommand::Suspend { slug } => print_tenant_line(
+            &core
+                .platform
+                .change_status(&slug_of(&slug)?, StatusAction::Suspend)
+                .await?,
+        ),
+        TenantsCommand::Resume { slug } => print_tenant_line(
+            &core
+                .platform
+                .change_status(&slug_of(&slug)?, StatusAction::Resume)
+                .await?,
+        ),
+    }
+    Ok(())
+}
+
+async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
+    let core = Core::build(settings, false).await?;
+    match cmd {
+        ShardsCommand::List => {
+            for s in core.platform.shard_overview().await? {
+                let r = s.record;
+                println!(
+                    "{:<16} {:<10} weight {:<5} tenants {:<6} {}",
+                    r.name,
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.weight,
+                    r.tenant_count,
+                    r.dsn
+                );
+            }
+        }
+        ShardsCommand::Add {
+            name,
+            dsn,
+            weight,
+            if_not_exists,
+        } => {
+            if weight == 0 {
+                bail!("weight must be at least 1");
+            }
+            match core.platform.add_shard(&name, &dsn, weight).await {
+                Ok(r) => println!("shard {} added ({})", r.name, r.dsn),
+                Err(PlatformError::Catalog(CatalogError::ShardNameTaken(_))) if if_not_exists => {
+                    println!("shard {name} exists");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! The one table of error codes, and the boundary error every handler returns.
+//!
+//! Every error leaves as RFC 9457 `application/problem+json`:
+//! `{"type": "/problems/<code>", "title", "status", "code", "detail", "instance": "<request id>", "errors"?}`.
+//! Internal causes are logged with the request id and never returned.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use aries_actors::TenantError;
+use aries_actors::platform::PlatformError;
+use aries_shards::CatalogError;
+use aries_tenants::{DomainError, FieldError, TenantStatus, ValidationErrors};
+use serde::Serialize;
+use std::time::Duration;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($status:expr, $code:literal, $title:literal, $description:literal)),+ $(,)?) => {
+        /// Stable error codes. Clients switch on `code`; never rename one, only add.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode { $($variant),+ }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+            pub fn status(self) -> StatusCode { match self { $(ErrorCode::$variant => $status),+ } }
+            pub fn code(self) -> &'static str { match self { $(ErrorCode::$variant => $code),+ } }
+            pub fn title(self) -> &'static str { match self { $(ErrorCode::$variant => $title),+ } }
+            /// What the problem means and what to do about it (served at `/problems/<code>`).
+            pub fn description(self) -> &'static str { match self { $(ErrorCode::$variant => $description),+ } }
+            pub fn variant_name(self) -> &'static str { match self { $(ErrorCode::$variant => stringify!($variant)),+ } }
+            pub fn from_code(code: &str) -> Option<ErrorCode> { ErrorCode::ALL.iter().copied().find(|c| c.code() == code) }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest => (StatusCode::BAD_REQUEST, "bad_request", "Bad request",
+        "The request line or a header could not be understood (for example a malformed If-Match)."),
+    Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required",
+        "Send a valid credential as `Authorization: Bearer <token>`."),
+    TenantSuspended => (StatusCode::FORBIDDEN, "tenant_suspended", "Tenant suspended",
+        "The tenant's account is suspended by the platform operator; its API is closed until it is resumed."),
+    TenantArchived => (StatusCode::FORBIDDEN, "tenant_archived", "Tenant archived",
+        "The tenant's account is archived; its API is closed for good."),
+    NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found",
+        "No such resource, or not one the credential may see."),
+    MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed",
+        "The resource exists but does not support this HTTP method."),
+    TenantNotReady => (StatusCode::CONFLICT, "tenant_not_ready", "Tenant not ready",
+        "The tenant is still being provisioned; retry the creation call to finish it."),
+    LocationCodeTaken => (StatusCode::CONFLICT, "location_code_taken", "Location code taken",
+        "Another location of this tenant already uses this code."),
+    TenantSlugTaken => (StatusCode::CONFLICT, "tenant_slug_taken", "Tenant slug taken",
+        "Another tenant already uses this slug."),
+    ShardNameTaken => (StatusCode::CONFLICT, "shard_name_taken", "Shard name taken",
+        "Another shard already uses this name."),
+    InvalidStatusTransition => (StatusCode::CONFLICT, "invalid_status_transition", "Status change not allowed",
+        "The tenant's current status does not allow this action (an archived tenant cannot be resumed)."),
+    VersionMismatch => (StatusCode::PRECONDITION_FAILED, "version_mismatch", "Version mismatch",
+        "If-Match named a version that is no longer current; fetch the resource again and retry."),
+    PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large",
+        "The request body exceeds the configured limit."),
+    UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type",
+        "Send the body as application/json (or application/merge-patch+json for PATCH)."),
+    MalformedJson => (StatusCode::UNPROCESSABLE_ENTITY, "malformed_json", "Malformed JSON",
+        "The body is not valid JSON."),
+    ValidationFailed => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed",
+        "One or more fields are invalid; `errors` lists each with its path and a code."),
+    InvalidId => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", "Invalid identifier",
+        "A path segment is not a well-formed identifier (a hyphenated UUID, or a tenant slug)."),
+    InvalidQuery => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", "Invalid query parameter",
+        "A query parameter is unknown or out of range (`limit` is 1 to 500; `cursor` must come from a previous page)."),
+    ShardUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "shard_unavailable", "Shard unavailable",
+        "The database holding this tenant's data is not answering; retry after the Retry-After delay."),
+    NoShardAvailable => (StatusCode::SERVICE_UNAVAILABLE, "no_shard_available", "No shard available",
+        "No active shard can take a new tenant; the operator must add one or reactivate one."),
+    ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable",
+        "A platform dependency is not answering; retry after the Retry-After delay."),
+    InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error",
+        "Something failed on our side. The request id identifies it in our logs."),
+}
+
+tokio::task_local! {
+    /// The current request's id, set by the request middleware, read when a problem is rendered.
+    pub static REQUEST_ID: String;
+}
+
+/// The boundary error.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    /// Field errors (validation only).
+    pub errors: Vec<FieldError>,
+    /// Sent as `Retry-After` (503, 429).
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_errors(
+        code: ErrorCode,
+        detail: impl Into<String>,
+        errors: Vec<FieldError>,
+    ) -> Self {
+        Self {
+            errors,
+            ..Self::new(code, detail)
+        }
+    }
+
+    pub fn retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = Some(d);
+        self
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    /// A 500 whose cause is logged, not returned.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::InternalError, "an unexpected error occurred")
+    }
+
+    pub fn validation(errs: ValidationErrors) -> Self {
+        let malformed = errs.0.iter().any(|e| e.code == "malformed_json");
+        if malformed {
+            let detail = errs
+                .0
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            return Self::with_errors(ErrorCode::MalformedJson, detail, errs.0);
+        }
+        Self::with_errors(ErrorCode::ValidationFailed, errs.to_string(), errs.0)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.code(), self.detail)
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = ProblemBody {
+            type_: format!("/problems/{}", self.code.code()),
+            title: self.code.title(),
+            status: self.code.status().as_u16(),
+            code: self.code.code(),
+            detail: &self.detail,
+            instance: REQUEST_ID.try_with(Clone::clone).ok(),
+            errors: &self.errors,
+        };
+        let mut res = HttpResponse::build(self.code.status());
+        res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if let Some(d) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, d.as_secs().max(1).to_string()));
+        }
+        if self.code == ErrorCode::Unauthenticated {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"aries\""),
+            ));
+        }
+        res.body(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation(errs) => ApiError::validation(errs),
+            DomainError::NotFound(what) => ApiError::not_found(what),
+            DomainError::Conflict { code, detail } => match code {
+                "location_code_taken" => ApiError::new(ErrorCode::LocationCodeTaken, detail),
+                other => ApiError::internal(&format!("unmapped conflict code {other}: {detail}")),
+            },
+            DomainError::VersionMismatch { current } => ApiError::new(
+                ErrorCode::VersionMismatch,
+                format!("the current version is {current}"),
+            ),
+            DomainError::Database(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::TenantNotFound => ApiError::not_found("tenant"),
+            TenantError::NotServing(TenantStatus::Suspended) => {
+                ApiError::new(ErrorCode::TenantSuspended, "the tenant is suspended")
+            }
+            TenantError::NotServing(TenantStatus::Archived) => {
+                ApiError::new(ErrorCode::TenantArchived, "the tenant is archived")
+            }
+            TenantError::NotServing(_) => ApiError::new(
+                ErrorCode::TenantNotReady,
+                "the tenant is still being provisioned",
+            ),
+            TenantError::ShardUnavailable { shard, retry_after } => {
+                tracing::warn!(%shard, "shard unavailable");
+                ApiError::new(
+                    ErrorCode::ShardUnavailable,
+                    "the tenant's data is temporarily unavailable",
+                )
+                .retry_after(retry_after)
+            }
+            TenantError::Domain(d) => d.into(),
+            TenantError::Catalog(c) => c.into(),
+            TenantError::Crashed => {
+                tracing::error!("tenant operation crashed; actor restarted");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the request failed; the tenant's service restarted, retry",
+                )
+                .retry_after(Duration::from_secs(1))
+            }
+            TenantError::ActorUnavailable(why) => {
+                tracing::warn!(%why, "tenant actor unavailable");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the tenant's service is restarting, retry",
+                )
+                .retry_after(Duration::from_secs(1))
+            }
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::TenantNotFound(_) => ApiError::not_found("tenant"),
+            CatalogError::ShardNotFound(_) => ApiError::not_found("shard"),
+            CatalogError::SlugTaken(s) => {
+                ApiError::new(ErrorCode::TenantSlugTaken, format!("the slug {s} is taken"))
+            }
+            CatalogError::ShardNameTaken(s) => ApiError::new(
+                ErrorCode::ShardNameTaken,
+                format!("a shard named {s} exists"),
+            ),
+            e @ CatalogError::InvalidTransition { .. } => {
+                ApiError::new(ErrorCode::InvalidStatusTransition, e.to_string())
+            }
+            CatalogError::NoShardAvailable => ApiError::new(
+                ErrorCode::NoShardAvailable,
+                "no active shard can take a new tenant",
+            ),
+            CatalogError::Database(db) if aries_actors::breaker::is_unavailability(&db) => {
+                tracing::error!(error = %db, "catalog unavailable");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the platform catalog is not answering",
+                )
+                .retry_after(Duration::from_secs(2))
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<PlatformError> for ApiError {
+    fn from(e: PlatformError) -> Self {
+        match e {
+            PlatformError::Catalog(c) => c.into(),
+            PlatformError::ShardUnavailable {
+                shard,
+                reason,
+                retry_after,
+            } => {
+                tracing::warn!(%shard, %reason, "shard unavailable for an operator action");
+                ApiError::new(
+                    ErrorCode::ShardUnavailable,
+                    format!("shard {shard} is unavailable"),
+                )
+                .retry_after(retry_after)
+            }
+            PlatformError::InvalidDsn(why) => ApiError::with_errors(
+                ErrorCode::ValidationFailed,
+                format!("dsn: {why}"),
+                vec![FieldError::new("dsn", "invalid_format", why)],
+            ),
+            PlatformError::Provision(p) => ApiError::internal(&p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.code()), "duplicate code {}", c.code());
+            assert!(
+                c.code()
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{}",
+                c.code()
+            );
+            assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
+        }
+    }
+
+    /// Every code in the table is produced somewhere outside this file (lemmy's and meilisearch's
+    /// habit): a code nobody uses is either dead or a mapping someone forgot.
+    #[test]
+    fn every_code_is_used() -> std::io::Result<()> {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut text = String::new();
+        let mut stack = vec![src];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("error.rs")
+                {
+                    text.push_str(&std::fs::read_to_string(&path)?);
+                }
+            }
+        }
+        // This file's own conversions count too, but not the table itself.
+        let own = include_str!("error.rs");
+        let conversions = own
+            .split("impl From<DomainError> for ApiError")
+            .nth(1)
+            .unwrap_or_default();
+        let helpers = own.split("impl ApiError {").nth(1).unwrap_or_default();
+        text.push_str(conversions);
+        text.push_str(
+            helpers
+                .split("impl std::fmt::Display for ApiError")
+                .next()
+                .unwrap_or_default(),
+        );
+        let unused: Vec<&str> = ErrorCode::ALL
+            .iter()
+            .filter(|c| !text.contains(&format!("ErrorCode::{}", c.variant_name())))
+            .map(|c| c.code())
+            .collect();
+        assert!(unused.is_empty(), "error codes never produced: {unused:?}");
+        Ok(())
+    }
+}

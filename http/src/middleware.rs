@@ -1,0 +1,116 @@
+//! The one request middleware: request id, the request's tracing span, latency metrics, an access
+//! log line, security headers, and turning any error response that is not already problem+json
+//! (actix's own 404/405/413/400s) into one.
+
+use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, REQUEST_ID};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, ResponseError};
+use std::time::Instant;
+use tracing::Instrument;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client-sent request id is kept only if it is a sane token (so logs cannot be forged with
+/// newlines or flooded with kilobytes).
+fn accept_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+pub async fn request_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(accept_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "http",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        tenant = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let id_for_scope = request_id.clone();
+    let result = REQUEST_ID
+        .scope(
+            id_for_scope,
+            async move { next.call(req).await }.instrument(span.clone()),
+        )
+        .await;
+    let mut res = match result {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => return Err(e),
+    };
+    if res.status().is_client_error() || res.status().is_server_error() {
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        if !is_problem {
+            let code = match res.status().as_u16() {
+                404 => ErrorCode::NotFound,
+                405 => ErrorCode::MethodNotAllowed,
+                413 => ErrorCode::PayloadTooLarge,
+                415 => ErrorCode::UnsupportedMediaType,
+                s if s >= 500 => ErrorCode::InternalError,
+                _ => ErrorCode::BadRequest,
+            };
+            let detail = res
+                .response()
+                .error()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| code.title().to_owned());
+            let problem = REQUEST_ID.sync_scope(request_id.clone(), || {
+                ApiError::new(code, detail).error_response()
+            });
+            res = res.into_response(problem);
+        }
+    }
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    span.record("status", status);
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    metrics::histogram!(
+        "http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => status.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(X_REQUEST_ID, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(res)
+}

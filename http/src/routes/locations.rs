@@ -1,0 +1,177 @@
+//! Locations (branches): `/v1/tenants/{tenant}/locations`. Every call goes HTTP → Directory →
+//! TenantActor → a tenant transaction on the tenant's shard; every change writes an outbox event
+//! in that transaction.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{JsonBody, OperatorAuth, PageQuery, if_match, path_id, tenant_slug};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use aries_actors::ops::{
+    CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation,
+};
+use aries_tenants::LocationId;
+use aries_tenants::locations::store::ListFilter;
+use aries_tenants::locations::{Location, LocationInput};
+use aries_tenants::page::Page;
+use serde::Deserialize;
+
+fn with_etag(mut res: HttpResponse, location: &Location) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", location.version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Create a location.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/locations", tag = "locations", request_body = LocationInput,
+    security(("bearer" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 201, body = Location), (status = 409, description = "location_code_taken"),
+              (status = 422, description = "validation_failed / malformed_json"), (status = 403, description = "tenant_suspended"),
+              (status = 503, description = "shard_unavailable")))]
+pub async fn create(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<LocationInput>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = tenant_slug(&path)?;
+    let location = state.directory.exec(&slug, CreateLocation(body.0)).await?;
+    let url = format!("/v1/tenants/{slug}/locations/{}", location.id);
+    let res = HttpResponse::Created()
+        .insert_header((header::LOCATION, url))
+        .json(&location);
+    Ok(with_etag(res, &location))
+}
+
+/// Filters of the location list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LocationListQuery {
+    /// Substring of name or code, case-insensitive.
+    pub q: Option<String>,
+    /// `true` or `false`.
+    pub active: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// List locations (cursor-paginated, by creation order).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/locations", tag = "locations", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), LocationListQuery),
+    responses((status = 200, description = "`{data: [Location], next_cursor?}`"), (status = 422, description = "invalid_query")))]
+pub async fn list(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<LocationListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = tenant_slug(&path)?;
+    let q = query.into_inner();
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let active = match q.active.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(crate::extract::query_error(
+                "active",
+                "invalid_value",
+                "true or false",
+            ));
+        }
+    };
+    let filter = ListFilter {
+        q: q.q.filter(|s| !s.trim().is_empty()),
+        active,
+    };
+    let rows = state
+        .directory
+        .exec(&slug, ListLocations { page, filter })
+        .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |l| l.id.as_uuid())))
+}
+
+/// One location.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/locations/{location_id}", tag = "locations", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = Location), (status = 404, description = "not_found"), (status = 422, description = "invalid_id")))]
+pub async fn show(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let slug = tenant_slug(&tenant)?;
+    let id: LocationId = path_id("location_id", &id)?;
+    let location = state.directory.exec(&slug, GetLocation(id)).await?;
+    Ok(with_etag(HttpResponse::Ok().json(&location), &location))
+}
+
+/// Update a location with a JSON merge patch (RFC 7396) of its writable fields. `If-Match` with
+/// the ETag makes the update conditional (412 `version_mismatch` when stale).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/locations/{location_id}", tag = "locations", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Location), (status = 412, description = "version_mismatch"), (status = 422, description = "validation_failed")))]
+pub async fn update(
+    _: OperatorAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let slug = tenant_slug(&tenant)?;
+    let id: LocationId = path_id("location_id", &id)?;
+    let if_match = if_match(&req)?;
+    if !body.0.is_object() {
+        return Err(ApiError::with_errors(
+            ErrorCode::ValidationFailed,
+            "a merge patch is a JSON object",
+            vec![aries_tenants::FieldError::new(
+                "",
+                "invalid_type",
+                "expected a JSON object",
+            )],
+        ));
+    }
+    let location = state
+        .directory
+        .exec(
+            &slug,
+            PatchLocation {
+                id,
+                patch: body.0,
+                if_match,
+            },
+        )
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&location), &location))
+}
+
+/// Delete a location. `If-Match` makes it conditional.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/locations/{location_id}", tag = "locations", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 404, description = "not_found"), (status = 412, description = "version_mismatch")))]
+pub async fn delete(
+    _: OperatorAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let slug = tenant_slug(&tenant)?;
+    let id: LocationId = path_id("location_id", &id)?;
+    let if_match = if_match(&req)?;
+    state
+        .directory
+        .exec(&slug, DeleteLocation { id, if_match })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

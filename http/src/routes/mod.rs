@@ -1,0 +1,63 @@
+//! Every route, mounted in one place. Each resource module exports its handlers; `configure`
+//! wires them, and [`crate::openapi::ApiDoc`] lists the same handlers for the OpenAPI document.
+
+pub mod health;
+pub mod locations;
+pub mod meta;
+pub mod platform;
+
+use crate::error::{ApiError, ErrorCode};
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/platform")
+            .service(
+                resource("/tenants")
+                    .route(web::post().to(platform::create_tenant))
+                    .route(web::get().to(platform::list_tenants)),
+            )
+            .service(resource("/tenants/{tenant}").route(web::get().to(platform::show_tenant)))
+            .service(
+                resource("/tenants/{tenant}/suspend")
+                    .route(web::post().to(platform::suspend_tenant)),
+            )
+            .service(
+                resource("/tenants/{tenant}/resume").route(web::post().to(platform::resume_tenant)),
+            )
+            .service(
+                resource("/tenants/{tenant}/archive")
+                    .route(web::post().to(platform::archive_tenant)),
+            )
+            .service(resource("/shards").route(web::get().to(platform::list_shards))),
+    )
+    .service(
+        web::scope("/v1/tenants/{tenant}")
+            .service(
+                resource("/locations")
+                    .route(web::post().to(locations::create))
+                    .route(web::get().to(locations::list)),
+            )
+            .service(
+                resource("/locations/{location_id}")
+                    .route(web::get().to(locations::show))
+                    .route(web::patch().to(locations::update))
+                    .route(web::delete().to(locations::delete)),
+            ),
+    )
+    .service(resource("/health/live").route(web::get().to(health::live)))
+    .service(resource("/health/ready").route(web::get().to(health::ready)))
+    .service(resource("/metrics").route(web::get().to(meta::metrics)))
+    .service(resource("/problems/{code}").route(web::get().to(meta::problem)));
+}
+
+/// A resource whose unsupported methods answer 405 problem+json (with `Allow` left to the client
+/// to discover from the OpenAPI document).
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "this resource does not support the method",
+        )
+    }))
+}

@@ -1,0 +1,273 @@
+//! The operator API: `/v1/platform/…`.
+
+use crate::error::ApiError;
+use crate::extract::{JsonBody, OperatorAuth, PageQuery, query_error, tenant_slug};
+use crate::state::AppState;
+use actix_web::{HttpResponse, web};
+use aries_shards::catalog::{TenantFilter, TenantRecord};
+use aries_tenants::page::Page;
+use aries_tenants::tenant::StatusAction;
+use aries_tenants::{FieldError, Plan, TenantStatus, ValidationErrors};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A tenant as the operator sees it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TenantView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub plan: Plan,
+    /// Name of the shard holding the tenant's data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Placement epoch (increases when the tenant moves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement_epoch: Option<i64>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<TenantRecord> for TenantView {
+    fn from(t: TenantRecord) -> Self {
+        TenantView {
+            id: t.id.to_string(),
+            slug: t.slug.to_string(),
+            name: t.name,
+            status: t.status,
+            plan: t.plan,
+            shard: t.shard_name,
+            placement_epoch: t.placement.map(|p| p.epoch),
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+fn tenant_response(status: actix_web::http::StatusCode, t: TenantRecord) -> HttpResponse {
+    let etag = format!("\"{}\"", t.version);
+    HttpResponse::build(status)
+        .insert_header(("ETag", etag))
+        .json(TenantView::from(t))
+}
+
+/// Body of `POST /v1/platform/tenants`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// `^[a-z][a-z0-9-]{2,62}$`; names the tenant in URLs; cannot change later.
+    pub slug: String,
+    /// The provider company's name.
+    pub name: String,
+    pub plan: Plan,
+}
+
+/// Create a tenant: it is placed on the least-loaded active shard, its shard is migrated, and it
+/// becomes `active`. Repeating the call for a tenant whose creation failed half-way finishes it.
+#[utoipa::path(post, path = "/v1/platform/tenants", tag = "platform", request_body = CreateTenant,
+    security(("bearer" = [])),
+    responses((status = 201, body = TenantView), (status = 409, description = "tenant_slug_taken"),
+              (status = 422, description = "validation_failed"), (status = 503, description = "shard_unavailable / no_shard_available")))]
+pub async fn create_tenant(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    body: JsonBody<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let mut errs = ValidationErrors::default();
+    let slug = aries_tenants::TenantSlug::parse(body.slug.trim())
+        .map_err(|e| {
+            errs.0
+                .push(FieldError::new("slug", "invalid_slug", e.to_string()))
+        })
+        .ok();
+    let name = errs.text("name", &body.name, 200);
+    let slug = match (slug, errs.is_empty()) {
+        (Some(slug), true) => slug,
+        _ => return Err(ApiError::validation(errs)),
+    };
+    let tenant = state
+        .platform
+        .create_tenant(&slug, &name, body.plan)
+        .await?;
+    let mut res = tenant_response(actix_web::http::StatusCode::CREATED, tenant);
+    if let Ok(v) =
+        actix_web::http::header::HeaderValue::from_str(&format!("/v1/platform/tenants/{slug}"))
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Filters of `GET /v1/platform/tenants`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TenantListQuery {
+    /// `provisioning`, `active`, `suspended` or `archived`.
+    pub status: Option<String>,
+    /// Shard name.
+    pub shard: Option<String>,
+    /// Substring of slug or name.
+    pub q: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// List tenants (cursor-paginated, by creation order).
+#[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform", params(TenantListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "`{data: [TenantView], next_cursor?}`"), (status = 422, description = "invalid_query")))]
+pub async fn list_tenants(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    query: web::Query<TenantListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let status = q
+        .status
+        .map(|s| {
+            s.parse::<TenantStatus>()
+                .map_err(|e| query_error("status", "invalid_value", &e))
+        })
+        .transpose()?;
+    let filter = TenantFilter {
+        status,
+        shard: q.shard,
+        q: q.q.filter(|s| !s.trim().is_empty()),
+    };
+    let rows = state.platform.tenants(&filter, page).await?;
+    let page = Page::from_rows(rows, page.limit, |t| t.id.as_uuid());
+    Ok(HttpResponse::Ok().json(Page {
+        data: page
+            .data
+            .into_iter()
+            .map(TenantView::from)
+            .collect::<Vec<_>>(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}", tag = "platform", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = TenantView), (status = 404, description = "not_found")))]
+pub async fn show_tenant(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = tenant_slug(&path)?;
+    Ok(tenant_response(
+        actix_web::http::StatusCode::OK,
+        state.platform.tenant(&slug).await?,
+    ))
+}
+
+async fn change_status(
+    state: &AppState,
+    raw: &str,
+    action: StatusAction,
+) -> Result<HttpResponse, ApiError> {
+    let slug = tenant_slug(raw)?;
+    let tenant = state.platform.change_status(&slug, action).await?;
+    Ok(tenant_response(actix_web::http::StatusCode::OK, tenant))
+}
+
+/// Suspend a tenant: its API answers 403 `tenant_suspended` until resumed. Idempotent.
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/suspend", tag = "platform", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = TenantView), (status = 409, description = "invalid_status_transition")))]
+pub async fn suspend_tenant(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    change_status(&state, &path, StatusAction::Suspend).await
+}
+
+/// Resume a suspended tenant. Idempotent.
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/resume", tag = "platform", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = TenantView), (status = 409, description = "invalid_status_transition")))]
+pub async fn resume_tenant(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    change_status(&state, &path, StatusAction::Resume).await
+}
+
+/// Archive a tenant for good (data kept; API closed with 403 `tenant_archived`).
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/archive", tag = "platform", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = TenantView)))]
+pub async fn archive_tenant(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    change_status(&state, &path, StatusAction::Archive).await
+}
+
+/// A shard with its health as this instance sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ShardView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    /// Host, port and database (no credentials).
+    pub dsn: String,
+    /// `active`, `draining` or `read_only`.
+    pub status: String,
+    pub weight: u32,
+    pub tenant_count: u64,
+    /// `up`, `down` or `unknown` (no actor on this instance yet).
+    pub health: &'static str,
+    /// `closed`, `half_open` or `open`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// List shards with their health and tenant counts.
+#[utoipa::path(get, path = "/v1/platform/shards", tag = "platform", security(("bearer" = [])),
+    responses((status = 200, description = "`{data: [ShardView]}`")))]
+pub async fn list_shards(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let shards = state.platform.shard_overview().await?;
+    let data: Vec<ShardView> = shards
+        .into_iter()
+        .map(|s| ShardView {
+            id: s.record.id.to_string(),
+            name: s.record.name,
+            dsn: s.record.dsn,
+            status: serde_json::to_value(s.record.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            weight: s.record.weight,
+            tenant_count: s.record.tenant_count,
+            health: match &s.health {
+                Some(h) if h.is_up() => "up",
+                Some(_) => "down",
+                None => "unknown",
+            },
+            breaker: s.health.as_ref().map(|h| h.breaker.as_str()),
+            error: s.health.and_then(|h| h.last_error),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}

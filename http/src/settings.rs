@@ -1,0 +1,225 @@
+//! Configuration: defaults, then a TOML file, then `ARIES__SECTION__KEY` environment variables
+//! (`ARIES__HTTP__BIND=0.0.0.0:8080`, `ARIES__DATABASE__APP_PASSWORD=…`). Secrets are
+//! `SecretString`s, so `Debug` (and therefore logs) shows `[REDACTED]`.
+
+use aries_shards::DatabaseSettings;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub rabbitmq: RabbitSettings,
+    pub auth: AuthSettings,
+    pub tenants: TenantSettings,
+    pub shards: ShardSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on.
+    pub bind: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            body_limit_bytes: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: SecretString,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("redis://127.0.0.1:6379"),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RabbitSettings {
+    /// Carries the password, hence secret.
+    pub url: SecretString,
+}
+
+impl Default for RabbitSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+        }
+    }
+}
+
+impl std::fmt::Debug for RabbitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitSettings")
+            .field("url", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The interim operator bearer token (until operator accounts arrive). Unset: the operator API
+    /// and the tenant API refuse every request.
+    pub operator_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// A tenant actor passivates after this many milliseconds without a message.
+    pub idle_timeout_ms: u64,
+    /// A tenant actor re-reads its profile (status, placement) this often.
+    pub profile_refresh_ms: u64,
+    /// Arbiters (threads) for tenant actors; 0 means one per core.
+    pub arbiters: usize,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: 300_000,
+            profile_refresh_ms: 5_000,
+            arbiters: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShardSettings {
+    /// Health probe period per shard.
+    pub probe_interval_ms: u64,
+    /// How long an open breaker refuses requests before letting a trial through.
+    pub breaker_open_ms: u64,
+    /// Migrate the catalog and every shard when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for ShardSettings {
+    fn default() -> Self {
+        Self {
+            probe_interval_ms: 1_000,
+            breaker_open_ms: 2_000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive (`info`, `aries=debug,sqlx=warn`); `RUST_LOG` wins when set.
+    pub level: String,
+    /// `json` (default) or `pretty`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info,sqlx::postgres::notice=warn".into(),
+            format: "json".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults → `file` (if given, or `aries.toml` when present) → `ARIES__…` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, figment::Error> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("aries.toml").exists() => {
+                figment = figment.merge(Toml::file("aries.toml"))
+            }
+            None => {}
+        }
+        figment
+            .merge(Env::prefixed("ARIES__").split("__"))
+            .extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn layers_defaults_file_env_and_redacts() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "a.toml",
+                "[http]\nbind = \"127.0.0.1:9000\"\n[database]\napp_password = \"from-file\"",
+            )?;
+            jail.set_env("ARIES__DATABASE__APP_PASSWORD", "from-env");
+            jail.set_env("ARIES__AUTH__OPERATOR_TOKEN", "tok-secret");
+            let s = Settings::load(Some(Path::new("a.toml")))?;
+            assert_eq!(s.http.bind, "127.0.0.1:9000");
+            assert_eq!(s.http.body_limit_bytes, 256 * 1024);
+            assert_eq!(s.database.app_password.expose_secret(), "from-env");
+            let debug = format!("{s:?}");
+            assert!(
+                !debug.contains("from-env")
+                    && !debug.contains("tok-secret")
+                    && !debug.contains("guest"),
+                "{debug}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        Jail::expect_with(|jail| {
+            jail.create_file("b.toml", "[http]\nbnd = \"x\"")?;
+            assert!(Settings::load(Some(Path::new("b.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

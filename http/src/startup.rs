@@ -1,0 +1,182 @@
+//! Building and running the application. `Application::build` takes settings, binds the listener
+//! (port 0 in tests), connects what must be connected and returns; `run_until_stopped` serves.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::BodyLimit;
+use crate::settings::Settings;
+use crate::state::AppState;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use aries_actors::links::{RabbitLink, RedisLink};
+use aries_actors::tenant::TenantTimers;
+use aries_actors::{Directory, DirectorySettings, Platform, ShardRegistry};
+use aries_shards::Catalog;
+use aries_shards::connect::{Role, lazy_pool};
+use aries_shards::migrate::{migrate_catalog, migrate_shard};
+use aries_tenants::FieldError;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi as _;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// The platform's shared parts, built once per process (the CLI uses them without the server).
+pub struct Core {
+    pub directory: Directory,
+    pub platform: Platform,
+}
+
+impl Core {
+    /// Connects the catalog, optionally migrates, starts shard actors. Needs a running actix system.
+    pub async fn build(settings: &Settings, migrate: bool) -> anyhow::Result<Core> {
+        let db = Arc::new(settings.database.clone());
+        if migrate {
+            migrate_catalog(&db)
+                .await
+                .context("migrating the catalog")?;
+        }
+        let catalog =
+            Catalog::new(lazy_pool(&db.catalog_url, Role::App, &db).context("catalog URL")?);
+        if migrate {
+            for shard in catalog
+                .shards()
+                .await
+                .context("reading shards from the catalog")?
+            {
+                // A shard that is down must not keep the others from serving: warn and go on.
+                if let Err(e) = migrate_shard(&shard.dsn, &db).await {
+                    tracing::error!(shard = %shard.name, error = %e, "shard not migrated at start-up");
+                }
+            }
+        }
+        let shards = ShardRegistry::new(
+            catalog.clone(),
+            db,
+            Duration::from_millis(settings.shards.probe_interval_ms),
+            Duration::from_millis(settings.shards.breaker_open_ms),
+        );
+        shards.sync().await.context("starting shard actors")?;
+        let directory = Directory::new(
+            catalog,
+            shards,
+            DirectorySettings {
+                arbiters: settings.tenants.arbiters,
+                timers: TenantTimers {
+                    idle_timeout: Duration::from_millis(settings.tenants.idle_timeout_ms),
+                    profile_refresh: Duration::from_millis(settings.tenants.profile_refresh_ms),
+                },
+            },
+        );
+        let platform = Platform::new(directory.clone());
+        Ok(Core {
+            directory,
+            platform,
+        })
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// Exposed for tests (activation, supervision).
+    pub state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.http.bind)
+            .with_context(|| format!("binding {}", settings.http.bind))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        let _ = crate::telemetry::prometheus();
+        let core = Core::build(&settings, settings.shards.migrate_on_start).await?;
+        let operator_token_sha256 = settings.auth.operator_token.as_ref().map(|t| {
+            let d: [u8; 32] = Sha256::digest(t.expose_secret().trim().as_bytes()).into();
+            d
+        });
+        if operator_token_sha256.is_none() {
+            tracing::warn!(
+                "no operator token configured (ARIES__AUTH__OPERATOR_TOKEN): the APIs will refuse every request"
+            );
+        }
+        let state = AppState {
+            directory: core.directory,
+            platform: core.platform,
+            redis: RedisLink::start(settings.redis.url.expose_secret().to_owned()),
+            rabbit: RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned()),
+            operator_token_sha256,
+        };
+        let port = listener.local_addr()?.port();
+        let body_limit = settings.http.body_limit_bytes;
+        let app_state = web::Data::new(state.clone());
+        let openapi = crate::openapi::ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(BodyLimit(body_limit))
+                .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    let msg = e.to_string();
+                    ApiError::with_errors(
+                        ErrorCode::InvalidQuery,
+                        msg.clone(),
+                        vec![FieldError::new(query_field(&msg), "invalid_query", msg)],
+                    )
+                    .into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::new(ErrorCode::InvalidId, e.to_string()).into()
+                }))
+                .wrap(from_fn(crate::middleware::request_middleware))
+                .configure(crate::routes::configure)
+                .service(web::redirect("/docs", "/docs/"))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(|| async {
+                    ApiError::new(ErrorCode::NotFound, "no such route")
+                }))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// serde_urlencoded says "unknown field `x`, expected …"; pull the field name out for `errors`.
+fn query_field(msg: &str) -> String {
+    msg.split('`').nth(1).unwrap_or("").to_owned()
+}
+
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+    fn respond_to(self, _: &actix_web::HttpRequest) -> actix_web::HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}

@@ -1,0 +1,460 @@
+//! The test harness: fresh databases per test, a second Postgres server on demand, and a
+//! `TestApp` that runs the real application on a random port against the real services.
+
+#![allow(dead_code)]
+
+use aries_actors::ShardRegistry;
+use aries_http::settings::Settings;
+use aries_http::startup::Application;
+use aries_shards::connect::{Role, lazy_pool, options};
+use aries_shards::migrate::{migrate_catalog, migrate_shard};
+use aries_shards::{Catalog, DatabaseSettings};
+use aries_tenants::TenantId;
+use reqwest::{Method, Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The local server every machine running the tests has (started by scripts/services.sh).
+pub const MAIN_SERVER: &str = "postgres://127.0.0.1:5432";
+
+fn unique(prefix: &str) -> String {
+    let r: u64 = rand::random();
+    format!("{prefix}_{}_{:x}", std::process::id(), r & 0xffff_ffff)
+}
+
+pub fn db_settings(catalog_url: &str) -> DatabaseSettings {
+    DatabaseSettings {
+        catalog_url: catalog_url.to_owned(),
+        max_connections: 8,
+        acquire_timeout_ms: 1500,
+        ..Default::default()
+    }
+}
+
+/// Databases made for one test and dropped after it (test.sh also sweeps `aries_t_%` leftovers).
+pub struct TestDbs {
+    /// (server, database) pairs to drop.
+    created: Vec<(String, String)>,
+}
+
+impl TestDbs {
+    pub fn new() -> Self {
+        Self {
+            created: Vec::new(),
+        }
+    }
+
+    /// Creates an empty database owned by the owner role on `server` and returns its DSN.
+    pub async fn create(&mut self, server: &str, suffix: &str) -> Result<String, sqlx::Error> {
+        let name = unique(&format!("aries_t_{suffix}"));
+        let mut admin = admin_conn(server).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        self.created.push((server.to_owned(), name.clone()));
+        Ok(format!("{server}/{name}"))
+    }
+}
+
+async fn admin_conn(server: &str) -> Result<PgConnection, sqlx::Error> {
+    options(
+        &format!("{server}/postgres"),
+        Role::Owner,
+        &DatabaseSettings::default(),
+    )?
+    .connect()
+    .await
+}
+
+impl Drop for TestDbs {
+    fn drop(&mut self) {
+        let created = std::mem::take(&mut self.created);
+        // Drop runs inside the test's runtime; drop the databases from a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for (server, name) in created {
+                    if let Ok(mut c) = admin_conn(&server).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "drop database if exists {name} with (force)"
+                        )))
+                        .execute(&mut c)
+                        .await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A throwaway Postgres server on its own port (for tests that need a shard to fail).
+pub struct PgServer {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .filter(|p| p.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
+
+fn as_postgres(cmd: &str) -> std::io::Result<std::process::Output> {
+    Command::new("su")
+        .args(["postgres", "-s", "/bin/sh", "-c", cmd])
+        .output()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(55432)
+}
+
+impl PgServer {
+    /// initdb (trust auth), start, and create the app and owner roles.
+    pub fn start() -> Result<PgServer, Box<dyn std::error::Error>> {
+        let bin = pg_bin();
+        let port = free_port();
+        let dir = PathBuf::from(format!("/tmp/aries-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = as_postgres(&format!(
+            "{} -D {} -A trust -U postgres --no-sync >/dev/null",
+            bin.join("initdb").display(),
+            dir.display()
+        ))?;
+        if !out.status.success() {
+            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let server = PgServer { port, dir, bin };
+        server.pg_ctl_start()?;
+        let out = Command::new(server.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"])
+            .arg("create role aries_owner login password 'aries_owner' createdb; create role aries_app login password 'aries_app';")
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("creating roles: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://127.0.0.1:{}", self.port)
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), Box<dyn std::error::Error>> {
+        let out = as_postgres(&format!(
+            "{} -D {} -o '-p {} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off' -l {}/log -w start >/dev/null",
+            self.bin.join("pg_ctl").display(),
+            self.dir.display(),
+            self.port,
+            self.dir.display()
+        ))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl start failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into())
+        }
+    }
+
+    /// Stops at once, as a crash would (open connections are cut).
+    pub fn kill(&self) -> std::io::Result<()> {
+        as_postgres(&format!(
+            "{} -D {} -m immediate -w stop >/dev/null",
+            self.bin.join("pg_ctl").display(),
+            self.dir.display()
+        ))
+        .map(|_| ())
+    }
+
+    pub fn restart(&self) -> Result<(), Box<dyn std::error::Error>> {
+        self.pg_ctl_start()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Default)]
+pub struct AppOptions {
+    /// Put shard-1 on this server instead of the main one.
+    pub shard1_server: Option<String>,
+    pub idle_timeout: Option<Duration>,
+    pub body_limit: Option<usize>,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub app_state: aries_http::state::AppState,
+    pub db: DatabaseSettings,
+    /// DSNs of shard-0 and shard-1.
+    pub shard_dsns: Vec<String>,
+    /// The settings the app runs with (for the CLI tests).
+    pub settings_env: Vec<(String, String)>,
+    handle: actix_web::dev::ServerHandle,
+    /// Dropped after the server: the databases go last.
+    _dbs: TestDbs,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(AppOptions::default()).await
+    }
+
+    pub async fn spawn_with(opts: AppOptions) -> TestApp {
+        match Self::try_spawn(opts).await {
+            Ok(app) => app,
+            Err(e) => panic!("spawning the test app: {e}"),
+        }
+    }
+
+    async fn try_spawn(opts: AppOptions) -> Result<TestApp, Box<dyn std::error::Error>> {
+        let mut dbs = TestDbs::new();
+        let catalog_url = dbs.create(MAIN_SERVER, "cat").await?;
+        let shard0 = dbs.create(MAIN_SERVER, "s0").await?;
+        let shard1 = dbs
+            .create(opts.shard1_server.as_deref().unwrap_or(MAIN_SERVER), "s1")
+            .await?;
+        let db = db_settings(&catalog_url);
+        migrate_catalog(&db).await?;
+        let catalog = Catalog::new(lazy_pool(&catalog_url, Role::App, &db)?);
+        for (name, dsn) in [("shard-0", &shard0), ("shard-1", &shard1)] {
+            migrate_shard(dsn, &db).await?;
+            catalog.add_shard(name, dsn, 100).await?;
+        }
+        catalog.pool().close().await;
+        let token = format!("test-{:x}", rand::random::<u128>());
+        let mut settings = Settings::default();
+        settings.database = db.clone();
+        settings.http.bind = "127.0.0.1:0".into();
+        settings.http.workers = 2;
+        settings.auth.operator_token = Some(SecretString::from(token.clone()));
+        settings.tenants.arbiters = 2;
+        settings.shards.probe_interval_ms = 200;
+        settings.shards.breaker_open_ms = 500;
+        if let Some(idle) = opts.idle_timeout {
+            settings.tenants.idle_timeout_ms = u64::try_from(idle.as_millis())?;
+        }
+        if let Some(limit) = opts.body_limit {
+            settings.http.body_limit_bytes = limit;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let app = Application::build_with_listener(settings, listener).await?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.server_handle();
+        let app_state = app.state.clone();
+        actix_rt::spawn(app.run_until_stopped());
+        let settings_env = vec![
+            (
+                "ARIES__DATABASE__CATALOG_URL".to_owned(),
+                catalog_url.clone(),
+            ),
+            ("ARIES__AUTH__OPERATOR_TOKEN".to_owned(), token.clone()),
+            ("ARIES__LOG__LEVEL".to_owned(), "warn".to_owned()),
+        ];
+        Ok(TestApp {
+            base,
+            token,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            app_state,
+            db,
+            shard_dsns: vec![shard0, shard1],
+            settings_env,
+            handle,
+            _dbs: dbs,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the operator credential.
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.req(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// Creates an active tenant and returns its JSON.
+    pub async fn create_tenant(&self, slug: &str) -> Value {
+        let res = self
+            .post_json(
+                "/v1/platform/tenants",
+                &json!({"slug": slug, "name": format!("{slug} DME"), "plan": "standard"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "creating tenant {slug}");
+        res.json().await.unwrap_or_default()
+    }
+
+    pub async fn create_location(&self, slug: &str, code: &str) -> Value {
+        let res = self
+            .post_json(
+                &format!("/v1/tenants/{slug}/locations"),
+                &location_body(code),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "creating location {code} for {slug}"
+        );
+        res.json().await.unwrap_or_default()
+    }
+
+    /// A pool on shard `i` as the application role.
+    pub fn shard_pool(&self, i: usize) -> PgPool {
+        match lazy_pool(&self.shard_dsns[i], Role::App, &self.db) {
+            Ok(p) => p,
+            Err(e) => panic!("shard pool: {e}"),
+        }
+    }
+
+    /// Index (0 or 1) of the shard holding `tenant`, from the API's view of it.
+    pub fn shard_index(tenant: &Value) -> usize {
+        match tenant["shard"].as_str() {
+            Some("shard-0") => 0,
+            Some("shard-1") => 1,
+            other => panic!("tenant has no shard: {other:?}"),
+        }
+    }
+
+    pub fn tenant_id(tenant: &Value) -> TenantId {
+        tenant["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("tenant id in {tenant}"))
+    }
+
+    /// Runs the `aries` binary with this app's configuration.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_aries"))
+            .args(args)
+            .envs(
+                self.settings_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .output()
+            .unwrap_or_else(|e| panic!("running aries {args:?}: {e}"))
+    }
+
+    pub fn registry(&self) -> &ShardRegistry {
+        self.app_state.directory.shards()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the runtime is going away with the test anyway.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub fn location_body(code: &str) -> Value {
+    json!({
+        "code": code,
+        "name": format!("Branch {code}"),
+        "address": {"line1": "1 Main St", "city": "Austin", "state": "TX", "postal_code": "78701"},
+        "phone": "+1-512-555-0100",
+        "npi": "1234567893"
+    })
+}
+
+/// Asserts a problem+json response with this status and code, and returns its body.
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
+    let got = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        (got, body["code"].as_str().unwrap_or("")),
+        (status, code),
+        "body: {body}"
+    );
+    assert_eq!(ct, "application/problem+json");
+    assert_eq!(body["type"], format!("/problems/{code}"));
+    assert_eq!(body["status"], status);
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["instance"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+/// Polls `check` until it returns true or `limit` passes (a bound on waiting, not a timing assertion).
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}

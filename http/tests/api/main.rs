@@ -1,0 +1,12 @@
+//! The integration suite: one test binary, every test against the real services (Postgres,
+//! Redis, RabbitMQ) with its own databases. See `helpers` for the harness.
+
+mod actors;
+mod cli;
+mod helpers;
+mod isolation;
+mod locations;
+mod malformed;
+mod meta;
+mod shard_failure;
+mod tenants;

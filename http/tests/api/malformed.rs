@@ -1,0 +1,158 @@
+//! Every kind of bad input gets its documented 4xx problem, never a 500.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    body: Option<Vec<u8>>,
+    headers: Vec<(&'static str, &'static str)>,
+    status: u16,
+    code: &'static str,
+    /// Expected `errors[0].field`, when the problem lists fields.
+    field: Option<&'static str>,
+}
+
+fn case(name: &'static str, method: Method, path: &str, status: u16, code: &'static str) -> Case {
+    Case {
+        name,
+        method,
+        path: path.to_owned(),
+        content_type: None,
+        body: None,
+        headers: vec![],
+        status,
+        code,
+        field: None,
+    }
+}
+
+impl Case {
+    fn json(mut self, body: &str) -> Self {
+        self.content_type = Some("application/json");
+        self.body = Some(body.as_bytes().to_vec());
+        self
+    }
+    fn raw(mut self, content_type: Option<&'static str>, body: Vec<u8>) -> Self {
+        self.content_type = content_type;
+        self.body = Some(body);
+        self
+    }
+    fn header(mut self, k: &'static str, v: &'static str) -> Self {
+        self.headers.push((k, v));
+        self
+    }
+    fn field(mut self, f: &'static str) -> Self {
+        self.field = Some(f);
+        self
+    }
+}
+
+#[actix_web::test]
+async fn malformed_input_gets_the_documented_problem() -> TestResult {
+    let app = TestApp::spawn_with(AppOptions {
+        body_limit: Some(16 * 1024),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("strict").await;
+    let loc = app.create_location("strict", "MAIN").await;
+    let one = format!(
+        "/v1/tenants/strict/locations/{}",
+        loc["id"].as_str().unwrap_or("")
+    );
+    let coll = "/v1/tenants/strict/locations";
+    let good = location_body("NEW").to_string();
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(20 * 1024));
+    let cases = vec![
+        case("truncated JSON", Method::POST, coll, 422, "malformed_json").json("{\"code\": "),
+        case("not JSON at all", Method::POST, coll, 422, "malformed_json").json("code=MAIN"),
+        case("empty body", Method::POST, coll, 422, "malformed_json").json(""),
+        case("trailing garbage", Method::POST, coll, 422, "malformed_json").json(&format!("{good} x")),
+        case("wrong type", Method::POST, coll, 422, "validation_failed")
+            .json(r#"{"code": 5, "name": "x", "address": {"line1": "a", "city": "b", "state": "TX", "postal_code": "78701"}}"#)
+            .field("code"),
+        case("nested wrong type", Method::POST, coll, 422, "validation_failed")
+            .json(r#"{"code": "A", "name": "x", "address": {"line1": "a", "city": "b", "state": "TX", "postal_code": 78701}}"#)
+            .field("address.postal_code"),
+        case("unknown field", Method::POST, coll, 422, "validation_failed")
+            .json(r#"{"code": "A", "nme": "x"}"#)
+            .field("nme"),
+        case("unknown nested field", Method::POST, coll, 422, "validation_failed")
+            .json(r#"{"code": "A", "name": "x", "address": {"line1": "a", "city": "b", "state": "TX", "postal_code": "78701", "zip4": "1"}}"#)
+            .field("address.zip4"),
+        case("missing field", Method::POST, coll, 422, "validation_failed").json(r#"{"code": "A"}"#).field("name"),
+        case("array instead of object", Method::POST, coll, 422, "validation_failed").json("[1, 2]"),
+        case("rule: bad NPI", Method::POST, coll, 422, "validation_failed")
+            .json(&location_body("NPI").as_object().map(|o| { let mut o = o.clone(); o.insert("npi".into(), json!("1234567890")); Value::Object(o).to_string() }).unwrap_or_default())
+            .field("npi"),
+        case("no content type", Method::POST, coll, 415, "unsupported_media_type").raw(None, good.clone().into_bytes()),
+        case("text/plain", Method::POST, coll, 415, "unsupported_media_type").raw(Some("text/plain"), good.clone().into_bytes()),
+        case("body too large", Method::POST, coll, 413, "payload_too_large").json(&big),
+        case("bad uuid", Method::GET, "/v1/tenants/strict/locations/not-a-uuid", 422, "invalid_id").field("location_id"),
+        case("uuid without hyphens", Method::GET, &format!("/v1/tenants/strict/locations/{}", uuid::Uuid::now_v7().simple()), 422, "invalid_id"),
+        case("bad slug", Method::GET, "/v1/tenants/Not_A_Slug/locations", 422, "invalid_id").field("tenant"),
+        case("unknown id", Method::GET, &format!("/v1/tenants/strict/locations/{}", uuid::Uuid::now_v7()), 404, "not_found"),
+        case("unknown tenant", Method::GET, "/v1/tenants/nobody-here/locations", 404, "not_found"),
+        case("limit zero", Method::GET, &format!("{coll}?limit=0"), 422, "invalid_query").field("limit"),
+        case("limit too big", Method::GET, &format!("{coll}?limit=501"), 422, "invalid_query").field("limit"),
+        case("limit not a number", Method::GET, &format!("{coll}?limit=ten"), 422, "invalid_query").field("limit"),
+        case("bad cursor", Method::GET, &format!("{coll}?cursor=%21%21"), 422, "invalid_query").field("cursor"),
+        case("unknown query parameter", Method::GET, &format!("{coll}?colour=red"), 422, "invalid_query").field("colour"),
+        case("bad boolean filter", Method::GET, &format!("{coll}?active=yes"), 422, "invalid_query").field("active"),
+        case("malformed If-Match", Method::PATCH, &one, 400, "bad_request").json("{}").header("if-match", "W/nonsense"),
+        case("stale If-Match", Method::PATCH, &one, 412, "version_mismatch").json(r#"{"name": "y"}"#).header("if-match", "\"9\""),
+        case("merge patch not an object", Method::PATCH, &one, 422, "validation_failed").json("[]"),
+        case("merge patch with unknown field", Method::PATCH, &one, 422, "validation_failed").json(r#"{"colour": "red"}"#).field("colour"),
+        case("merge patch nulling a required field", Method::PATCH, &one, 422, "validation_failed").json(r#"{"name": null}"#).field("name"),
+        case("wrong method", Method::PUT, coll, 405, "method_not_allowed").json(&good),
+        case("unknown route", Method::GET, "/v1/nothing-here", 404, "not_found"),
+        case("operator body wrong type", Method::POST, "/v1/platform/tenants", 422, "validation_failed").json(r#"{"slug": ["a"], "name": "x", "plan": "standard"}"#).field("slug"),
+        case("unknown problem type", Method::GET, "/problems/no_such_code", 404, "not_found"),
+    ];
+    let mut failures = Vec::new();
+    for c in cases {
+        let mut req = app.req(c.method.clone(), &c.path);
+        if let Some(ct) = c.content_type {
+            req = req.header("content-type", ct);
+        }
+        for (k, v) in &c.headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = c.body.clone() {
+            req = req.body(b);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let field = body["errors"][0]["field"].as_str();
+        let ok = status == c.status
+            && body["code"] == c.code
+            && ct == "application/problem+json"
+            && body["type"] == format!("/problems/{}", c.code)
+            && c.field.is_none_or(|f| field == Some(f));
+        if !ok {
+            failures.push(format!(
+                "{}: expected {} {} {:?}, got {} {}",
+                c.name, c.status, c.code, c.field, status, body
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // The good body still works (the cases above changed nothing).
+    assert_eq!(
+        app.post_json(coll, &location_body("NEW")).await.status(),
+        201
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! A shard's database goes away: its tenants get 503 + Retry-After (from the open breaker, without
+//! waiting on the dead server), the other shard's tenants are served, /health/ready names the
+//! failed shard, and service resumes when the database returns.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+
+#[actix_web::test]
+async fn a_dead_shard_fails_fast_and_recovers() -> TestResult {
+    let server = PgServer::start()?;
+    let app = TestApp::spawn_with(AppOptions {
+        shard1_server: Some(server.url()),
+        ..Default::default()
+    })
+    .await;
+    // Two tenants: placement puts one on each shard.
+    let a = app.create_tenant("healthy").await;
+    let b = app.create_tenant("doomed").await;
+    let (up, down) = if TestApp::shard_index(&a) == 0 {
+        ("healthy", "doomed")
+    } else {
+        ("doomed", "healthy")
+    };
+    assert_ne!(TestApp::shard_index(&a), TestApp::shard_index(&b));
+    let up_loc = app.create_location(up, "MAIN").await;
+    let down_loc = app.create_location(down, "MAIN").await;
+    let up_path = format!(
+        "/v1/tenants/{up}/locations/{}",
+        up_loc["id"].as_str().unwrap_or("")
+    );
+    let down_path = format!(
+        "/v1/tenants/{down}/locations/{}",
+        down_loc["id"].as_str().unwrap_or("")
+    );
+    assert_eq!(app.get(&down_path).await.status(), 200);
+
+    server.kill()?;
+
+    // The first requests may see the connection die; soon every one is refused by the breaker.
+    let mut refused = None;
+    for _ in 0..200 {
+        let res = app.get(&down_path).await;
+        assert_ne!(
+            res.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a dead shard is not a 500"
+        );
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let refused = refused.ok_or("the dead shard's tenant never got a 503")?;
+    let retry_after: u64 = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(retry_after >= 1, "Retry-After must be set");
+    assert_problem(refused, 503, "shard_unavailable").await;
+    // Writes too.
+    let res = app
+        .post_json(
+            &format!("/v1/tenants/{down}/locations"),
+            &location_body("NEW"),
+        )
+        .await;
+    assert_problem(res, 503, "shard_unavailable").await;
+
+    // Meanwhile the other shard's tenant is served, repeatedly.
+    for _ in 0..20 {
+        assert_eq!(app.get(&up_path).await.status(), 200);
+    }
+    assert_eq!(
+        app.post_json(
+            &format!("/v1/tenants/{up}/locations"),
+            &location_body("MORE")
+        )
+        .await
+        .status(),
+        201
+    );
+
+    // Readiness names the failed shard (and stays 200: the instance still serves the others).
+    let named = eventually(Duration::from_secs(10), || async {
+        let res = app.get("/health/ready").await;
+        let ok = res.status() == StatusCode::OK;
+        let body: Value = res.json().await.unwrap_or_default();
+        ok && body["status"] == "degraded"
+            && body["shards"].as_array().is_some_and(|s| {
+                s.iter().any(|s| {
+                    s["name"] == "shard-1" && s["status"] == "down" && s["error"].is_string()
+                }) && s
+                    .iter()
+                    .any(|s| s["name"] == "shard-0" && s["status"] == "up")
+            })
+    })
+    .await;
+    assert!(named, "/health/ready never named shard-1 as down");
+    let shards: Value = app.get("/v1/platform/shards").await.json().await?;
+    assert!(
+        shards["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "shard-1" && s["health"] == "down")
+    );
+
+    server.restart()?;
+    let back = eventually(Duration::from_secs(30), || async {
+        app.get(&down_path).await.status() == StatusCode::OK
+    })
+    .await;
+    assert!(back, "service did not resume after the shard came back");
+    let ready = eventually(Duration::from_secs(10), || async {
+        let body: Value = app
+            .get("/health/ready")
+            .await
+            .json()
+            .await
+            .unwrap_or_default();
+        body["shards"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["status"] == "up"))
+    })
+    .await;
+    assert!(ready);
+    assert_eq!(
+        app.post_json(
+            &format!("/v1/tenants/{down}/locations"),
+            &location_body("NEW")
+        )
+        .await
+        .status(),
+        201
+    );
+    Ok(())
+}
