@@ -314,6 +314,11 @@ curl -s "$BARE_URL" | cmp -s - "$OUT/location.json" || die "the bare handler's b
 run_wrk stack "$STACK_URL" -H "Authorization: Bearer $TOKEN"
 run_wrk bare "$BARE_URL"
 
+# The HTTP figures are in: stop both servers so they do not compete with pgbench for the cores.
+stop_pid "$STACK_PID" "aries serve"
+stop_pid "$BARE_PID" "aries-bench-bare"
+STACK_PID="" BARE_PID=""
+
 # --- Postgres ------------------------------------------------------------------------------------
 
 dsn=$(psql_su aries_bench_catalog <<SQL

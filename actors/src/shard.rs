@@ -126,11 +126,14 @@ impl Handler<Probe> for ShardActor {
 
 // ---- registry ----
 
+/// A shard's actor (kept so the actor lives as long as the registry) and its shared handle.
+type ShardEntry = (Addr<ShardActor>, Arc<ShardHandle>);
+
 /// The shards this instance knows, with their actors. Filled from the catalog at start-up and
 /// again whenever a tenant is placed on a shard it has not seen (added by another instance).
 #[derive(Clone)]
 pub struct ShardRegistry {
-    shards: Arc<DashMap<ShardId, (Addr<ShardActor>, Arc<ShardHandle>)>>,
+    shards: Arc<DashMap<ShardId, ShardEntry>>,
     catalog: Catalog,
     settings: Arc<DatabaseSettings>,
     probe_interval: Duration,

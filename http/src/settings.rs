@@ -169,7 +169,7 @@ impl Default for LogSettings {
 
 impl Settings {
     /// Defaults → `file` (if given, or `aries.toml` when present) → `ARIES__…` variables.
-    pub fn load(file: Option<&Path>) -> Result<Settings, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::new();
         match file {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
@@ -181,10 +181,12 @@ impl Settings {
         figment
             .merge(Env::prefixed("ARIES__").split("__"))
             .extract()
+            .map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail dictates the closure's error type
 mod tests {
     use super::*;
     use figment::Jail;
@@ -199,7 +201,7 @@ mod tests {
             )?;
             jail.set_env("ARIES__DATABASE__APP_PASSWORD", "from-env");
             jail.set_env("ARIES__AUTH__OPERATOR_TOKEN", "tok-secret");
-            let s = Settings::load(Some(Path::new("a.toml")))?;
+            let s = Settings::load(Some(Path::new("a.toml"))).map_err(|e| *e)?;
             assert_eq!(s.http.bind, "127.0.0.1:9000");
             assert_eq!(s.http.body_limit_bytes, 256 * 1024);
             assert_eq!(s.database.app_password.expose_secret(), "from-env");
