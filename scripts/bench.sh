@@ -180,6 +180,12 @@ run_wrk() { # run_wrk NAME URL [wrk args...]
     fi
     log "wrk ${WRK_ARGS[*]} $url  [$name]"
     wrk "${WRK_ARGS[@]}" "$@" "$url" >"$OUT/wrk-$name.txt" || die "wrk $name failed (see $OUT/wrk-$name.txt)"
+    # Ctrl-C reaches the servers too (actix-web shuts down on SIGINT) while wrk exits 0 with partial
+    # figures, so bash does not see the interrupt: a server gone means the run is void.
+    local pid
+    for pid in $STACK_PID $BARE_PID; do
+        kill -0 "$pid" 2>/dev/null || die "a server stopped during the $name run (interrupted?)"
+    done
     local key=${name^^}
     read -r "${key}_RPS" "${key}_AVG" "${key}_P50" "${key}_P99" "${key}_NON2XX" "${key}_SOCKERR" \
         < <(wrk_parse "$OUT/wrk-$name.txt")

@@ -187,7 +187,11 @@ impl Directory {
         op: O,
     ) -> Result<O::Output, TenantError> {
         let addr = self.get(slug).await?;
-        addr.send(Exec(op)).await?
+        addr.send(Exec {
+            op,
+            span: tracing::Span::current(),
+        })
+        .await?
     }
 
     /// Tells the tenant's actor, if it is active here, to re-read its profile now.

@@ -22,11 +22,16 @@ use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 // ---- messages ----
 
-/// Run a tenant operation.
-pub struct Exec<O: TenantOp>(pub O);
+/// Run a tenant operation. `span` is the caller's tracing span (the HTTP request's, carrying the
+/// request id): the operation runs on the actor's thread, where the caller's span is not current.
+pub struct Exec<O: TenantOp> {
+    pub op: O,
+    pub span: tracing::Span,
+}
 
 impl<O: TenantOp> Message for Exec<O> {
     type Result = Result<O::Output, TenantError>;
@@ -210,8 +215,9 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
             });
         }
         let me = ctx.address();
-        Box::pin(async move {
-            match AssertUnwindSafe(run_in_tenant_tx(&loaded, msg.0))
+        let Exec { op, span } = msg;
+        let work = async move {
+            match AssertUnwindSafe(run_in_tenant_tx(&loaded, op))
                 .catch_unwind()
                 .await
             {
@@ -229,7 +235,8 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
                     Err(TenantError::Crashed)
                 }
             }
-        })
+        };
+        Box::pin(work.instrument(span))
     }
 }
 

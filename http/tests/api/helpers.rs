@@ -259,7 +259,10 @@ impl TestApp {
         }
         catalog.pool().close().await;
         let token = format!("test-{:x}", rand::random::<u128>());
-        let mut settings = Settings { database: db.clone(), ..Default::default() };
+        let mut settings = Settings {
+            database: db.clone(),
+            ..Default::default()
+        };
         settings.http.bind = "127.0.0.1:0".into();
         settings.http.workers = 2;
         settings.auth.operator_token = Some(SecretString::from(token.clone()));
