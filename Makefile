@@ -11,19 +11,19 @@ SHELL := /bin/bash
 .PHONY: run test check fmt bench services
 
 run:
-	scripts/run.sh
+	bash scripts/run.sh
 
 test:
-	scripts/test.sh
+	bash scripts/test.sh
 
 check:
-	scripts/check.sh
+	bash scripts/check.sh
 
 fmt:
 	cargo fmt --all
 
 bench:
-	scripts/bench.sh
+	bash scripts/bench.sh
 
 services:
-	scripts/services.sh
+	bash scripts/services.sh

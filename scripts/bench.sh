@@ -33,7 +33,7 @@ PGBENCH_ARGS=(-n -c 16 -j 2 "-T" "$DURATION" -M prepared)
 
 # --- tools and services --------------------------------------------------------------------------
 
-"$ARIES_ROOT/scripts/services.sh"
+bash "$ARIES_ROOT/scripts/services.sh"
 
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -151,7 +151,7 @@ wait_http_200() { # wait_http_200 URL SECONDS PID NAME
     done
 }
 
-# wrk_parse FILE → "rps avg_ms p50_ms p99_ms non2xx socket_errors"
+# wrk_parse FILE → "rps avg_ms p50_ms p99_ms non2xx socket_errors elapsed_ms"
 wrk_parse() {
     awk '
         function ms(v) {
@@ -167,7 +167,8 @@ wrk_parse() {
         $1 == "Requests/sec:" { rps = $2 }
         /Non-2xx or 3xx responses:/ { non2xx = $NF }
         /Socket errors:/ { gsub(/,/, ""); sockerr = $4 + $6 + $8 + $10 }
-        END { printf "%s %s %s %s %d %d\n", rps, avg, p50, p99, non2xx, sockerr }
+        / requests in / { t = $4; sub(/,$/, "", t); elapsed = ms(t) }
+        END { printf "%s %s %s %s %d %d %.0f\n", rps, avg, p50, p99, non2xx, sockerr, elapsed }
     ' "$1"
 }
 
@@ -180,17 +181,14 @@ run_wrk() { # run_wrk NAME URL [wrk args...]
     fi
     log "wrk ${WRK_ARGS[*]} $url  [$name]"
     wrk "${WRK_ARGS[@]}" "$@" "$url" >"$OUT/wrk-$name.txt" || die "wrk $name failed (see $OUT/wrk-$name.txt)"
-    # Ctrl-C reaches the servers too (actix-web shuts down on SIGINT) while wrk exits 0 with partial
-    # figures, so bash does not see the interrupt: a server gone means the run is void.
-    local pid
-    for pid in $STACK_PID $BARE_PID; do
-        kill -0 "$pid" 2>/dev/null || die "a server stopped during the $name run (interrupted?)"
-    done
-    local key=${name^^}
-    read -r "${key}_RPS" "${key}_AVG" "${key}_P50" "${key}_P99" "${key}_NON2XX" "${key}_SOCKERR" \
+    local key=${name^^} elapsed
+    read -r "${key}_RPS" "${key}_AVG" "${key}_P50" "${key}_P99" "${key}_NON2XX" "${key}_SOCKERR" elapsed \
         < <(wrk_parse "$OUT/wrk-$name.txt")
     local rps="${key}_RPS" p99="${key}_P99"
-    [[ -n ${!rps} && -n ${!p99} ]] || die "could not parse $OUT/wrk-$name.txt"
+    [[ -n ${!rps} && -n ${!p99} && -n $elapsed ]] || die "could not parse $OUT/wrk-$name.txt"
+    # On Ctrl-C wrk stops early, prints partial figures and exits 0, and bash then drops the
+    # interrupt (it assumes the child handled it): a short run means we were interrupted.
+    ((elapsed >= DURATION * 900)) || die "wrk $name stopped after $elapsed ms of ${DURATION} s (interrupted?)"
 }
 
 # log_stats PREFIX → "avg_ms p50_ms p99_ms count" of per-transaction latencies from pgbench --log files.

@@ -165,6 +165,9 @@ SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['$PG_OWNER', '$PG_APP']) AS
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \gexec
 ALTER ROLE $PG_OWNER LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD $(sql_literal "$PG_OWNER_PASSWORD");
 ALTER ROLE $PG_APP LOGIN NOCREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD $(sql_literal "$PG_APP_PASSWORD");
+-- Lets the owner drop a database the app still has sessions in (DROP DATABASE ... WITH (FORCE)),
+-- which the tests do with their own databases.
+GRANT pg_signal_backend TO $PG_OWNER;
 SELECT format('CREATE DATABASE %I OWNER %I $DB_OPTS', d, '$PG_OWNER') FROM unnest(ARRAY[$db_list]) AS d
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d) \gexec
 SQL

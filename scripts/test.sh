@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ARIES_ROOT"
 
-"$ARIES_ROOT/scripts/services.sh"
+bash "$ARIES_ROOT/scripts/services.sh"
 
 # --- stale per-test databases --------------------------------------------------------------------
 stale=$(

@@ -5,10 +5,13 @@
 use aries_tenants::DomainError;
 use aries_tenants::LocationId;
 use aries_tenants::TenantId;
+use aries_tenants::idempotency::{self, Claim, IdempotencyKey};
 use aries_tenants::locations::store::{self, ListFilter};
 use aries_tenants::locations::{Location, LocationInput};
 use aries_tenants::page::PageRequest;
 use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 
 /// A unit of tenant work that runs in one tenant transaction.
@@ -107,6 +110,58 @@ impl TenantOp for DeleteLocation {
         tenant: TenantId,
     ) -> BoxFuture<'c, Result<(), DomainError>> {
         Box::pin(async move { store::delete(conn, tenant, self.id, self.if_match).await })
+    }
+}
+
+/// Any create run under an `Idempotency-Key`: the key is taken, the inner operation runs, and its
+/// output is stored, all in one tenant transaction; a retry with the same key and request gets the
+/// stored output back (`replayed`), one with another request `idempotency_key_reused`.
+pub struct Idempotent<O> {
+    pub key: IdempotencyKey,
+    /// SHA-256 of method, path and body.
+    pub request_sha256: [u8; 32],
+    pub op: O,
+}
+
+/// The output of an [`Idempotent`] operation.
+#[derive(Debug)]
+pub struct Replayable<T> {
+    pub value: T,
+    /// True when this is the stored answer to an earlier request.
+    pub replayed: bool,
+}
+
+impl<O> TenantOp for Idempotent<O>
+where
+    O: TenantOp,
+    O::Output: Serialize + DeserializeOwned,
+{
+    type Output = Replayable<O::Output>;
+    const NAME: &'static str = O::NAME;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let corrupt =
+                |e: serde_json::Error| DomainError::Database(sqlx::Error::Decode(Box::new(e)));
+            match idempotency::claim(conn, tenant, &self.key, &self.request_sha256).await? {
+                Claim::Replay(body) => Ok(Replayable {
+                    value: serde_json::from_value(body).map_err(corrupt)?,
+                    replayed: true,
+                }),
+                Claim::Fresh => {
+                    let value = self.op.run(conn, tenant).await?;
+                    let body = serde_json::to_value(&value).map_err(corrupt)?;
+                    idempotency::complete(conn, tenant, &self.key, &body).await?;
+                    Ok(Replayable {
+                        value,
+                        replayed: false,
+                    })
+                }
+            }
+        })
     }
 }
 

@@ -56,6 +56,8 @@ error_codes! {
         "Another shard already uses this name."),
     InvalidStatusTransition => (StatusCode::CONFLICT, "invalid_status_transition", "Status change not allowed",
         "The tenant's current status does not allow this action (an archived tenant cannot be resumed)."),
+    IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused",
+        "This Idempotency-Key was already used with a different request; use a new key for a new request."),
     VersionMismatch => (StatusCode::PRECONDITION_FAILED, "version_mismatch", "Version mismatch",
         "If-Match named a version that is no longer current; fetch the resource again and retry."),
     PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large",
@@ -205,6 +207,7 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound(what) => ApiError::not_found(what),
             DomainError::Conflict { code, detail } => match code {
                 "location_code_taken" => ApiError::new(ErrorCode::LocationCodeTaken, detail),
+                "idempotency_key_reused" => ApiError::new(ErrorCode::IdempotencyKeyReused, detail),
                 other => ApiError::internal(&format!("unmapped conflict code {other}: {detail}")),
             },
             DomainError::VersionMismatch { current } => ApiError::new(
@@ -274,6 +277,9 @@ impl From<CatalogError> for ApiError {
             ),
             e @ CatalogError::InvalidTransition { .. } => {
                 ApiError::new(ErrorCode::InvalidStatusTransition, e.to_string())
+            }
+            e @ CatalogError::IdempotencyKeyReused => {
+                ApiError::new(ErrorCode::IdempotencyKeyReused, e.to_string())
             }
             CatalogError::NoShardAvailable => ApiError::new(
                 ErrorCode::NoShardAvailable,

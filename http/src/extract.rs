@@ -5,6 +5,7 @@ use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use aries_tenants::idempotency::IdempotencyKey;
 use aries_tenants::page::{MAX_LIMIT, PageRequest, decode_cursor};
 use aries_tenants::validation::from_json_slice;
 use aries_tenants::{FieldError, TenantSlug};
@@ -17,7 +18,11 @@ use subtle::ConstantTimeEq;
 
 /// A JSON body: content type checked (415), size bounded (413), parsed with field paths in its
 /// errors (422), unknown fields rejected by the target type.
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T> {
+    pub value: T,
+    /// SHA-256 of method, path and the raw body: what an idempotency key is bound to.
+    pub request_sha256: [u8; 32],
+}
 
 /// The body size limit, from configuration.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +63,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
+        let mut digest = Sha256::new();
+        digest.update(req.method().as_str().as_bytes());
+        digest.update(b" ");
+        digest.update(req.path().as_bytes());
+        digest.update(b"\n");
         Box::pin(async move {
             if !json {
                 return Err(ApiError::new(
@@ -84,11 +94,33 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            from_json_slice::<T>(&body)
-                .map(JsonBody)
-                .map_err(ApiError::validation)
+            let value = from_json_slice::<T>(&body).map_err(ApiError::validation)?;
+            digest.update(&body);
+            Ok(JsonBody {
+                value,
+                request_sha256: digest.finalize().into(),
+            })
         })
     }
+}
+
+/// Set (to `true`) on a response that replays the stored answer to an earlier request.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The `Idempotency-Key` header, if sent (API.md: any POST may carry one).
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = |errors: Vec<FieldError>| {
+        ApiError::with_errors(
+            ErrorCode::BadRequest,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            errors,
+        )
+    };
+    let s = v.to_str().map_err(|_| invalid(Vec::new()))?;
+    IdempotencyKey::parse(s).map(Some).map_err(|e| invalid(e.0))
 }
 
 /// Parses a tenant slug from the path, recording it on the request's span.

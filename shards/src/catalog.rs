@@ -29,6 +29,8 @@ pub enum CatalogError {
     },
     #[error("no active shard can take a new tenant")]
     NoShardAvailable,
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyKeyReused,
     #[error("the catalog holds a value this build does not know: {0}")]
     Corrupt(String),
     #[error("catalog database error")]
@@ -333,6 +335,52 @@ impl Catalog {
             .await?;
         tx.commit().await?;
         self.tenant_by_slug(slug).await
+    }
+
+    /// Takes an operator idempotency key: `Ok(false)` on first use, `Ok(true)` when it was taken
+    /// before for the same request, `IdempotencyKeyReused` for another request. Keys live 24 hours.
+    pub async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        request_sha256: &[u8; 32],
+    ) -> Result<bool, CatalogError> {
+        sqlx::query(
+            "delete from operator_idempotency_key where idempotency_key = $1 and created_at < now() - interval '24 hours'",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        let inserted = sqlx::query(
+            "insert into operator_idempotency_key (idempotency_key, request_sha256) values ($1, $2) on conflict do nothing",
+        )
+        .bind(key)
+        .bind(&request_sha256[..])
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(false);
+        }
+        let (stored,): (Vec<u8>,) = sqlx::query_as(
+            "select request_sha256 from operator_idempotency_key where idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        if stored == request_sha256 {
+            Ok(true)
+        } else {
+            Err(CatalogError::IdempotencyKeyReused)
+        }
+    }
+
+    /// Gives a key back after the request it guarded failed, so a retry runs again.
+    pub async fn release_idempotency_key(&self, key: &str) -> Result<(), CatalogError> {
+        sqlx::query("delete from operator_idempotency_key where idempotency_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Last half of creating a tenant: it is set up on its shard and may serve.

@@ -12,10 +12,12 @@
 //! - [`npi`]: the National Provider Identifier check digit (Luhn with the 80840 prefix).
 //! - [`page`]: cursor pagination (opaque cursors, bounded limits).
 //! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
+//! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod locations;
 pub mod npi;

@@ -3,12 +3,15 @@
 //! in that transaction.
 
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{JsonBody, OperatorAuth, PageQuery, if_match, path_id, tenant_slug};
+use crate::extract::{
+    IDEMPOTENT_REPLAYED, JsonBody, OperatorAuth, PageQuery, idempotency_key, if_match, path_id,
+    tenant_slug,
+};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::{
-    CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation,
+    CreateLocation, DeleteLocation, GetLocation, Idempotent, ListLocations, PatchLocation,
 };
 use aries_tenants::LocationId;
 use aries_tenants::locations::store::ListFilter;
@@ -25,23 +28,44 @@ fn with_etag(mut res: HttpResponse, location: &Location) -> HttpResponse {
 
 /// Create a location.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/locations", tag = "locations", request_body = LocationInput,
-    security(("bearer" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    security(("bearer" = [])), params(("tenant" = String, Path, description = "tenant slug"),
+        ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body within 24 h returns the first response")),
     responses((status = 201, body = Location), (status = 409, description = "location_code_taken"),
               (status = 422, description = "validation_failed / malformed_json"), (status = 403, description = "tenant_suspended"),
               (status = 503, description = "shard_unavailable")))]
 pub async fn create(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonBody<LocationInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = tenant_slug(&path)?;
-    let location = state.directory.exec(&slug, CreateLocation(body.0)).await?;
+    let op = CreateLocation(body.value);
+    let (location, replayed) = match idempotency_key(&req)? {
+        Some(key) => {
+            let out = state
+                .directory
+                .exec(
+                    &slug,
+                    Idempotent {
+                        key,
+                        request_sha256: body.request_sha256,
+                        op,
+                    },
+                )
+                .await?;
+            (out.value, out.replayed)
+        }
+        None => (state.directory.exec(&slug, op).await?, false),
+    };
     let url = format!("/v1/tenants/{slug}/locations/{}", location.id);
-    let res = HttpResponse::Created()
-        .insert_header((header::LOCATION, url))
-        .json(&location);
-    Ok(with_etag(res, &location))
+    let mut res = HttpResponse::Created();
+    res.insert_header((header::LOCATION, url));
+    if replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    Ok(with_etag(res.json(&location), &location))
 }
 
 /// Filters of the location list.
@@ -130,7 +154,7 @@ pub async fn update(
     let slug = tenant_slug(&tenant)?;
     let id: LocationId = path_id("location_id", &id)?;
     let if_match = if_match(&req)?;
-    if !body.0.is_object() {
+    if !body.value.is_object() {
         return Err(ApiError::with_errors(
             ErrorCode::ValidationFailed,
             "a merge patch is a JSON object",
@@ -147,7 +171,7 @@ pub async fn update(
             &slug,
             PatchLocation {
                 id,
-                patch: body.0,
+                patch: body.value,
                 if_match,
             },
         )

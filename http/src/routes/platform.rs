@@ -1,9 +1,14 @@
 //! The operator API: `/v1/platform/…`.
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, OperatorAuth, PageQuery, query_error, tenant_slug};
+use crate::extract::{
+    IDEMPOTENT_REPLAYED, JsonBody, OperatorAuth, PageQuery, idempotency_key, query_error,
+    tenant_slug,
+};
 use crate::state::AppState;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use aries_actors::platform::PlatformError;
+use aries_shards::CatalogError;
 use aries_shards::catalog::{TenantFilter, TenantRecord};
 use aries_tenants::page::Page;
 use aries_tenants::tenant::StatusAction;
@@ -70,14 +75,18 @@ pub struct CreateTenant {
 /// becomes `active`. Repeating the call for a tenant whose creation failed half-way finishes it.
 #[utoipa::path(post, path = "/v1/platform/tenants", tag = "platform", request_body = CreateTenant,
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body within 24 h returns the same tenant")),
     responses((status = 201, body = TenantView), (status = 409, description = "tenant_slug_taken"),
               (status = 422, description = "validation_failed"), (status = 503, description = "shard_unavailable / no_shard_available")))]
 pub async fn create_tenant(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: JsonBody<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.0;
+    let key = idempotency_key(&req)?;
+    let request_sha256 = body.request_sha256;
+    let body = body.value;
     let mut errs = ValidationErrors::default();
     let slug = aries_tenants::TenantSlug::parse(body.slug.trim())
         .map_err(|e| {
@@ -90,11 +99,38 @@ pub async fn create_tenant(
         (Some(slug), true) => slug,
         _ => return Err(ApiError::validation(errs)),
     };
-    let tenant = state
-        .platform
-        .create_tenant(&slug, &name, body.plan)
-        .await?;
+    // The key is taken before the creation, which spans the catalog and a shard; creation itself is
+    // resumable, so a retry with the key finishes or replays the same creation.
+    let catalog = state.directory.catalog();
+    let replay = match &key {
+        Some(k) => {
+            catalog
+                .claim_idempotency_key(k.as_str(), &request_sha256)
+                .await?
+        }
+        None => false,
+    };
+    let tenant = match state.platform.create_tenant(&slug, &name, body.plan).await {
+        Ok(t) => t,
+        Err(PlatformError::Catalog(CatalogError::SlugTaken(_))) if replay => {
+            state.platform.tenant(&slug).await?
+        }
+        Err(e) => {
+            if let (Some(k), false) = (&key, replay)
+                && let Err(release) = catalog.release_idempotency_key(k.as_str()).await
+            {
+                tracing::warn!(error = %release, "could not release an idempotency key");
+            }
+            return Err(e.into());
+        }
+    };
     let mut res = tenant_response(actix_web::http::StatusCode::CREATED, tenant);
+    if replay {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
     if let Ok(v) =
         actix_web::http::header::HeaderValue::from_str(&format!("/v1/platform/tenants/{slug}"))
     {

@@ -154,7 +154,7 @@ impl PgServer {
         server.pg_ctl_start()?;
         let out = Command::new(server.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"])
-            .arg("create role aries_owner login password 'aries_owner' createdb; create role aries_app login password 'aries_app';")
+            .arg("create role aries_owner login password 'aries_owner' createdb; create role aries_app login password 'aries_app'; grant pg_signal_backend to aries_owner;")
             .output()?;
         if !out.status.success() {
             return Err(format!("creating roles: {}", String::from_utf8_lossy(&out.stderr)).into());

@@ -221,3 +221,80 @@ async fn tenants_never_see_each_others_locations() -> TestResult {
     );
     Ok(())
 }
+
+#[actix_web::test]
+async fn idempotency_keys_make_creates_safe_to_retry() -> TestResult {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("retry").await;
+    let path = "/v1/tenants/retry/locations";
+    let body = location_body("ONCE");
+    let send = |key: &'static str, body: Value| {
+        app.req(Method::POST, path)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+
+    let first = send("k-1", body.clone()).await?;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body: Value = first.json().await?;
+    // The same key and body: the first response again, nothing created twice.
+    let again = send("k-1", body.clone()).await?;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.headers()["location"],
+        format!("{path}/{}", first_body["id"].as_str().unwrap_or(""))
+    );
+    assert_eq!(again.json::<Value>().await?, first_body);
+    // The same key with another body is refused.
+    assert_problem(
+        send("k-1", location_body("OTHER")).await?,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    // Concurrent duplicates with a fresh key: one creation, both get it.
+    let b2 = location_body("TWICE");
+    let (x, y) = tokio::join!(send("k-2", b2.clone()), send("k-2", b2.clone()));
+    let (x, y) = (x?, y?);
+    assert_eq!((x.status().as_u16(), y.status().as_u16()), (201, 201));
+    let (x, y): (Value, Value) = (x.json().await?, y.json().await?);
+    assert_eq!(x["id"], y["id"]);
+    // A create that failed stores nothing: the same request fails the same way again, and the key
+    // is free for a corrected request.
+    let bad = json!({"code": "", "name": "x", "address": {"line1": "a", "city": "b", "state": "TX", "postal_code": "78701"}});
+    assert_problem(send("k-3", bad.clone()).await?, 422, "validation_failed").await;
+    assert_problem(send("k-3", bad).await?, 422, "validation_failed").await;
+    assert_eq!(send("k-3", location_body("FIXED")).await?.status(), 201);
+    assert_problem(
+        app.req(Method::POST, path)
+            .header("idempotency-key", "has space")
+            .json(&body)
+            .send()
+            .await?,
+        400,
+        "bad_request",
+    )
+    .await;
+
+    let list: Value = app.get(path).await.json().await?;
+    let codes: Vec<&str> = list["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["ONCE", "TWICE", "FIXED"]);
+    let pool = app.shard_pool(TestApp::shard_index(&tenant));
+    let mut tx = aries_shards::begin_tenant_tx(&pool, TestApp::tenant_id(&tenant)).await?;
+    assert_eq!(
+        outbox::list(&mut tx, TestApp::tenant_id(&tenant))
+            .await?
+            .len(),
+        3,
+        "one event per creation"
+    );
+    Ok(())
+}

@@ -307,3 +307,32 @@ async fn operator_routes_need_the_operator_token() -> TestResult {
     }
     Ok(())
 }
+
+#[actix_web::test]
+async fn tenant_creation_with_an_idempotency_key_replays() -> TestResult {
+    let app = TestApp::spawn().await;
+    let body = json!({"slug": "keyed", "name": "Keyed", "plan": "standard"});
+    let send = |body: Value| {
+        app.req(Method::POST, "/v1/platform/tenants")
+            .header("idempotency-key", "create-keyed")
+            .json(&body)
+            .send()
+    };
+    let first = send(body.clone()).await?;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await?;
+    let again = send(body.clone()).await?;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await?["id"], first["id"]);
+    let other = send(json!({"slug": "keyed-2", "name": "Keyed", "plan": "standard"})).await?;
+    assert_problem(other, 422, "idempotency_key_reused").await;
+    // Without a key the same body is a duplicate.
+    assert_problem(
+        app.post_json("/v1/platform/tenants", &body).await,
+        409,
+        "tenant_slug_taken",
+    )
+    .await;
+    Ok(())
+}
