@@ -44,16 +44,23 @@ for dir in /tmp/aries-pg-*; do
     rm -rf -- "$dir"
 done
 
+# --- a real browser for the web-page tests (Debian's Chromium; nothing downloads a browser) -------
+if [[ ! -x /usr/bin/chromium ]]; then
+    log "installing chromium for the browser tests"
+    apt_install chromium fonts-dejavu-core
+fi
+
 # --- tests ---------------------------------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then
-    log "cargo nextest run --workspace --no-fail-fast $*"
     status=0
-    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
     # nextest does not run doctests; cargo test does. Only for a full run (arguments are nextest's).
+    # They go first so that nextest's summary is the run's closing line.
     if (($# == 0)); then
         log "cargo test --workspace --doc"
         cargo test --workspace --doc || status=$?
     fi
+    log "cargo nextest run --workspace --no-fail-fast $*"
+    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
     ((status == 0)) || die "tests failed"
 else
     log "cargo test --workspace --no-fail-fast $* (install cargo-nextest for a faster, clearer run)"

@@ -63,6 +63,8 @@ pub struct ActorStatus {
     pub restarts: u32,
     /// Whether the profile is loaded.
     pub loaded: bool,
+    /// The thread (arbiter) the actor runs on.
+    pub thread: std::thread::ThreadId,
 }
 
 // ---- state ----
@@ -96,6 +98,9 @@ pub struct TenantActor {
     restarts: u32,
     /// Set once the actor has left the directory; from then on it only drains in-flight senders.
     passivated: bool,
+    /// A blocking reload is under way: do not queue another (with the catalog down, each would
+    /// hold the mailbox for a connection timeout).
+    reloading: bool,
 }
 
 impl TenantActor {
@@ -113,19 +118,27 @@ impl TenantActor {
             last_used: Instant::now(),
             restarts: 0,
             passivated: false,
+            reloading: false,
         }
     }
 
     /// Loads state before any further message is handled.
     fn reload_blocking(&mut self, ctx: &mut Context<Self>) {
+        if self.reloading {
+            return;
+        }
+        self.reloading = true;
         let directory = self.directory.clone();
         let slug = self.slug.clone();
         ctx.wait(
-            async move { directory.load(&slug).await }.into_actor(self).map(|res, act, _| match res {
-                Ok(loaded) => act.state = Some(loaded),
-                Err(e) => {
-                    tracing::warn!(tenant = %act.slug, error = %e, "tenant state could not be loaded");
-                    act.state = None;
+            async move { directory.load(&slug).await }.into_actor(self).map(|res, act, _| {
+                act.reloading = false;
+                match res {
+                    Ok(loaded) => act.state = Some(loaded),
+                    Err(e) => {
+                        tracing::warn!(tenant = %act.slug, error = %e, "tenant state could not be loaded");
+                        act.state = None;
+                    }
                 }
             }),
         );
@@ -174,6 +187,8 @@ impl Actor for TenantActor {
 
 impl Supervised for TenantActor {
     fn restarting(&mut self, _: &mut Self::Context) {
+        // A reload in flight was cancelled with the rest of the context's futures.
+        self.reloading = false;
         if self.passivated {
             // Restarted only because a sender still holds our address: serve it, then go.
             self.last_used = Instant::now();
@@ -322,6 +337,7 @@ impl Handler<GetStatus> for TenantActor {
         MessageResult(ActorStatus {
             restarts: self.restarts,
             loaded: self.state.is_some(),
+            thread: std::thread::current().id(),
         })
     }
 }

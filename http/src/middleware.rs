@@ -54,7 +54,9 @@ pub async fn request_middleware(
         Ok(res) => res.map_into_boxed_body(),
         Err(e) => return Err(e),
     };
-    if res.status().is_client_error() || res.status().is_server_error() {
+    // Only responses made from an error (actix's own: payload overflow, path decoding…) are
+    // rewritten; a handler that answers an error status with its own body (readiness) is left be.
+    if let Some(err) = res.response().error() {
         let is_problem = res
             .headers()
             .get(header::CONTENT_TYPE)
@@ -65,14 +67,16 @@ pub async fn request_middleware(
                 405 => ErrorCode::MethodNotAllowed,
                 413 => ErrorCode::PayloadTooLarge,
                 415 => ErrorCode::UnsupportedMediaType,
+                503 => ErrorCode::ServiceUnavailable,
                 s if s >= 500 => ErrorCode::InternalError,
                 _ => ErrorCode::BadRequest,
             };
-            let detail = res
-                .response()
-                .error()
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| code.title().to_owned());
+            let detail = if code == ErrorCode::InternalError {
+                tracing::error!(error = %err, "internal error");
+                code.title().to_owned()
+            } else {
+                err.to_string()
+            };
             let problem = REQUEST_ID.sync_scope(request_id.clone(), || {
                 ApiError::new(code, detail).error_response()
             });

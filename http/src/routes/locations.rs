@@ -13,11 +13,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::{
     CreateLocation, DeleteLocation, GetLocation, Idempotent, ListLocations, PatchLocation,
 };
-use aries_tenants::LocationId;
 use aries_tenants::locations::store::ListFilter;
 use aries_tenants::locations::{Location, LocationInput};
 use aries_tenants::page::Page;
+use aries_tenants::{LocationId, TenantSlug};
 use serde::Deserialize;
+
+/// `/v1/tenants/{tenant}/locations/{location_id}`, parsed.
+fn location_path(path: web::Path<(String, String)>) -> Result<(TenantSlug, LocationId), ApiError> {
+    let (tenant, id) = path.into_inner();
+    Ok((tenant_slug(&tenant)?, path_id("location_id", &id)?))
+}
 
 fn with_etag(mut res: HttpResponse, location: &Location) -> HttpResponse {
     if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", location.version)) {
@@ -129,9 +135,7 @@ pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let slug = tenant_slug(&tenant)?;
-    let id: LocationId = path_id("location_id", &id)?;
+    let (slug, id) = location_path(path)?;
     let location = state.directory.exec(&slug, GetLocation(id)).await?;
     Ok(with_etag(HttpResponse::Ok().json(&location), &location))
 }
@@ -150,9 +154,7 @@ pub async fn update(
     path: web::Path<(String, String)>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let slug = tenant_slug(&tenant)?;
-    let id: LocationId = path_id("location_id", &id)?;
+    let (slug, id) = location_path(path)?;
     let if_match = if_match(&req)?;
     if !body.value.is_object() {
         return Err(ApiError::with_errors(
@@ -189,9 +191,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let slug = tenant_slug(&tenant)?;
-    let id: LocationId = path_id("location_id", &id)?;
+    let (slug, id) = location_path(path)?;
     let if_match = if_match(&req)?;
     state
         .directory

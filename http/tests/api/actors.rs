@@ -194,3 +194,26 @@ async fn a_panic_in_a_handler_kills_the_actor_and_the_next_request_gets_a_new_on
     assert!(fresh != addr && fresh.connected());
     Ok(())
 }
+
+#[actix_web::test]
+async fn tenant_actors_spread_over_the_arbiters() -> TestResult {
+    // The test app runs two tenant arbiters.
+    let app = TestApp::spawn().await;
+    let dir = app.app_state.directory.clone();
+    let mut threads = std::collections::HashSet::new();
+    for i in 0..6 {
+        let slug = format!("spread-{i}");
+        app.create_tenant(&slug).await;
+        let addr = dir
+            .get(&TenantSlug::parse(&slug)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        threads.insert(addr.send(GetStatus).await?.thread);
+    }
+    assert_eq!(threads.len(), 2, "six tenants over two arbiters");
+    assert!(
+        !threads.contains(&std::thread::current().id()),
+        "no tenant actor on the caller's thread"
+    );
+    Ok(())
+}

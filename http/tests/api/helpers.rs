@@ -212,6 +212,8 @@ impl Drop for PgServer {
 pub struct AppOptions {
     /// Put shard-1 on this server instead of the main one.
     pub shard1_server: Option<String>,
+    /// Put the catalog on this server instead of the main one.
+    pub catalog_server: Option<String>,
     pub idle_timeout: Option<Duration>,
     pub body_limit: Option<usize>,
 }
@@ -245,7 +247,9 @@ impl TestApp {
 
     async fn try_spawn(opts: AppOptions) -> Result<TestApp, Box<dyn std::error::Error>> {
         let mut dbs = TestDbs::new();
-        let catalog_url = dbs.create(MAIN_SERVER, "cat").await?;
+        let catalog_url = dbs
+            .create(opts.catalog_server.as_deref().unwrap_or(MAIN_SERVER), "cat")
+            .await?;
         let shard0 = dbs.create(MAIN_SERVER, "s0").await?;
         let shard1 = dbs
             .create(opts.shard1_server.as_deref().unwrap_or(MAIN_SERVER), "s1")

@@ -1,6 +1,7 @@
-//! A shard's database goes away: its tenants get 503 + Retry-After (from the open breaker, without
+//! A dependency's database goes away. A shard: its tenants get 503 + Retry-After (from the open breaker, without
 //! waiting on the dead server), the other shard's tenants are served, /health/ready names the
-//! failed shard, and service resumes when the database returns.
+//! failed shard, and service resumes when the database returns. The catalog: active tenants keep
+//! being served from their actors' state, catalog-bound calls answer 503, never 500 or a hang.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -138,5 +139,60 @@ async fn a_dead_shard_fails_fast_and_recovers() -> TestResult {
         .status(),
         201
     );
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_dead_catalog_keeps_active_tenants_serving() -> TestResult {
+    let server = PgServer::start()?;
+    let app = TestApp::spawn_with(AppOptions {
+        catalog_server: Some(server.url()),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("steady").await;
+    let loc = app.create_location("steady", "MAIN").await;
+    let path = format!(
+        "/v1/tenants/steady/locations/{}",
+        loc["id"].as_str().unwrap_or("")
+    );
+
+    server.kill()?;
+
+    // The tenant's actor holds its profile: reads and writes go on (its shard is alive).
+    for _ in 0..5 {
+        assert_eq!(app.get(&path).await.status(), 200);
+    }
+    assert_eq!(
+        app.post_json("/v1/tenants/steady/locations", &location_body("DURING"))
+            .await
+            .status(),
+        201
+    );
+    // Calls that need the catalog say so.
+    let res = app.get("/v1/platform/tenants").await;
+    assert!(res.headers().get("retry-after").is_some());
+    assert_problem(res, 503, "service_unavailable").await;
+    assert_problem(
+        app.get("/v1/tenants/not-active-yet/locations").await,
+        503,
+        "service_unavailable",
+    )
+    .await;
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await?;
+    assert_eq!(
+        (body["status"].as_str(), body["catalog"]["status"].as_str()),
+        (Some("unavailable"), Some("down"))
+    );
+
+    server.restart()?;
+    let back = eventually(Duration::from_secs(30), || async {
+        app.get("/v1/platform/tenants").await.status() == StatusCode::OK
+    })
+    .await;
+    assert!(back, "the catalog did not come back");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
     Ok(())
 }

@@ -67,6 +67,35 @@ fn map_write_error(e: sqlx::Error, fields: &LocationFields) -> DomainError {
     }
 }
 
+/// Runs an insert or update whose parameters are `$1` tenant, `$2` location id and `$3`…`$13` the
+/// fields in column order, returning the written row.
+async fn write_row(
+    conn: &mut PgConnection,
+    sql: String,
+    tenant: TenantId,
+    id: LocationId,
+    f: &LocationFields,
+) -> Result<Location, DomainError> {
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(&f.code)
+        .bind(&f.name)
+        .bind(&f.address.line1)
+        .bind(&f.address.line2)
+        .bind(&f.address.city)
+        .bind(&f.address.state)
+        .bind(&f.address.postal_code)
+        .bind(&f.phone)
+        .bind(&f.npi)
+        .bind(&f.pos_type)
+        .bind(f.active)
+        .fetch_one(conn)
+        .await
+        .map_err(|e| map_write_error(e, f))?;
+    Ok(Location::from(row))
+}
+
 /// Creates a location and its `location.created` event.
 pub async fn create(
     conn: &mut PgConnection,
@@ -79,24 +108,7 @@ pub async fn create(
          postal_code, phone, npi, pos_type, active) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
          returning {COLUMNS}"
     );
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(tenant)
-        .bind(LocationId::new())
-        .bind(&f.code)
-        .bind(&f.name)
-        .bind(&f.address.line1)
-        .bind(&f.address.line2)
-        .bind(&f.address.city)
-        .bind(&f.address.state)
-        .bind(&f.address.postal_code)
-        .bind(&f.phone)
-        .bind(&f.npi)
-        .bind(&f.pos_type)
-        .bind(f.active)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| map_write_error(e, &f))?;
-    let location = Location::from(row);
+    let location = write_row(conn, sql, tenant, LocationId::new(), &f).await?;
     outbox::record(
         conn,
         tenant,
@@ -204,24 +216,7 @@ pub async fn patch(
          postal_code=$9, phone=$10, npi=$11, pos_type=$12, active=$13, version = version + 1, updated_at = now() \
          where tenant_id = $1 and location_id = $2 returning {COLUMNS}"
     );
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(tenant)
-        .bind(id)
-        .bind(&f.code)
-        .bind(&f.name)
-        .bind(&f.address.line1)
-        .bind(&f.address.line2)
-        .bind(&f.address.city)
-        .bind(&f.address.state)
-        .bind(&f.address.postal_code)
-        .bind(&f.phone)
-        .bind(&f.npi)
-        .bind(&f.pos_type)
-        .bind(f.active)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| map_write_error(e, &f))?;
-    let location = Location::from(row);
+    let location = write_row(conn, sql, tenant, id, &f).await?;
     outbox::record(
         conn,
         tenant,
