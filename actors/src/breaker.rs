@@ -15,8 +15,11 @@ pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
+    /// Requests flow; consecutive connection failures are counted (0 in `aries_shard_breaker_state`).
     Closed = 0,
+    /// One trial request is through; the rest are refused until it, or a probe, reports (1).
     HalfOpen = 1,
+    /// Every request is refused at once until `open_for` has passed (2).
     Open = 2,
 }
 
@@ -33,6 +36,8 @@ impl BreakerState {
 /// The breaker refused the request; retry after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
+    /// Sent as `Retry-After`: the time left before the breaker lets a trial through, at least one
+    /// second (one second while a trial is in flight).
     pub retry_after: Duration,
 }
 
@@ -46,7 +51,9 @@ pub struct CircuitBreaker {
     opened_at_ms: AtomicU64,
     /// Origin for `opened_at_ms` (an `Instant` cannot be stored in an atomic).
     epoch: Instant,
+    /// Consecutive failures that open a closed breaker; at least 1 (`new` raises 0 to 1).
     failure_threshold: u32,
+    /// How long the breaker stays open before it lets one trial request through.
     open_for: Duration,
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 pub struct DirectorySettings {
     /// Arbiters (threads) tenant actors are spread over; 0 means one per core.
     pub arbiters: usize,
+    /// Idle timeout and profile refresh, handed to every tenant actor this directory activates.
     pub timers: TenantTimers,
 }
 
@@ -50,8 +51,12 @@ struct Inner {
     arbiters: Vec<Arbiter>,
     /// Round-robin cursor over `arbiters`.
     next_arbiter: AtomicUsize,
+    /// Source of tenant profiles and placements (activation, each actor's refresh); also lent to
+    /// `Platform` and the readiness check through `catalog()`.
     catalog: Catalog,
+    /// Turns a placement's shard id into the shared handle (pool, breaker) a tenant actor keeps.
     shards: ShardRegistry,
+    /// Kept for the timers each activation hands its actor (`arbiters` is only read by `new`).
     settings: DirectorySettings,
 }
 
@@ -66,6 +71,8 @@ impl Drop for Inner {
 /// Cheap to clone; all clones share one map.
 #[derive(Clone)]
 pub struct Directory {
+    /// One `Arc`, so a clone (the platform, the app state and every tenant actor hold one) is a
+    /// pointer copy and all clones share one map and one set of arbiters.
     inner: Arc<Inner>,
 }
 

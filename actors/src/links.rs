@@ -14,7 +14,12 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
 /// Redis through a `ConnectionManager` (multiplexed; it reconnects by itself once created).
 #[derive(Clone)]
 pub struct RedisLink {
+    /// Kept for the background loop, which retries with it until a manager exists. May carry a
+    /// password (the link derives no `Debug`, so it is never printed).
     url: String,
+    /// `None` until the background loop first connects; from then on the manager reconnects by
+    /// itself. The `Arc` shares the slot between the loop and every clone of the link; a tokio
+    /// `RwLock`, so waiting for it never blocks a runtime thread.
     manager: Arc<RwLock<Option<redis::aio::ConnectionManager>>>,
 }
 
@@ -76,7 +81,13 @@ impl RedisLink {
 /// RabbitMQ through one lapin connection, replaced when it drops (lapin does not reconnect).
 #[derive(Clone)]
 pub struct RabbitLink {
+    /// Kept for the supervising loop, which reconnects with it whenever the connection drops.
+    /// Carries the password (the link derives no `Debug`, so it is never printed).
     url: String,
+    /// `None` until the first connection; replaced by the supervising loop when it drops. The outer
+    /// `Arc` shares the slot between the loop and every clone of the link; the inner one lets
+    /// `connection()` hand the connection out without holding the lock (`lapin::Connection` is not
+    /// `Clone`).
     connection: Arc<RwLock<Option<Arc<lapin::Connection>>>>,
 }
 

@@ -58,7 +58,9 @@ impl TenantOp for GetLocation {
 
 /// `GET /locations`.
 pub struct ListLocations {
+    /// Validated limit and cursor; the store fetches one row more to tell whether a next page exists.
     pub page: PageRequest,
+    /// Search text and `active` filter, already normalised by the handler.
     pub filter: ListFilter,
 }
 
@@ -76,8 +78,12 @@ impl TenantOp for ListLocations {
 
 /// `PATCH /locations/{id}` (JSON merge patch).
 pub struct PatchLocation {
+    /// The location to change.
     pub id: LocationId,
+    /// The JSON merge patch as sent: it is applied to the current row inside the transaction, and
+    /// only the resulting document is validated.
     pub patch: serde_json::Value,
+    /// Version from `If-Match`; `None` (absent, or `*`) changes whatever version is current.
     pub if_match: Option<i64>,
 }
 
@@ -97,7 +103,9 @@ impl TenantOp for PatchLocation {
 
 /// `DELETE /locations/{id}`.
 pub struct DeleteLocation {
+    /// The location to delete.
     pub id: LocationId,
+    /// Version from `If-Match`; `None` (absent, or `*`) deletes whatever version is current.
     pub if_match: Option<i64>,
 }
 
@@ -117,15 +125,19 @@ impl TenantOp for DeleteLocation {
 /// output is stored, all in one tenant transaction; a retry with the same key and request gets the
 /// stored output back (`replayed`), one with another request `idempotency_key_reused`.
 pub struct Idempotent<O> {
+    /// The client's `Idempotency-Key`, taken in the same transaction as the write, so a failed
+    /// write frees it for a retry.
     pub key: IdempotencyKey,
     /// SHA-256 of method, path and body.
     pub request_sha256: [u8; 32],
+    /// The create to run on the key's first use; its output is stored as JSON for replays.
     pub op: O,
 }
 
 /// The output of an [`Idempotent`] operation.
 #[derive(Debug)]
 pub struct Replayable<T> {
+    /// The inner operation's output, or on a replay the stored one read back.
     pub value: T,
     /// True when this is the stored answer to an earlier request.
     pub replayed: bool,

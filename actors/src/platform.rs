@@ -16,16 +16,22 @@ use std::time::Duration;
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
+    /// The catalog refused the action or failed (not found, taken, not allowed, database).
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The shard cannot be reached or migrated now: `reason` is logged, `retry_after` becomes
+    /// `Retry-After`.
     #[error("shard {shard} is unavailable: {reason}")]
     ShardUnavailable {
         shard: String,
         reason: String,
         retry_after: Duration,
     },
+    /// A new shard's DSN breaks a rule of `validate_dsn`; the string says which.
     #[error("invalid shard DSN: {0}")]
     InvalidDsn(String),
+    /// Setting the tenant up on its shard failed with a database error (a failed migration is
+    /// `ShardUnavailable` instead).
     #[error(transparent)]
     Provision(#[from] ProvisionError),
 }
@@ -49,6 +55,7 @@ impl From<TenantError> for PlatformError {
 /// A shard with this instance's view of its health.
 #[derive(Debug, Clone)]
 pub struct ShardOverview {
+    /// The catalog's view of the shard, tenant count included.
     pub record: ShardRecord,
     /// `None` when this instance has no actor for it yet.
     pub health: Option<ShardHealth>,
@@ -56,6 +63,8 @@ pub struct ShardOverview {
 
 #[derive(Clone)]
 pub struct Platform {
+    /// The only state: it reaches the catalog and the shard registry, and lets a status change
+    /// reload this instance's actor for the tenant at once.
     directory: Directory,
 }
 

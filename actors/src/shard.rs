@@ -21,12 +21,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// What tenant actors hold of a shard.
 #[derive(Debug)]
 pub struct ShardHandle {
+    /// The catalog's key for the shard; placements name the shard by it.
     pub id: ShardId,
+    /// Operator-facing name, for logs, metric labels and /health/ready.
     pub name: String,
     /// Host, port, database (no credentials).
     pub dsn: String,
     /// Connections as the app role.
     pub pool: PgPool,
+    /// Checked by every request before it takes a connection (atomics, no lock); driven by the
+    /// probe and by request outcomes.
     pub breaker: CircuitBreaker,
     /// The last probe's error, for /health/ready; `None` when the last probe succeeded.
     pub last_probe_error: Mutex<Option<String>>,
@@ -58,7 +62,9 @@ impl ShardHandle {
 /// A shard's health as the instance sees it.
 #[derive(Debug, Clone)]
 pub struct ShardHealth {
+    /// The breaker's state when sampled.
     pub breaker: BreakerState,
+    /// The last probe's error; `None` when it succeeded or none has finished yet.
     pub last_error: Option<String>,
 }
 
@@ -80,6 +86,7 @@ pub struct Probe;
 pub struct ShardActor {
     /// Shared with tenant actors.
     handle: Arc<ShardHandle>,
+    /// Period of the probe timer started in `started` (`[shards] probe_interval_ms`).
     probe_interval: Duration,
 }
 
@@ -133,10 +140,16 @@ type ShardEntry = (Addr<ShardActor>, Arc<ShardHandle>);
 /// again whenever a tenant is placed on a shard it has not seen (added by another instance).
 #[derive(Clone)]
 pub struct ShardRegistry {
+    /// The known shards with their actors, shared by every clone of the registry; a `DashMap`, so
+    /// concurrent activations on different threads look shards up without a registry-wide lock.
     shards: Arc<DashMap<ShardId, ShardEntry>>,
+    /// Where `sync` finds shards this instance has not seen yet (added by another instance).
     catalog: Catalog,
+    /// Roles, passwords and pool sizes for each new shard's pool; an `Arc`, so clones share one copy.
     settings: Arc<DatabaseSettings>,
+    /// Handed to each shard actor the registry starts.
     probe_interval: Duration,
+    /// Handed to each new shard's breaker (`[shards] breaker_open_ms`).
     open_for: Duration,
     /// Shard actors live on the arbiter that built the registry (the system's main one), not on
     /// whichever HTTP worker happened to see a shard first.

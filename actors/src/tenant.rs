@@ -29,7 +29,9 @@ use tracing::Instrument as _;
 /// Run a tenant operation. `span` is the caller's tracing span (the HTTP request's, carrying the
 /// request id): the operation runs on the actor's thread, where the caller's span is not current.
 pub struct Exec<O: TenantOp> {
+    /// The operation, run in a tenant transaction on the tenant's shard.
     pub op: O,
+    /// Entered around the operation, so its logs carry the caller's request id.
     pub span: tracing::Span,
 }
 
@@ -47,7 +49,8 @@ pub struct GetProfile;
 #[rtype(result = "()")]
 pub struct Reload;
 
-/// Internal: an operation panicked; stop so the supervisor restarts with fresh state.
+/// Internal: an operation panicked (or failed with a database error the domain does not explain);
+/// stop so the supervisor restarts with fresh state.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Crashed;
@@ -72,7 +75,11 @@ pub struct ActorStatus {
 /// What the actor must know to serve: the profile and the shard holding the tenant's rows.
 #[derive(Clone)]
 pub struct Loaded {
+    /// The catalog's view of the tenant: its status gates every operation, its id binds the
+    /// tenant transaction.
     pub tenant: TenantRecord,
+    /// The shard holding the tenant's rows. Shared (`Arc`) with the shard actor and every other
+    /// tenant on the shard, so there is one pool and one breaker per shard.
     pub shard: Arc<ShardHandle>,
 }
 
@@ -86,11 +93,14 @@ pub struct TenantTimers {
 }
 
 pub struct TenantActor {
+    /// The tenant served, and the actor's key in the directory: used to reload the profile and to
+    /// forget the entry on passivation.
     slug: TenantSlug,
     /// `None` while (re)loading or after a failed load; operations then answer `ActorUnavailable`.
     state: Option<Loaded>,
     /// To load state, and to forget this actor when it passivates.
     directory: Directory,
+    /// When to passivate and how often to refresh the profile; copied from the directory's settings.
     timers: TenantTimers,
     /// Last message, for passivation.
     last_used: Instant,

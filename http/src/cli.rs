@@ -23,6 +23,7 @@ pub struct Cli {
     /// A TOML configuration file (default: ./aries.toml when present). `ARIES__…` variables override it.
     #[arg(long, global = true, env = "ARIES_CONFIG")]
     pub config: Option<PathBuf>,
+    /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }

@@ -90,7 +90,10 @@ tokio::task_local! {
 /// The boundary error.
 #[derive(Debug)]
 pub struct ApiError {
+    /// Row of the error table: gives the status, `type`, `title` and `code` of the problem.
     pub code: ErrorCode,
+    /// Sent as `detail`: this occurrence, in words safe for the client (causes are logged, not put
+    /// here).
     pub detail: String,
     /// Field errors (validation only).
     pub errors: Vec<FieldError>,
@@ -156,14 +159,23 @@ impl std::fmt::Display for ApiError {
 
 #[derive(Serialize)]
 struct ProblemBody<'a> {
+    /// `/problems/<code>`, a page describing the problem type (RFC 9457 `type`); `type` is a
+    /// keyword, hence the rename.
     #[serde(rename = "type")]
     type_: String,
+    /// The code's fixed summary; the same for every occurrence.
     title: &'a str,
+    /// The HTTP status again, for clients that keep only the body (RFC 9457).
     status: u16,
+    /// The stable snake_case code clients switch on.
     code: &'a str,
+    /// What went wrong with this request.
     detail: &'a str,
+    /// The request id, so a report can be matched with the logs; `None` (omitted) when rendered
+    /// outside a request's scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<String>,
+    /// One entry per offending field, header or query parameter; omitted when there is none.
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
 }

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 /// A JSON body: content type checked (415), size bounded (413), parsed with field paths in its
 /// errors (422), unknown fields rejected by the target type.
 pub struct JsonBody<T> {
+    /// The body, deserialized into the handler's type.
     pub value: T,
     /// SHA-256 of method, path and the raw body: what an idempotency key is bound to.
     pub request_sha256: [u8; 32],

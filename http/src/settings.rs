@@ -12,13 +12,21 @@ use std::path::Path;
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// `[http]`: where to listen, workers, the body limit.
     pub http: HttpSettings,
+    /// `[database]`: the catalog, the two roles, pool sizes (defined by `aries-shards`).
     pub database: DatabaseSettings,
+    /// `[redis]`: where Redis is.
     pub redis: RedisSettings,
+    /// `[rabbitmq]`: where RabbitMQ is.
     pub rabbitmq: RabbitSettings,
+    /// `[auth]`: the interim operator token.
     pub auth: AuthSettings,
+    /// `[tenants]`: tenant actor timing and threads.
     pub tenants: TenantSettings,
+    /// `[shards]`: shard probes, the breaker, migration at start-up.
     pub shards: ShardSettings,
+    /// `[log]`: log filter and format.
     pub log: LogSettings,
 }
 
@@ -46,6 +54,7 @@ impl Default for HttpSettings {
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
+    /// May carry a password (`redis://:pw@host:6379`), hence secret.
     pub url: SecretString,
 }
 

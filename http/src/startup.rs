@@ -26,7 +26,10 @@ use utoipa_swagger_ui::SwaggerUi;
 
 /// The platform's shared parts, built once per process (the CLI uses them without the server).
 pub struct Core {
+    /// Finds or activates tenant actors; holds the catalog and the shard registry.
     pub directory: Directory,
+    /// Operator actions, on a clone of the same directory, so a status change reaches this
+    /// process's tenant actors at once.
     pub platform: Platform,
 }
 
@@ -80,7 +83,9 @@ impl Core {
 }
 
 pub struct Application {
+    /// The port actually bound, read from the listener: tests bind port 0 and need the real one.
     port: u16,
+    /// Serves only once awaited (`run_until_stopped`); `server_handle` stops it.
     server: Server,
     /// Exposed for tests (activation, supervision).
     pub state: AppState,

@@ -14,25 +14,35 @@ use std::str::FromStr;
 /// Catalog failures the caller can act on; anything else is `Database`.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// No tenant with this slug.
     #[error("no tenant {0}")]
     TenantNotFound(String),
+    /// No shard with this name or id (whichever the caller looked it up by).
     #[error("no shard {0}")]
     ShardNotFound(String),
+    /// Another tenant uses this slug, and it is not a half-finished creation to resume.
     #[error("the slug {0} is taken")]
     SlugTaken(String),
+    /// A shard with this name is already registered.
     #[error("a shard named {0} exists")]
     ShardNameTaken(String),
+    /// The tenant's current status does not allow the action (see `TenantStatus::apply`).
     #[error("a tenant that is {from} cannot be {action}")]
     InvalidTransition {
         from: TenantStatus,
         action: &'static str,
     },
+    /// No shard is `active`, so a new tenant has nowhere to go.
     #[error("no active shard can take a new tenant")]
     NoShardAvailable,
+    /// An operator idempotency key came back with a different request (method, path or body).
     #[error("the idempotency key was used with a different request")]
     IdempotencyKeyReused,
+    /// A value that does not fit this build's types, mostly a catalog row it cannot parse (an
+    /// unknown status, a bad slug); the string names it.
     #[error("the catalog holds a value this build does not know: {0}")]
     Corrupt(String),
+    /// Any other database failure, the catalog being unreachable included.
     #[error("catalog database error")]
     Database(#[from] sqlx::Error),
 }
@@ -64,12 +74,17 @@ impl FromStr for ShardStatus {
 /// A shard as registered in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShardRecord {
+    /// Key of the shard: placements and this instance's shard registry refer to it.
     pub id: ShardId,
+    /// Unique operator-facing name (`shard-0`), used in logs, metric labels and the APIs.
     pub name: String,
     /// Host, port and database; no credentials.
     pub dsn: String,
+    /// Whether the shard takes new tenants (only `active` ones do).
     pub status: ShardStatus,
+    /// Relative capacity: placement fills shards in proportion to it.
     pub weight: u32,
+    /// When the shard was registered.
     pub created_at: DateTime<Utc>,
     /// Tenants placed on it now.
     pub tenant_count: u64,
@@ -78,6 +93,7 @@ pub struct ShardRecord {
 /// Where a tenant lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Placement {
+    /// The shard holding the tenant's rows.
     pub shard_id: ShardId,
     /// Increases on every move; a holder of an older epoch must not write.
     pub epoch: i64,
@@ -86,14 +102,24 @@ pub struct Placement {
 /// A tenant as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TenantRecord {
+    /// Key of the tenant: binds tenant transactions (`aries.tenant_id`) and keys its rows on the shard.
     pub id: TenantId,
+    /// Immutable URL name; the directory keys tenant actors by it.
     pub slug: TenantSlug,
+    /// The provider company's display name.
     pub name: String,
+    /// Where the tenant is in its life; tenant actors serve only `active` tenants.
     pub status: TenantStatus,
+    /// Commercial plan (later issues hang limits on it).
     pub plan: Plan,
+    /// Bumped on every change to the tenant row (activation, status changes); sent as the `ETag`.
     pub version: i64,
+    /// When the tenant was inserted (as `provisioning`).
     pub created_at: DateTime<Utc>,
+    /// When the tenant row last changed (activation, a status change).
     pub updated_at: DateTime<Utc>,
+    /// `None` only if the tenant has no placement row. Creation writes both in one transaction, so
+    /// callers treat `None` as not found (directory) or corrupt (platform).
     pub placement: Option<Placement>,
     /// Name of the shard holding it, for operators.
     pub shard_name: Option<String>,
@@ -101,16 +127,27 @@ pub struct TenantRecord {
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
+    /// `sqlx::Type` decodes it straight into the typed id.
     tenant_id: TenantId,
+    /// Text as stored; parsed into a `TenantSlug` by `try_from`, a bad one being `Corrupt`.
     slug: String,
+    /// Used as is.
     name: String,
+    /// Text as stored; parsed into `TenantStatus` (an unknown value is `Corrupt`).
     status: String,
+    /// Text as stored; parsed into `Plan` (an unknown value is `Corrupt`).
     plan: String,
+    /// Bumped by every change to the tenant row.
     version: i64,
+    /// Insert time, from the column default.
     created_at: DateTime<Utc>,
+    /// Time of the last change to the tenant row.
     updated_at: DateTime<Utc>,
+    /// From the left-joined `placement`: `NULL` when the tenant has no placement row.
     shard_id: Option<ShardId>,
+    /// `NULL` exactly when `shard_id` is; the two are zipped into a `Placement`.
     epoch: Option<i64>,
+    /// Name of the placement's shard, joined in for operators; `NULL` without a placement.
     shard_name: Option<String>,
 }
 
@@ -142,12 +179,19 @@ const TENANT_SELECT: &str = "select t.tenant_id, t.slug, t.name, t.status, t.pla
 
 #[derive(sqlx::FromRow)]
 struct ShardRow {
+    /// `sqlx::Type` decodes it straight into the typed id.
     shard_id: ShardId,
+    /// Unique operator-facing name.
     name: String,
+    /// Host, port and database; no credentials (the roles come from the configuration).
     dsn: String,
+    /// Text as stored; parsed into `ShardStatus` (an unknown value is `Corrupt`).
     status: String,
+    /// Postgres `integer`, hence `i32`; converted to `u32`, a negative one being `Corrupt`.
     weight: i32,
+    /// When the shard was registered.
     created_at: DateTime<Utc>,
+    /// Placements on the shard, counted by `SHARD_SELECT`'s subquery (`count(*)` is a `bigint`).
     tenant_count: i64,
 }
 
@@ -173,6 +217,7 @@ const SHARD_SELECT: &str = "select s.shard_id, s.name, s.dsn, s.status, s.weight
 /// Filters of the tenant list.
 #[derive(Debug, Clone, Default)]
 pub struct TenantFilter {
+    /// Only tenants in this status; `None` for every status.
     pub status: Option<TenantStatus>,
     /// Shard name.
     pub shard: Option<String>,
@@ -183,6 +228,8 @@ pub struct TenantFilter {
 /// A handle on the catalog database (app role).
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    /// Connections as the app role. A `PgPool` is itself a shared handle, so clones of the catalog
+    /// use one pool.
     pool: PgPool,
 }
 

@@ -47,7 +47,8 @@ pub fn lazy_pool(
         .min_connections(0)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .idle_timeout(Duration::from_secs(300))
-        // A broken connection is found at checkout rather than by a failed request.
+        // No ping at checkout (it would cost a round trip per transaction): a broken connection is
+        // found by the request that uses it (on a shard pool, that failure counts against the breaker).
         .test_before_acquire(false)
         .connect_lazy_with(options(dsn, role, settings)?))
 }

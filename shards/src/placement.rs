@@ -5,6 +5,7 @@ use aries_tenants::ids::ShardId;
 /// What placement needs to know about a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardLoad {
+    /// What `choose_shard` returns; also the last tie-breaker (the smaller id wins).
     pub shard_id: ShardId,
     /// Only active shards take new tenants (draining and read-only ones do not).
     pub accepts_tenants: bool,

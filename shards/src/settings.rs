@@ -14,9 +14,11 @@ pub struct DatabaseSettings {
     pub catalog_url: String,
     /// The application's role: not a superuser and without BYPASSRLS, so row-level security binds it.
     pub app_user: String,
+    /// Password of `app_user`; a `SecretString`, and redacted by the `Debug` below.
     pub app_password: SecretString,
     /// The owner role: runs migrations and creates the shard-side rows of a new tenant's schema.
     pub owner_user: String,
+    /// Password of `owner_user`; a `SecretString`, and redacted by the `Debug` below.
     pub owner_password: SecretString,
     /// Connections per shard pool (and for the catalog pool).
     pub max_connections: u32,

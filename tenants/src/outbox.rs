@@ -34,9 +34,16 @@ pub async fn record(
 /// An event as stored, for tests and the relay.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
+    /// UUIDv7, so ordering by it is ordering by time: the order the relay publishes in. Meant to
+    /// become the broker's `message_id`, so consumers can deduplicate.
     pub event_id: uuid::Uuid,
+    /// Id of the entity that changed (for `location.*`, the location's id), so consumers can
+    /// group events per entity.
     pub aggregate_id: uuid::Uuid,
+    /// `<aggregate>.<verb>` (`location.created`): what consumers route and switch on.
     pub event_type: String,
+    /// The envelope's `data` member: the entity as the API returns it, or `{"id": …}` for a
+    /// deletion.
     pub payload: serde_json::Value,
 }
 

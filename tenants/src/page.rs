@@ -46,7 +46,10 @@ pub fn decode_cursor(cursor: &str) -> Result<Uuid, InvalidCursor> {
 /// One page of a list: `{"data": [...], "next_cursor": "…"}`, `next_cursor` absent on the last page.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
+    /// This page's rows in id (creation) order; at most the requested limit.
     pub data: Vec<T>,
+    /// Opaque cursor to pass as `cursor` for the next page; `None` (and absent from the JSON) on
+    /// the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }

@@ -116,8 +116,11 @@ text_enum!(
 /// An operator's action on a tenant's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusAction {
+    /// Close the tenant's API until resumed; allowed from `active` or `suspended`.
     Suspend,
+    /// Reopen a suspended tenant; allowed from `suspended` or `active`.
     Resume,
+    /// Close the tenant for good; allowed from any status but `provisioning`, and irreversible.
     Archive,
 }
 

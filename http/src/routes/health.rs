@@ -14,6 +14,7 @@ use std::time::Duration;
 pub struct Check {
     /// `up` or `down`.
     pub status: &'static str,
+    /// Why the dependency is down; absent when it is up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -35,10 +36,13 @@ impl Check {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ShardCheck {
+    /// The shard's name, as in `/v1/platform/shards`.
     pub name: String,
+    /// `up` when the breaker is closed and the last probe succeeded, otherwise `down`.
     pub status: &'static str,
     /// `closed`, `half_open` or `open`.
     pub breaker: &'static str,
+    /// The last probe's error; absent when the last probe succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -47,9 +51,13 @@ pub struct ShardCheck {
 pub struct Readiness {
     /// `ready`, `degraded` (something other than the catalog is down) or `unavailable`.
     pub status: &'static str,
+    /// The catalog database; while it is down the status is `unavailable` and the answer a 503.
     pub catalog: Check,
+    /// Every shard this instance knows; one that is down makes the status `degraded`.
     pub shards: Vec<ShardCheck>,
+    /// Redis; when down, the status is `degraded`.
     pub redis: Check,
+    /// RabbitMQ; when down, the status is `degraded`.
     pub rabbitmq: Check,
 }
 

@@ -82,7 +82,9 @@ pub struct LocationListQuery {
     pub q: Option<String>,
     /// `true` or `false`.
     pub active: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
 }
 

@@ -19,11 +19,16 @@ use serde::{Deserialize, Serialize};
 /// A tenant as the operator sees it.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
+    /// Identifier of the tenant (a UUID).
     #[schema(format = Uuid)]
     pub id: String,
+    /// The tenant's URL name (`/v1/tenants/{slug}/…`); never changes.
     pub slug: String,
+    /// The provider company's name.
     pub name: String,
+    /// Lifecycle status; the tenant API serves only `active` tenants.
     pub status: TenantStatus,
+    /// Commercial plan.
     pub plan: Plan,
     /// Name of the shard holding the tenant's data.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,8 +36,12 @@ pub struct TenantView {
     /// Placement epoch (increases when the tenant moves).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement_epoch: Option<i64>,
+    /// Increases on every change to the tenant (activation, status changes); also sent as the
+    /// `ETag`.
     pub version: i64,
+    /// When the tenant was created (UTC).
     pub created_at: DateTime<Utc>,
+    /// When the tenant last changed (UTC).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -68,6 +77,7 @@ pub struct CreateTenant {
     pub slug: String,
     /// The provider company's name.
     pub name: String,
+    /// Commercial plan.
     pub plan: Plan,
 }
 
@@ -150,7 +160,9 @@ pub struct TenantListQuery {
     pub shard: Option<String>,
     /// Substring of slug or name.
     pub q: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
 }
 
@@ -258,20 +270,26 @@ pub async fn archive_tenant(
 /// A shard with its health as this instance sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ShardView {
+    /// Identifier of the shard (a UUID).
     #[schema(format = Uuid)]
     pub id: String,
+    /// Unique name (`shard-0`); a tenant's `shard` field and the tenant list's `shard` filter use it.
     pub name: String,
     /// Host, port and database (no credentials).
     pub dsn: String,
     /// `active`, `draining` or `read_only`.
     pub status: String,
+    /// Relative capacity: new tenants are placed in proportion to it.
     pub weight: u32,
+    /// Tenants placed on the shard now.
     pub tenant_count: u64,
     /// `up`, `down` or `unknown` (no actor on this instance yet).
     pub health: &'static str,
     /// `closed`, `half_open` or `open`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker: Option<&'static str>,
+    /// The last health probe's error on this instance; absent when it succeeded or when `health`
+    /// is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -18,9 +18,12 @@ const US_STATES: &[&str] = &[
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
+    /// Street line (number and street); required, at most 200 characters.
     pub line1: String,
+    /// Second line (suite, unit, floor); optional, at most 200 characters. Blank counts as absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
+    /// City; required, at most 100 characters.
     pub city: String,
     /// Two-letter US postal abbreviation (`TX`).
     pub state: String,
@@ -35,8 +38,12 @@ pub struct AddressInput {
 pub struct LocationInput {
     /// Short code unique within the tenant, letters, digits, `-` and `_`; stored upper-case (`MAIN`).
     pub code: String,
+    /// Display name of the branch; required, at most 200 characters.
     pub name: String,
+    /// The branch's US postal address.
     pub address: AddressInput,
+    /// The branch's phone: 7 to 15 digits, optionally with `+ - ( ) .` and spaces (at most 32
+    /// characters). Blank counts as absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// The branch's own NPI (ten digits, check digit validated), when it bills under one.
@@ -53,23 +60,36 @@ pub struct LocationInput {
 /// A validated address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Address {
+    /// Street line (number and street), trimmed.
     pub line1: String,
+    /// Second line (suite, unit, floor); absent when none was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
+    /// City, trimmed.
     pub city: String,
+    /// Two-letter US postal abbreviation, upper-case (`TX`).
     pub state: String,
+    /// ZIP or ZIP+4 (`78701`, `78701-1234`).
     pub postal_code: String,
 }
 
 /// Validated writable fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocationFields {
+    /// Trimmed and upper-cased; unique within the tenant (`location_code_key`), so a clash is a
+    /// 409, not a 500.
     pub code: String,
+    /// Trimmed display name.
     pub name: String,
+    /// Trimmed address, state upper-cased; stored as flat `address_*` columns.
     pub address: Address,
+    /// `None` when absent or blank, so the column holds `NULL` rather than an empty string.
     pub phone: Option<String>,
+    /// `None` when absent or blank; otherwise ten digits with a valid check digit.
     pub npi: Option<String>,
+    /// Never absent here: `12` (home) fills in when the input gave none.
     pub pos_type: String,
+    /// `true` when the input gave none: a new location takes orders unless told otherwise.
     pub active: bool,
 }
 
@@ -186,20 +206,30 @@ fn is_zip(s: &str) -> bool {
 /// A stored location, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Location {
+    /// Identifier of the location (a UUIDv7); lists are ordered by it, which is creation order.
     #[schema(value_type = String, format = Uuid)]
     pub id: LocationId,
+    /// Short code unique within the tenant, upper-case (`MAIN`).
     pub code: String,
+    /// Display name of the branch.
     pub name: String,
+    /// Postal address of the branch.
     pub address: Address,
+    /// The branch's phone as entered (trimmed); absent when none was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// The branch's own NPI, when it bills under one; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub npi: Option<String>,
+    /// CMS place-of-service code (two digits; `12` is home).
     pub pos_type: String,
+    /// Whether the location takes new orders; inactive ones are kept for history.
     pub active: bool,
     /// Bumped on every change; sent as the `ETag` and checked against `If-Match`.
     pub version: i64,
+    /// When the location was created (UTC).
     pub created_at: DateTime<Utc>,
+    /// When the location last changed (UTC); a patch that changes nothing leaves it as it was.
     pub updated_at: DateTime<Utc>,
 }
 

@@ -16,20 +16,35 @@ const COLUMNS: &str = "location_id, code, name, address_line1, address_line2, ci
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    /// Key within the tenant; `tenant_id` is not selected, every query already filters on it.
     location_id: LocationId,
+    /// Stored upper-case; unique per tenant (`location_code_key`).
     code: String,
+    /// Display name, trimmed before it was written.
     name: String,
+    /// The address is flat in the table; `From<Row>` nests these five columns into `Address`.
     address_line1: String,
+    /// `NULL` when the location has no second line.
     address_line2: Option<String>,
+    /// Part of the flat address (see `address_line1`).
     city: String,
+    /// Upper-case postal abbreviation, part of the flat address.
     state: String,
+    /// ZIP or ZIP+4, part of the flat address.
     postal_code: String,
+    /// `NULL` when none was given.
     phone: Option<String>,
+    /// `NULL` when the branch bills under no NPI of its own.
     npi: Option<String>,
+    /// Place-of-service code; the column defaults to `12` (home).
     pos_type: String,
+    /// Inactive locations are kept for history.
     active: bool,
+    /// Bumped by every update that changes something; the ETag and the `If-Match` check.
     version: i64,
+    /// Set by the column default at insert.
     created_at: DateTime<Utc>,
+    /// Set to `now()` by each update that changes something.
     updated_at: DateTime<Utc>,
 }
 
