@@ -1,7 +1,6 @@
 //! Operator actions that span the catalog and the shards.
 
 use crate::directory::Directory;
-use crate::error::TenantError;
 use crate::shard::{ShardHealth, ShardRegistry};
 use aries_shards::catalog::{TenantFilter, TenantRecord};
 use aries_shards::connect::validate_dsn;
@@ -12,6 +11,9 @@ use aries_tenants::page::PageRequest;
 use aries_tenants::tenant::StatusAction;
 use aries_tenants::{Plan, TenantSlug};
 use std::time::Duration;
+
+/// Largest relative capacity a shard may have (weights are ratios; this keeps them meaningful).
+pub const MAX_SHARD_WEIGHT: u32 = 10_000;
 
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,28 +30,15 @@ pub enum PlatformError {
         retry_after: Duration,
     },
     /// A new shard's DSN breaks a rule of `validate_dsn`; the string says which.
+    /// A shard weight outside 1..=MAX_SHARD_WEIGHT.
+    #[error("a shard weight is 1 to {MAX_SHARD_WEIGHT}")]
+    InvalidWeight,
     #[error("invalid shard DSN: {0}")]
     InvalidDsn(String),
     /// Setting the tenant up on its shard failed with a database error (a failed migration is
     /// `ShardUnavailable` instead).
     #[error(transparent)]
     Provision(#[from] ProvisionError),
-}
-
-impl From<TenantError> for PlatformError {
-    fn from(e: TenantError) -> Self {
-        match e {
-            TenantError::Catalog(c) => PlatformError::Catalog(c),
-            TenantError::ShardUnavailable { shard, retry_after } => {
-                PlatformError::ShardUnavailable {
-                    shard,
-                    reason: "circuit open".into(),
-                    retry_after,
-                }
-            }
-            other => PlatformError::Catalog(CatalogError::Corrupt(other.to_string())),
-        }
-    }
 }
 
 /// A shard with this instance's view of its health.
@@ -111,22 +100,26 @@ impl Platform {
             slug,
         )
         .await
-        .map_err(|e| {
-            if let ProvisionError::Database(db) = &e
-                && crate::breaker::is_unavailability(db)
-            {
+        .map_err(|e| match e {
+            ProvisionError::Database(db) if crate::breaker::is_unavailability(&db) => {
                 shard.breaker.record_failure();
-            }
-            match e {
-                ProvisionError::Migration(m) => PlatformError::ShardUnavailable {
+                PlatformError::ShardUnavailable {
                     shard: shard.name.clone(),
-                    reason: m.to_string(),
-                    retry_after: Duration::from_secs(5),
-                },
-                other => PlatformError::Provision(other),
+                    reason: db.to_string(),
+                    retry_after: Duration::from_secs(1),
+                }
             }
+            ProvisionError::Migration(m) => PlatformError::ShardUnavailable {
+                shard: shard.name.clone(),
+                reason: m.to_string(),
+                retry_after: Duration::from_secs(5),
+            },
+            other => PlatformError::Provision(other),
         })?;
-        Ok(self.catalog().mark_active(slug).await?)
+        let tenant = self.catalog().mark_active(slug).await?;
+        // An actor activated while the tenant was still provisioning holds that status; refresh it.
+        self.directory.reload(slug).await;
+        Ok(tenant)
     }
 
     pub async fn tenant(&self, slug: &TenantSlug) -> Result<TenantRecord, PlatformError> {
@@ -161,6 +154,9 @@ impl Platform {
         dsn: &str,
         weight: u32,
     ) -> Result<ShardRecord, PlatformError> {
+        if !(1..=MAX_SHARD_WEIGHT).contains(&weight) {
+            return Err(PlatformError::InvalidWeight);
+        }
         validate_dsn(dsn).map_err(PlatformError::InvalidDsn)?;
         migrate_shard(dsn, self.shards().settings())
             .await

@@ -8,7 +8,7 @@
 //! [`TenantError::Crashed`] at once and the actor is told to stop; the actix `Supervisor` restarts
 //! it, `restarting` drops its state and `started` reloads it from the catalog before the next
 //! message is handled. A panic in a handler's synchronous part kills the actor outright; the
-//! [`Directory`](crate::Directory) sees the dead address on the next request and activates a new one.
+//! [`Directory`] sees the dead address on the next request and activates a new one.
 
 use crate::directory::Directory;
 use crate::error::TenantError;

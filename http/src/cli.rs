@@ -2,7 +2,7 @@
 
 use crate::settings::Settings;
 use crate::startup::{Application, Core};
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use aries_actors::platform::PlatformError;
 use aries_shards::CatalogError;
 use aries_shards::catalog::{TenantFilter, TenantRecord};
@@ -46,10 +46,13 @@ pub enum Command {
 pub enum TenantsCommand {
     /// Create a tenant (placed on the least-loaded active shard, provisioned, active).
     Create {
+        /// URL name: a lowercase letter, then lowercase letters, digits or hyphens (3 to 63).
         #[arg(long)]
         slug: String,
+        /// The provider company's name.
         #[arg(long)]
         name: String,
+        /// starter, standard or enterprise.
         #[arg(long, default_value = "standard")]
         plan: String,
         /// Succeed without change when the slug exists.
@@ -58,8 +61,10 @@ pub enum TenantsCommand {
     },
     /// List tenants.
     List {
+        /// Only tenants in this status (provisioning, active, suspended, archived).
         #[arg(long)]
         status: Option<String>,
+        /// Only tenants on this shard (by name).
         #[arg(long)]
         shard: Option<String>,
     },
@@ -77,9 +82,11 @@ pub enum ShardsCommand {
     List,
     /// Register a shard (its database is migrated first).
     Add {
+        /// Operator-facing name, unique (`shard-2`).
         name: String,
         /// postgres://host:port/database, without credentials (they come from the configuration).
         dsn: String,
+        /// Relative capacity (1 to 10000): placement fills shards in proportion to it.
         #[arg(long, default_value_t = 100)]
         weight: u32,
         /// Succeed without change when a shard with this name exists.
@@ -210,18 +217,13 @@ async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
             dsn,
             weight,
             if_not_exists,
-        } => {
-            if weight == 0 {
-                bail!("weight must be at least 1");
+        } => match core.platform.add_shard(&name, &dsn, weight).await {
+            Ok(r) => println!("shard {} added ({})", r.name, r.dsn),
+            Err(PlatformError::Catalog(CatalogError::ShardNameTaken(_))) if if_not_exists => {
+                println!("shard {name} exists");
             }
-            match core.platform.add_shard(&name, &dsn, weight).await {
-                Ok(r) => println!("shard {} added ({})", r.name, r.dsn),
-                Err(PlatformError::Catalog(CatalogError::ShardNameTaken(_))) if if_not_exists => {
-                    println!("shard {name} exists");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+            Err(e) => return Err(e.into()),
+        },
     }
     Ok(())
 }

@@ -326,6 +326,11 @@ impl From<PlatformError> for ApiError {
                 )
                 .retry_after(retry_after)
             }
+            e @ PlatformError::InvalidWeight => ApiError::with_errors(
+                ErrorCode::ValidationFailed,
+                e.to_string(),
+                vec![FieldError::new("weight", "out_of_range", e.to_string())],
+            ),
             PlatformError::InvalidDsn(why) => ApiError::with_errors(
                 ErrorCode::ValidationFailed,
                 format!("dsn: {why}"),

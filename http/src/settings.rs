@@ -1,6 +1,6 @@
 //! Configuration: defaults, then a TOML file, then `ARIES__SECTION__KEY` environment variables
 //! (`ARIES__HTTP__BIND=0.0.0.0:8080`, `ARIES__DATABASE__APP_PASSWORD=…`). Secrets are
-//! `SecretString`s, so `Debug` (and therefore logs) shows `[REDACTED]`.
+//! `SecretString`s, and every section holding one has a `Debug` that prints `[redacted]` instead.
 
 use aries_shards::DatabaseSettings;
 use figment::Figment;

@@ -55,7 +55,8 @@ pub enum ShardStatus {
     Active,
     /// Keeps its tenants, takes no new ones.
     Draining,
-    /// Serves reads only.
+    /// Takes no new tenants. Reserved for tenant moves (a later issue), where it will also close
+    /// the shard to writes; today only placement honours it.
     ReadOnly,
 }
 

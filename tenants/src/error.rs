@@ -11,7 +11,8 @@ pub enum DomainError {
     /// No such row for this tenant (it may exist for another tenant; we never say).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A uniqueness rule: `code` names the rule (e.g. `location_code_taken`).
+    /// The request conflicts with stored state (a uniqueness rule, a reused idempotency key):
+    /// `code` names the rule (e.g. `location_code_taken`) and becomes the problem's code.
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
     /// `If-Match` named a version that is no longer current.

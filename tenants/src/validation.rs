@@ -29,7 +29,7 @@ impl FieldError {
     }
 }
 
-/// A non-empty list of field errors.
+/// Field errors collected while parsing an input; empty means the input is valid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ValidationErrors(pub Vec<FieldError>);
 

@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 #[actix_web::test]
@@ -111,6 +111,35 @@ async fn a_dead_shard_fails_fast_and_recovers() -> TestResult {
             .any(|s| s["name"] == "shard-1" && s["health"] == "down")
     );
 
+    // Creating tenants: placement alternates, so the second new tenant is placed on the dead shard
+    // (shard-0 was registered first, so it wins the tie). It gets 503, not 500, and stays
+    // `provisioning` until a retry finishes it.
+    let late1 = app
+        .post_json(
+            "/v1/platform/tenants",
+            &json!({"slug": "late-one", "name": "Late", "plan": "standard"}),
+        )
+        .await;
+    assert_eq!(late1.status(), StatusCode::CREATED);
+    let body = json!({"slug": "late-two", "name": "Late", "plan": "standard"});
+    let late2 = app.post_json("/v1/platform/tenants", &body).await;
+    assert_problem(late2, 503, "shard_unavailable").await;
+    let pending: Value = app
+        .get("/v1/platform/tenants/late-two")
+        .await
+        .json()
+        .await?;
+    assert_eq!(
+        (pending["status"].as_str(), pending["shard"].as_str()),
+        (Some("provisioning"), Some("shard-1"))
+    );
+    assert_problem(
+        app.get("/v1/tenants/late-two/locations").await,
+        409,
+        "tenant_not_ready",
+    )
+    .await;
+
     server.restart()?;
     let back = eventually(Duration::from_secs(30), || async {
         app.get(&down_path).await.status() == StatusCode::OK
@@ -138,6 +167,14 @@ async fn a_dead_shard_fails_fast_and_recovers() -> TestResult {
         .await
         .status(),
         201
+    );
+    // The interrupted creation finishes when retried.
+    let finished = app.post_json("/v1/platform/tenants", &body).await;
+    assert_eq!(finished.status(), StatusCode::CREATED);
+    assert_eq!(finished.json::<Value>().await?["status"], "active");
+    assert_eq!(
+        app.get("/v1/tenants/late-two/locations").await.status(),
+        200
     );
     Ok(())
 }
