@@ -212,6 +212,14 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Lets a handler (or a default service) return an `ApiError` as its whole response.
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {

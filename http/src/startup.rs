@@ -178,10 +178,3 @@ impl Application {
 fn query_field(msg: &str) -> String {
     msg.split('`').nth(1).unwrap_or("").to_owned()
 }
-
-impl actix_web::Responder for ApiError {
-    type Body = actix_web::body::BoxBody;
-    fn respond_to(self, _: &actix_web::HttpRequest) -> actix_web::HttpResponse {
-        actix_web::ResponseError::error_response(&self)
-    }
-}
