@@ -8,6 +8,7 @@
 //! Keyed by slug, not id: the slug is what every tenant URL carries and it is immutable, so
 //! keying by it saves a catalog lookup per request.
 
+use crate::auth::Credential;
 use crate::error::TenantError;
 use crate::ops::TenantOp;
 use crate::shard::ShardRegistry;
@@ -37,6 +38,7 @@ impl Default for DirectorySettings {
             timers: TenantTimers {
                 idle_timeout: Duration::from_secs(300),
                 profile_refresh: Duration::from_secs(5),
+                credential_ttl: Duration::from_millis(500),
             },
         }
     }
@@ -187,15 +189,26 @@ impl Directory {
             .is_some_and(|s| s.get().is_some_and(Addr::connected))
     }
 
-    /// Runs `op` for the tenant.
+    /// Runs `op` for the tenant with no caller (operations with `Access::Anonymous`).
     pub async fn exec<O: TenantOp>(
         &self,
         slug: &TenantSlug,
         op: O,
     ) -> Result<O::Output, TenantError> {
+        self.exec_as(slug, None, op).await
+    }
+
+    /// Runs `op` for the tenant on behalf of `credential`'s principal.
+    pub async fn exec_as<O: TenantOp>(
+        &self,
+        slug: &TenantSlug,
+        credential: Option<Credential>,
+        op: O,
+    ) -> Result<O::Output, TenantError> {
         let addr = self.get(slug).await?;
         addr.send(Exec {
             op,
+            credential,
             span: tracing::Span::current(),
         })
         .await?

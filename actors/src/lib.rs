@@ -4,6 +4,7 @@
 //! finds (or wakes) a tenant's actor, and the adapters to Redis and RabbitMQ.
 //!
 //! ## Layout
+//! - [`auth`]: credentials as the tenant actor resolves them into principals, with a short-lived cache.
 //! - [`breaker`]: a lock-free circuit breaker per shard (closed → open → half-open).
 //! - [`shard`]: `ShardActor` (owns a shard's pool, probes it, drives its breaker) and the registry of shards.
 //! - [`tenant`]: `TenantActor` (a tenant's state; runs its operations in tenant transactions), with
@@ -14,6 +15,7 @@
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
+pub mod auth;
 pub mod breaker;
 pub mod directory;
 pub mod error;

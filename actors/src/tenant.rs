@@ -10,9 +10,10 @@
 //! message is handled. A panic in a handler's synchronous part kills the actor outright; the
 //! [`Directory`] sees the dead address on the next request and activates a new one.
 
+use crate::auth::{Credential, CredentialCache};
 use crate::directory::Directory;
 use crate::error::TenantError;
-use crate::ops::TenantOp;
+use crate::ops::{Access, OpContext, TenantOp};
 use crate::shard::ShardHandle;
 use actix::prelude::*;
 use aries_shards::begin_tenant_tx;
@@ -31,6 +32,8 @@ use tracing::Instrument as _;
 pub struct Exec<O: TenantOp> {
     /// The operation, run in a tenant transaction on the tenant's shard.
     pub op: O,
+    /// The caller's credential (required by operations with `Access::Requires`).
+    pub credential: Option<Credential>,
     /// Entered around the operation, so its logs carry the caller's request id.
     pub span: tracing::Span,
 }
@@ -90,6 +93,8 @@ pub struct TenantTimers {
     pub idle_timeout: Duration,
     /// Re-read the profile from the catalog this often.
     pub profile_refresh: Duration,
+    /// How long a resolved credential stands before it is checked again (the revocation delay).
+    pub credential_ttl: Duration,
 }
 
 pub struct TenantActor {
@@ -111,6 +116,8 @@ pub struct TenantActor {
     /// A blocking reload is under way: do not queue another (with the catalog down, each would
     /// hold the mailbox for a connection timeout).
     reloading: bool,
+    /// Resolved credentials; shared with the operations' futures, which run detached.
+    credentials: Arc<CredentialCache>,
 }
 
 impl TenantActor {
@@ -129,6 +136,7 @@ impl TenantActor {
             restarts: 0,
             passivated: false,
             reloading: false,
+            credentials: Arc::new(CredentialCache::new(timers.credential_ttl)),
         }
     }
 
@@ -240,9 +248,14 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
             });
         }
         let me = ctx.address();
-        let Exec { op, span } = msg;
+        let Exec {
+            op,
+            credential,
+            span,
+        } = msg;
+        let credentials = self.credentials.clone();
         let work = async move {
-            match AssertUnwindSafe(run_in_tenant_tx(&loaded, op))
+            match AssertUnwindSafe(run_in_tenant_tx(&loaded, op, credential, credentials))
                 .catch_unwind()
                 .await
             {
@@ -268,7 +281,12 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
 /// Begin, run, commit; connection failures are reported to the shard's breaker and become
 /// `ShardUnavailable`, so the caller answers 503 with a retry delay.
 #[tracing::instrument(name = "tenant.op", skip_all, fields(tenant = %loaded.tenant.slug, op = O::NAME))]
-async fn run_in_tenant_tx<O: TenantOp>(loaded: &Loaded, op: O) -> Result<O::Output, TenantError> {
+async fn run_in_tenant_tx<O: TenantOp>(
+    loaded: &Loaded,
+    op: O,
+    credential: Option<Credential>,
+    credentials: Arc<CredentialCache>,
+) -> Result<O::Output, TenantError> {
     let shard = &loaded.shard;
     let unavailable = |e: sqlx::Error| {
         if crate::breaker::is_unavailability(&e) {
@@ -284,7 +302,30 @@ async fn run_in_tenant_tx<O: TenantOp>(loaded: &Loaded, op: O) -> Result<O::Outp
     let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id)
         .await
         .map_err(unavailable)?;
-    match op.run(&mut tx, loaded.tenant.id).await {
+    let tenant = loaded.tenant.id;
+    let principal = match (O::ACCESS, &credential) {
+        (Access::Anonymous, _) => None,
+        (Access::Requires(_), None) => {
+            return Err(TenantError::Domain(DomainError::Unauthenticated(
+                "no credential",
+            )));
+        }
+        (Access::Requires(needed), Some(c)) => {
+            let p = match credentials.resolve(&mut tx, tenant, c).await {
+                Ok(p) => p,
+                Err(DomainError::Database(e)) => return Err(unavailable(e)),
+                Err(e) => return Err(TenantError::Domain(e)),
+            };
+            p.require(needed).map_err(TenantError::Domain)?;
+            Some(p)
+        }
+    };
+    let ctx = OpContext {
+        tenant,
+        principal,
+        credentials,
+    };
+    match op.run(&mut tx, &ctx).await {
         Ok(out) => {
             tx.commit().await.map_err(unavailable)?;
             shard.breaker.record_success();

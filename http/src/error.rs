@@ -38,6 +38,8 @@ error_codes! {
         "The request line or a header could not be understood (for example a malformed If-Match)."),
     Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required",
         "Send a valid credential as `Authorization: Bearer <token>`."),
+    Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden",
+        "The credential is valid but its roles do not grant this action; `detail` names the permission."),
     TenantSuspended => (StatusCode::FORBIDDEN, "tenant_suspended", "Tenant suspended",
         "The tenant's account is suspended by the platform operator; its API is closed until it is resumed."),
     TenantArchived => (StatusCode::FORBIDDEN, "tenant_archived", "Tenant archived",
@@ -50,6 +52,12 @@ error_codes! {
         "The tenant is still being provisioned; retry the creation call to finish it."),
     LocationCodeTaken => (StatusCode::CONFLICT, "location_code_taken", "Location code taken",
         "Another location of this tenant already uses this code."),
+    UserEmailTaken => (StatusCode::CONFLICT, "user_email_taken", "E-mail taken",
+        "Another user of this tenant already has this e-mail address."),
+    RoleNameTaken => (StatusCode::CONFLICT, "role_name_taken", "Role name taken",
+        "The tenant already has a role with this name."),
+    CannotDisableSelf => (StatusCode::CONFLICT, "cannot_disable_self", "Cannot disable yourself",
+        "A user cannot disable their own account; ask another administrator."),
     TenantSlugTaken => (StatusCode::CONFLICT, "tenant_slug_taken", "Tenant slug taken",
         "Another tenant already uses this slug."),
     ShardNameTaken => (StatusCode::CONFLICT, "shard_name_taken", "Shard name taken",
@@ -225,9 +233,20 @@ impl From<DomainError> for ApiError {
         match e {
             DomainError::Validation(errs) => ApiError::validation(errs),
             DomainError::NotFound(what) => ApiError::not_found(what),
+            DomainError::Unauthenticated(why) => {
+                tracing::info!(reason = why, "credential refused");
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "a valid bearer token or API key for this tenant is required",
+                )
+            }
+            DomainError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
             DomainError::Conflict { code, detail } => match code {
                 "location_code_taken" => ApiError::new(ErrorCode::LocationCodeTaken, detail),
                 "idempotency_key_reused" => ApiError::new(ErrorCode::IdempotencyKeyReused, detail),
+                "user_email_taken" => ApiError::new(ErrorCode::UserEmailTaken, detail),
+                "role_name_taken" => ApiError::new(ErrorCode::RoleNameTaken, detail),
+                "cannot_disable_self" => ApiError::new(ErrorCode::CannotDisableSelf, detail),
                 other => ApiError::internal(&format!("unmapped conflict code {other}: {detail}")),
             },
             DomainError::VersionMismatch { current } => ApiError::new(

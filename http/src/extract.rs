@@ -151,6 +151,7 @@ pub fn path_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiErr
 
 /// `limit` and `cursor` of a list request.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// 1 to 500, default 50.
     pub limit: Option<String>,

@@ -6,6 +6,7 @@
 //! call to [`aries_actors::Platform`].
 //!
 //! ## Layout
+//! - [`auth`]: access-token keys (JWT, JWKS, rotation) and the tenant-caller extractor.
 //! - [`settings`]: layered configuration (defaults → file → `ARIES__…`), secrets redacted.
 //! - [`startup`]: `Core` (catalog, shard actors, directory) and `Application` (the server).
 //! - [`cli`]: `aries serve | migrate | tenants … | shards …`.
@@ -16,6 +17,7 @@
 //! - [`openapi`]: the OpenAPI 3.1 document and the offline docs page.
 //! - [`telemetry`]: JSON logs and the Prometheus recorder.
 
+pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod extract;

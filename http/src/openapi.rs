@@ -2,7 +2,7 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
-use crate::routes::{health, locations, platform};
+use crate::routes::{health, locations, oauth, platform, security};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -14,16 +14,29 @@ use utoipa::{Modify, OpenApi};
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         health::live, health::ready,
+        platform::bootstrap_api_key, platform::rotate_signing_key,
+        oauth::token, oauth::revoke, oauth::jwks,
+        security::create_user, security::list_users, security::show_user, security::disable_user,
+        security::enable_user, security::reset_password,
+        security::create_api_key, security::list_api_keys, security::revoke_api_key,
+        security::create_client, security::list_clients, security::revoke_client,
+        security::list_roles, security::create_role, security::delete_role,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
         aries_tenants::locations::Location, aries_tenants::locations::LocationInput,
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,
+        oauth::TokenForm, security::NewApiKey, security::CreatedApiKey, security::NewClient, security::CreatedClient,
+        security::PasswordReset, aries_tenants::auth::users::NewUserInput, aries_tenants::auth::users::User,
+        aries_tenants::auth::users::UserStatus, aries_tenants::auth::api_keys::ApiKey,
+        aries_tenants::auth::clients::OauthClient, aries_tenants::auth::roles::CustomRoleInput,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
-         (name = "health", description = "Liveness and readiness"))
+         (name = "health", description = "Liveness and readiness"),
+         (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
+         (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"))
 )]
 pub struct ApiDoc;
 

@@ -97,12 +97,33 @@ impl std::fmt::Debug for RabbitSettings {
     }
 }
 
-#[derive(Clone, Deserialize, Default)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The interim operator bearer token (until operator accounts arrive). Unset: the operator API
-    /// and the tenant API refuse every request.
+    /// refuses every request.
     pub operator_token: Option<SecretString>,
+    /// `iss` of the access tokens this platform signs (and accepts).
+    pub issuer: String,
+    /// Lifetime of access tokens, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in seconds (each use rotates the token and restarts it).
+    pub refresh_token_ttl_secs: u64,
+    /// How long a tenant actor trusts a resolved credential before checking it again: the delay
+    /// after which disabling a user or revoking a key or client takes effect on every instance.
+    pub credential_cache_ms: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            operator_token: None,
+            issuer: "aries".into(),
+            access_token_ttl_secs: 600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            credential_cache_ms: 500,
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -112,6 +133,10 @@ impl std::fmt::Debug for AuthSettings {
                 "operator_token",
                 &self.operator_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("issuer", &self.issuer)
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("credential_cache_ms", &self.credential_cache_ms)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! Building and running the application. `Application::build` takes settings, binds the listener
 //! (port 0 in tests), connects what must be connected and returns; `run_until_stopped` serves.
 
+use crate::auth::keys::KeyRing;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::BodyLimit;
 use crate::settings::Settings;
@@ -71,6 +72,7 @@ impl Core {
                 timers: TenantTimers {
                     idle_timeout: Duration::from_millis(settings.tenants.idle_timeout_ms),
                     profile_refresh: Duration::from_millis(settings.tenants.profile_refresh_ms),
+                    credential_ttl: Duration::from_millis(settings.auth.credential_cache_ms),
                 },
             },
         );
@@ -113,7 +115,32 @@ impl Application {
                 "no operator token configured (ARIES__AUTH__OPERATOR_TOKEN): the APIs will refuse every request"
             );
         }
+        let keys = Arc::new(
+            KeyRing::start(
+                core.directory.catalog().pool().clone(),
+                settings.auth.issuer.clone(),
+                Duration::from_secs(settings.auth.access_token_ttl_secs),
+            )
+            .await
+            .context("loading the token signing keys")?,
+        );
+        let reloading = Arc::downgrade(&keys);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::auth::keys::RELOAD_EVERY).await;
+                let Some(keys) = reloading.upgrade() else {
+                    break;
+                };
+                if let Err(e) = keys.reload().await {
+                    tracing::warn!(error = %e, "could not re-read the signing keys");
+                }
+            }
+        });
         let state = AppState {
+            keys,
+            refresh_ttl: chrono::Duration::seconds(
+                i64::try_from(settings.auth.refresh_token_ttl_secs).unwrap_or(i64::MAX),
+            ),
             directory: core.directory,
             platform: core.platform,
             redis: RedisLink::start(settings.redis.url.expose_secret().to_owned()),

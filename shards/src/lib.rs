@@ -11,6 +11,7 @@
 //! - [`migrate`]: the catalog and shard migrators (embedded from `migrations/`).
 //! - [`placement`]: choosing a shard for a new tenant (pure, unit-tested).
 //! - [`catalog`]: SQL over the catalog: tenants, shards, placements.
+//! - [`signing_keys`]: the stored keys that sign access tokens.
 //! - [`provision`]: the shard-side half of creating a tenant.
 
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod migrate;
 pub mod placement;
 pub mod provision;
 pub mod settings;
+pub mod signing_keys;
 pub mod tenant_tx;
 
 pub use aries_tenants::ids::ShardId;

@@ -15,6 +15,12 @@ pub enum DomainError {
     /// `code` names the rule (e.g. `location_code_taken`) and becomes the problem's code.
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
+    /// The credential is missing, wrong, expired or revoked (the text says which, for logs only).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The principal is known but lacks a permission; the text names it.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// `If-Match` named a version that is no longer current.
     #[error("version mismatch: the current version is {current}")]
     VersionMismatch { current: i64 },

@@ -69,6 +69,18 @@ typed_id!(
     ShardId
 );
 typed_id!(
+    /// A tenant user (staff member who logs in).
+    UserId
+);
+typed_id!(
+    /// A tenant's API key.
+    ApiKeyId
+);
+typed_id!(
+    /// A refresh-token family: every token rotated from one login.
+    FamilyId
+);
+typed_id!(
     /// An outbox event; becomes the RabbitMQ `message_id`, so consumers can deduplicate.
     EventId
 );

@@ -16,6 +16,7 @@
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
+pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod ids;

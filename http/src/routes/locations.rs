@@ -2,10 +2,10 @@
 //! TenantActor → a tenant transaction on the tenant's shard; every change writes an outbox event
 //! in that transaction.
 
+use crate::auth::caller::TenantCaller;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, OperatorAuth, PageQuery, idempotency_key, if_match, path_id,
-    tenant_slug,
+    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id,
 };
 use crate::state::AppState;
 use actix_web::http::header;
@@ -13,16 +13,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::{
     CreateLocation, DeleteLocation, GetLocation, Idempotent, ListLocations, PatchLocation,
 };
+use aries_tenants::LocationId;
 use aries_tenants::locations::store::ListFilter;
 use aries_tenants::locations::{Location, LocationInput};
 use aries_tenants::page::Page;
-use aries_tenants::{LocationId, TenantSlug};
 use serde::Deserialize;
 
-/// `/v1/tenants/{tenant}/locations/{location_id}`, parsed.
-fn location_path(path: web::Path<(String, String)>) -> Result<(TenantSlug, LocationId), ApiError> {
-    let (tenant, id) = path.into_inner();
-    Ok((tenant_slug(&tenant)?, path_id("location_id", &id)?))
+/// The `{location_id}` of `/v1/tenants/{tenant}/locations/{location_id}` (the tenant is the caller's).
+fn location_id(path: web::Path<(String, String)>) -> Result<LocationId, ApiError> {
+    path_id("location_id", &path.into_inner().1)
 }
 
 fn with_etag(mut res: HttpResponse, location: &Location) -> HttpResponse {
@@ -40,20 +39,20 @@ fn with_etag(mut res: HttpResponse, location: &Location) -> HttpResponse {
               (status = 422, description = "validation_failed / malformed_json"), (status = 403, description = "tenant_suspended"),
               (status = 503, description = "shard_unavailable")))]
 pub async fn create(
-    _: OperatorAuth,
+    caller: TenantCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     body: JsonBody<LocationInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = tenant_slug(&path)?;
+    let slug = caller.slug.clone();
     let op = CreateLocation(body.value);
     let (location, replayed) = match idempotency_key(&req)? {
         Some(key) => {
             let out = state
                 .directory
-                .exec(
+                .exec_as(
                     &slug,
+                    Some(caller.credential),
                     Idempotent {
                         key,
                         request_sha256: body.request_sha256,
@@ -63,7 +62,13 @@ pub async fn create(
                 .await?;
             (out.value, out.replayed)
         }
-        None => (state.directory.exec(&slug, op).await?, false),
+        None => (
+            state
+                .directory
+                .exec_as(&slug, Some(caller.credential), op)
+                .await?,
+            false,
+        ),
     };
     let url = format!("/v1/tenants/{slug}/locations/{}", location.id);
     let mut res = HttpResponse::Created();
@@ -93,12 +98,11 @@ pub struct LocationListQuery {
     params(("tenant" = String, Path, description = "tenant slug"), LocationListQuery),
     responses((status = 200, description = "`{data: [Location], next_cursor?}`"), (status = 422, description = "invalid_query")))]
 pub async fn list(
-    _: OperatorAuth,
+    caller: TenantCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<LocationListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = tenant_slug(&path)?;
+    let slug = caller.slug.clone();
     let q = query.into_inner();
     let page = PageQuery {
         limit: q.limit,
@@ -118,12 +122,17 @@ pub async fn list(
         }
     };
     let filter = ListFilter {
+        only: None,
         q: q.q.filter(|s| !s.trim().is_empty()),
         active,
     };
     let rows = state
         .directory
-        .exec(&slug, ListLocations { page, filter })
+        .exec_as(
+            &slug,
+            Some(caller.credential),
+            ListLocations { page, filter },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |l| l.id.as_uuid())))
 }
@@ -133,12 +142,16 @@ pub async fn list(
     params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid)),
     responses((status = 200, body = Location), (status = 404, description = "not_found"), (status = 422, description = "invalid_id")))]
 pub async fn show(
-    _: OperatorAuth,
+    caller: TenantCaller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (slug, id) = location_path(path)?;
-    let location = state.directory.exec(&slug, GetLocation(id)).await?;
+    let slug = caller.slug.clone();
+    let id = location_id(path)?;
+    let location = state
+        .directory
+        .exec_as(&slug, Some(caller.credential), GetLocation(id))
+        .await?;
     Ok(with_etag(HttpResponse::Ok().json(&location), &location))
 }
 
@@ -150,13 +163,14 @@ pub async fn show(
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = Location), (status = 412, description = "version_mismatch"), (status = 422, description = "validation_failed")))]
 pub async fn update(
-    _: OperatorAuth,
+    caller: TenantCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let (slug, id) = location_path(path)?;
+    let slug = caller.slug.clone();
+    let id = location_id(path)?;
     let if_match = if_match(&req)?;
     if !body.value.is_object() {
         return Err(ApiError::with_errors(
@@ -171,8 +185,9 @@ pub async fn update(
     }
     let location = state
         .directory
-        .exec(
+        .exec_as(
             &slug,
+            Some(caller.credential),
             PatchLocation {
                 id,
                 patch: body.value,
@@ -188,16 +203,21 @@ pub async fn update(
     params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 404, description = "not_found"), (status = 412, description = "version_mismatch")))]
 pub async fn delete(
-    _: OperatorAuth,
+    caller: TenantCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (slug, id) = location_path(path)?;
+    let slug = caller.slug.clone();
+    let id = location_id(path)?;
     let if_match = if_match(&req)?;
     state
         .directory
-        .exec(&slug, DeleteLocation { id, if_match })
+        .exec_as(
+            &slug,
+            Some(caller.credential),
+            DeleteLocation { id, if_match },
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

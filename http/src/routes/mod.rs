@@ -4,7 +4,9 @@
 pub mod health;
 pub mod locations;
 pub mod meta;
+pub mod oauth;
 pub mod platform;
+pub mod security;
 
 use crate::error::{ApiError, ErrorCode};
 use actix_web::web;
@@ -29,6 +31,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/tenants/{tenant}/archive")
                     .route(web::post().to(platform::archive_tenant)),
             )
+            .service(
+                resource("/tenants/{tenant}/api-keys")
+                    .route(web::post().to(platform::bootstrap_api_key)),
+            )
+            .service(
+                resource("/signing-keys/rotate")
+                    .route(web::post().to(platform::rotate_signing_key)),
+            )
             .service(resource("/shards").route(web::get().to(platform::list_shards))),
     )
     .service(
@@ -43,8 +53,51 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(locations::show))
                     .route(web::patch().to(locations::update))
                     .route(web::delete().to(locations::delete)),
-            ),
+            )
+            .service(resource("/oauth/token").route(web::post().to(oauth::token)))
+            .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
+            .service(
+                resource("/users")
+                    .route(web::post().to(security::create_user))
+                    .route(web::get().to(security::list_users)),
+            )
+            .service(resource("/users/{user_id}").route(web::get().to(security::show_user)))
+            .service(
+                resource("/users/{user_id}/disable").route(web::post().to(security::disable_user)),
+            )
+            .service(
+                resource("/users/{user_id}/enable").route(web::post().to(security::enable_user)),
+            )
+            .service(
+                resource("/users/{user_id}/password")
+                    .route(web::post().to(security::reset_password)),
+            )
+            .service(
+                resource("/api-keys")
+                    .route(web::post().to(security::create_api_key))
+                    .route(web::get().to(security::list_api_keys)),
+            )
+            .service(
+                resource("/api-keys/{api_key_id}")
+                    .route(web::delete().to(security::revoke_api_key)),
+            )
+            .service(
+                resource("/oauth-clients")
+                    .route(web::post().to(security::create_client))
+                    .route(web::get().to(security::list_clients)),
+            )
+            .service(
+                resource("/oauth-clients/{client_id}")
+                    .route(web::delete().to(security::revoke_client)),
+            )
+            .service(
+                resource("/roles")
+                    .route(web::post().to(security::create_role))
+                    .route(web::get().to(security::list_roles)),
+            )
+            .service(resource("/roles/{role}").route(web::delete().to(security::delete_role))),
     )
+    .service(resource("/.well-known/jwks.json").route(web::get().to(oauth::jwks)))
     .service(resource("/health/live").route(web::get().to(health::live)))
     .service(resource("/health/ready").route(web::get().to(health::ready)))
     .service(resource("/metrics").route(web::get().to(meta::metrics)))

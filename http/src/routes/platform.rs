@@ -325,3 +325,43 @@ pub async fn list_shards(
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
+
+/// Give a tenant its first credential: an API key with the roles asked for (typically `owner`),
+/// created by the operator. The secret is in this response only.
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/api-keys", tag = "platform", security(("bearer" = [])),
+    request_body = crate::routes::security::NewApiKey,
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 201, body = crate::routes::security::CreatedApiKey), (status = 404, description = "not_found")))]
+pub async fn bootstrap_api_key(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<crate::routes::security::NewApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = tenant_slug(&path)?;
+    let op = aries_actors::ops::security::CreateApiKey {
+        slug: slug.to_string(),
+        name: body.value.name,
+        roles: body.value.roles,
+    };
+    let credential = Some(aries_actors::auth::Credential::Operator);
+    let (key, secret) = state.directory.exec_as(&slug, credential, op).await?;
+    let created = crate::routes::security::CreatedApiKey { key, secret };
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Rotate the access-token signing key. Tokens signed with the previous key stay valid until they
+/// expire; the previous key stays in the JWKS until then.
+#[utoipa::path(post, path = "/v1/platform/signing-keys/rotate", tag = "platform", security(("bearer" = [])),
+    responses((status = 200, description = "`{kid}` of the new signing key")))]
+pub async fn rotate_signing_key(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let kid = state
+        .keys
+        .rotate()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
+}

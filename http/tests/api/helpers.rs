@@ -228,6 +228,8 @@ pub struct TestApp {
     pub shard_dsns: Vec<String>,
     /// The settings the app runs with (for the CLI tests).
     pub settings_env: Vec<(String, String)>,
+    /// An owner API key per tenant made by `create_tenant`: requests to a tenant's URLs carry it.
+    pub tenant_keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
     handle: actix_web::dev::ServerHandle,
     /// Dropped after the server: the databases go last.
     _dbs: TestDbs,
@@ -246,6 +248,11 @@ impl TestApp {
     }
 
     async fn try_spawn(opts: AppOptions) -> Result<TestApp, Box<dyn std::error::Error>> {
+        // The app's logs go to the test's output (shown by the runner when a test fails).
+        aries_http::telemetry::init_tracing(&aries_http::settings::LogSettings {
+            level: std::env::var("ARIES_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            format: "pretty".into(),
+        });
         let mut dbs = TestDbs::new();
         let catalog_url = dbs
             .create(opts.catalog_server.as_deref().unwrap_or(MAIN_SERVER), "cat")
@@ -303,6 +310,7 @@ impl TestApp {
             db,
             shard_dsns: vec![shard0, shard1],
             settings_env,
+            tenant_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             handle,
             _dbs: dbs,
         })
@@ -312,11 +320,26 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// A request with the operator credential.
+    /// The owner key `create_tenant` made for `slug`.
+    pub fn tenant_key(&self, slug: &str) -> Option<String> {
+        self.tenant_keys
+            .lock()
+            .ok()
+            .and_then(|k| k.get(slug).cloned())
+    }
+
+    /// A request with the right credential: the tenant's owner key on a tenant URL whose tenant
+    /// `create_tenant` made, the operator token elsewhere.
     pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let tenant = path
+            .strip_prefix("/v1/tenants/")
+            .and_then(|rest| rest.split('/').next());
+        let token = tenant
+            .and_then(|t| self.tenant_key(t))
+            .unwrap_or_else(|| self.token.clone());
         self.client
             .request(method, self.url(path))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -343,7 +366,28 @@ impl TestApp {
             )
             .await;
         assert_eq!(res.status(), StatusCode::CREATED, "creating tenant {slug}");
-        res.json().await.unwrap_or_default()
+        let tenant: Value = res.json().await.unwrap_or_default();
+        self.bootstrap_key(slug).await;
+        tenant
+    }
+
+    /// Has the operator give `slug` an owner API key, kept for the tenant's URLs.
+    pub async fn bootstrap_key(&self, slug: &str) {
+        let key = self
+            .post_json(
+                &format!("/v1/platform/tenants/{slug}/api-keys"),
+                &json!({"name": "test owner", "roles": ["owner"]}),
+            )
+            .await;
+        assert_eq!(
+            key.status(),
+            StatusCode::CREATED,
+            "bootstrap key for {slug}"
+        );
+        let key: Value = key.json().await.unwrap_or_default();
+        if let (Ok(mut keys), Some(secret)) = (self.tenant_keys.lock(), key["secret"].as_str()) {
+            keys.insert(slug.to_owned(), secret.to_owned());
+        }
     }
 
     pub async fn create_location(&self, slug: &str, code: &str) -> Value {

@@ -97,7 +97,7 @@ async fn malformed_input_gets_the_documented_problem() -> TestResult {
         case("uuid without hyphens", Method::GET, &format!("/v1/tenants/strict/locations/{}", uuid::Uuid::now_v7().simple()), 422, "invalid_id"),
         case("bad slug", Method::GET, "/v1/tenants/Not_A_Slug/locations", 422, "invalid_id").field("tenant"),
         case("unknown id", Method::GET, &format!("/v1/tenants/strict/locations/{}", uuid::Uuid::now_v7()), 404, "not_found"),
-        case("unknown tenant", Method::GET, "/v1/tenants/nobody-here/locations", 404, "not_found"),
+        case("operator token on a tenant URL", Method::GET, "/v1/tenants/nobody-here/locations", 401, "unauthenticated"),
         case("limit zero", Method::GET, &format!("{coll}?limit=0"), 422, "invalid_query").field("limit"),
         case("limit too big", Method::GET, &format!("{coll}?limit=501"), 422, "invalid_query").field("limit"),
         case("limit not a number", Method::GET, &format!("{coll}?limit=ten"), 422, "invalid_query").field("limit"),
@@ -149,6 +149,15 @@ async fn malformed_input_gets_the_documented_problem() -> TestResult {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // This tenant's key on another (here: non-existent) tenant's URL: 404, not a hint.
+    let key = app.tenant_key("strict").unwrap_or_default();
+    let res = app
+        .client
+        .get(app.url("/v1/tenants/nobody-here/locations"))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    assert_problem(res, 404, "not_found").await;
     // The good body still works (the cases above changed nothing).
     assert_eq!(
         app.post_json(coll, &location_body("NEW")).await.status(),

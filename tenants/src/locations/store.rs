@@ -158,6 +158,8 @@ pub struct ListFilter {
     pub q: Option<String>,
     /// Only active (or only inactive) locations.
     pub active: Option<bool>,
+    /// Only these locations (the caller's location scope); `None`: all.
+    pub only: Option<Vec<LocationId>>,
 }
 
 /// A page of locations in id order; fetches `limit + 1` rows so the caller can tell if more exist.
@@ -172,6 +174,7 @@ pub async fn list(
          and ($2::uuid is null or location_id > $2) \
          and ($3::text is null or name ilike '%' || $3 || '%' or code ilike '%' || $3 || '%') \
          and ($4::boolean is null or active = $4) \
+         and ($6::uuid[] is null or location_id = any($6)) \
          order by location_id limit $5"
     );
     let q = filter.q.as_deref().map(escape_like);
@@ -181,6 +184,12 @@ pub async fn list(
         .bind(q)
         .bind(filter.active)
         .bind(i64::from(page.limit) + 1)
+        .bind(
+            filter
+                .only
+                .as_ref()
+                .map(|ids| ids.iter().map(|i| i.0).collect::<Vec<_>>()),
+        )
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().map(Location::from).collect())

@@ -1,0 +1,163 @@
+//! Tenant operations. Each is a plain struct (the command or query) implementing [`TenantOp`]; the
+//! tenant actor runs any of them the same way: check the tenant serves and its shard is up, open a
+//! tenant transaction, resolve the caller and check the operation's permission, run, commit, report
+//! the outcome to the shard's breaker.
+//!
+//! - [`locations`]: the location resource.
+//! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
+
+pub mod locations;
+pub mod security;
+
+pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};
+
+use crate::auth::{CredentialCache, Principal};
+use aries_tenants::DomainError;
+use aries_tenants::TenantId;
+use aries_tenants::auth::Permission;
+use aries_tenants::idempotency::{self, Claim, IdempotencyKey};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::PgConnection;
+use std::sync::Arc;
+
+/// Who may run an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A resolved principal holding this permission.
+    Requires(Permission),
+    /// Anyone: the operation authenticates by itself (the token endpoint's grants).
+    Anonymous,
+}
+
+/// What an operation knows of its call besides its own input.
+pub struct OpContext {
+    /// The tenant whose transaction this is.
+    pub tenant: TenantId,
+    /// The caller; always present for `Access::Requires` operations.
+    pub principal: Option<Principal>,
+    /// The actor's credential cache, for operations that change credentials to clear.
+    pub credentials: Arc<CredentialCache>,
+}
+
+impl OpContext {
+    /// The caller, for operations that require one (the actor guarantees it for `Requires`).
+    pub fn principal(&self) -> Result<&Principal, DomainError> {
+        self.principal
+            .as_ref()
+            .ok_or(DomainError::Unauthenticated("no credential"))
+    }
+}
+
+/// A unit of tenant work that runs in one tenant transaction.
+pub trait TenantOp: Send + 'static {
+    type Output: Send + 'static;
+    /// Shown in traces and metrics.
+    const NAME: &'static str;
+    /// Checked by the actor before `run`.
+    const ACCESS: Access;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>>;
+}
+
+/// Any create run under an `Idempotency-Key`: the key is taken, the inner operation runs, and its
+/// output is stored, all in one tenant transaction; a retry with the same key and request gets the
+/// stored output back (`replayed`), one with another request `idempotency_key_reused`.
+pub struct Idempotent<O> {
+    /// The client's key.
+    pub key: IdempotencyKey,
+    /// SHA-256 of method, path and body.
+    pub request_sha256: [u8; 32],
+    /// The create it guards.
+    pub op: O,
+}
+
+/// The output of an [`Idempotent`] operation.
+#[derive(Debug)]
+pub struct Replayable<T> {
+    /// The inner operation's output (fresh or stored).
+    pub value: T,
+    /// True when this is the stored answer to an earlier request.
+    pub replayed: bool,
+}
+
+impl<O> TenantOp for Idempotent<O>
+where
+    O: TenantOp,
+    O::Output: Serialize + DeserializeOwned,
+{
+    type Output = Replayable<O::Output>;
+    const NAME: &'static str = O::NAME;
+    const ACCESS: Access = O::ACCESS;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let corrupt =
+                |e: serde_json::Error| DomainError::Database(sqlx::Error::Decode(Box::new(e)));
+            match idempotency::claim(conn, ctx.tenant, &self.key, &self.request_sha256).await? {
+                Claim::Replay(body) => Ok(Replayable {
+                    value: serde_json::from_value(body).map_err(corrupt)?,
+                    replayed: true,
+                }),
+                Claim::Fresh => {
+                    let value = self.op.run(conn, ctx).await?;
+                    let body = serde_json::to_value(&value).map_err(corrupt)?;
+                    idempotency::complete(conn, ctx.tenant, &self.key, &body).await?;
+                    Ok(Replayable {
+                        value,
+                        replayed: false,
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// Test-only: an operation that fails the way a bug would, to exercise supervision.
+#[cfg(feature = "fault-injection")]
+pub mod faults {
+    use super::*;
+
+    /// How the operation misbehaves.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Fault {
+        /// Panics inside the operation, with a tenant transaction open.
+        Panic,
+        /// Runs SQL that fails (not a connection failure; the breaker must not open).
+        SqlError,
+    }
+
+    /// Runs the fault.
+    pub struct InjectFault(pub Fault);
+
+    impl TenantOp for InjectFault {
+        type Output = ();
+        const NAME: &'static str = "fault.inject";
+        const ACCESS: Access = Access::Anonymous;
+        #[allow(clippy::panic)]
+        fn run<'c>(
+            self,
+            conn: &'c mut PgConnection,
+            _: &'c OpContext,
+        ) -> BoxFuture<'c, Result<(), DomainError>> {
+            Box::pin(async move {
+                match self.0 {
+                    Fault::Panic => panic!("injected fault"),
+                    Fault::SqlError => {
+                        sqlx::query("select * from no_such_table")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    }
+                }
+            })
+        }
+    }
+}

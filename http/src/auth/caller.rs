@@ -1,0 +1,83 @@
+//! The caller of a tenant route. `Authorization: Bearer` carries either an access token (a JWT this
+//! platform signed) or an API key (`ak_<tenant>.<secret>`). Both name their tenant: a credential
+//! of another tenant gets 404, exactly as a row that does not exist, so nothing leaks about what B
+//! holds. The credential's standing (user active, key not revoked) and permissions are checked by
+//! the tenant actor.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::tenant_slug;
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use aries_actors::auth::Credential;
+use aries_tenants::TenantSlug;
+use aries_tenants::auth::{api_keys, secrets};
+use futures::future::LocalBoxFuture;
+
+/// A tenant route's tenant and caller.
+pub struct TenantCaller {
+    /// The tenant named by the URL.
+    pub slug: TenantSlug,
+    /// The caller's credential, for the tenant actor to resolve.
+    pub credential: Credential,
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        "a valid bearer token or API key for this tenant is required",
+    )
+}
+
+fn foreign() -> ApiError {
+    ApiError::not_found("resource")
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+impl FromRequest for TenantCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let raw_slug = req.match_info().get("tenant").map(str::to_owned);
+        let token = bearer(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(unauthenticated)?;
+            let slug = tenant_slug(raw_slug.as_deref().unwrap_or_default())?;
+            let token = token.ok_or_else(unauthenticated)?;
+            if token.starts_with(api_keys::PREFIX) {
+                return match api_keys::tenant_of(&token) {
+                    Some(owner) if owner == slug.as_str() => Ok(TenantCaller {
+                        slug,
+                        credential: Credential::ApiKey(secrets::sha256(&token)),
+                    }),
+                    Some(_) => Err(foreign()),
+                    None => Err(unauthenticated()),
+                };
+            }
+            let claims = state.keys.verify(&token).await.map_err(|e| {
+                tracing::debug!(error = %e, "access token refused");
+                unauthenticated()
+            })?;
+            if claims.tenant != slug.as_str() {
+                return Err(foreign());
+            }
+            let credential = match claims.sub_type.as_str() {
+                "user" => Credential::User(claims.sub.parse().map_err(|_| unauthenticated())?),
+                "client" => Credential::Client(claims.sub),
+                _ => return Err(unauthenticated()),
+            };
+            Ok(TenantCaller { slug, credential })
+        })
+    }
+}
