@@ -219,6 +219,8 @@ pub struct AppOptions {
 }
 
 pub struct TestApp {
+    /// What the app was built with (a peer instance is built from the same).
+    pub settings: Settings,
     pub base: String,
     pub token: String,
     pub client: reqwest::Client,
@@ -287,7 +289,7 @@ impl TestApp {
             settings.http.body_limit_bytes = limit;
         }
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let app = Application::build_with_listener(settings, listener).await?;
+        let app = Application::build_with_listener(settings.clone(), listener).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.server_handle();
         let app_state = app.state.clone();
@@ -301,6 +303,7 @@ impl TestApp {
             ("ARIES__LOG__LEVEL".to_owned(), "warn".to_owned()),
         ];
         Ok(TestApp {
+            settings,
             base,
             token,
             client: reqwest::Client::builder()
@@ -314,6 +317,23 @@ impl TestApp {
             handle,
             _dbs: dbs,
         })
+    }
+
+    /// A second instance of the platform on the same databases and services (another process in
+    /// production; another server in this test process here). Returns its base URL.
+    pub async fn spawn_peer(&self) -> (String, actix_web::dev::ServerHandle) {
+        let listener = match TcpListener::bind("127.0.0.1:0") {
+            Ok(l) => l,
+            Err(e) => panic!("binding the peer: {e}"),
+        };
+        let app = match Application::build_with_listener(self.settings.clone(), listener).await {
+            Ok(a) => a,
+            Err(e) => panic!("building the peer: {e}"),
+        };
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.server_handle();
+        actix_rt::spawn(app.run_until_stopped());
+        (base, handle)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,5 +9,6 @@ mod isolation;
 mod locations;
 mod malformed;
 mod meta;
+mod security;
 mod shard_failure;
 mod tenants;
