@@ -29,6 +29,24 @@ pub enum Credential {
     Operator,
 }
 
+/// Where a call came from, for the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The HTTP request id.
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub source_ip: Option<String>,
+}
+
+/// A call into a tenant: who (if anyone) and from where.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    /// The caller's credential (required by operations with `Access::Requires`).
+    pub credential: Option<Credential>,
+    /// Request id and address, recorded with audited changes.
+    pub meta: RequestMeta,
+}
+
 /// Who a principal is, for audit and `created_by`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalId {

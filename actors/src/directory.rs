@@ -8,7 +8,7 @@
 //! Keyed by slug, not id: the slug is what every tenant URL carries and it is immutable, so
 //! keying by it saves a catalog lookup per request.
 
-use crate::auth::Credential;
+use crate::auth::Call;
 use crate::error::TenantError;
 use crate::ops::TenantOp;
 use crate::shard::ShardRegistry;
@@ -195,20 +195,20 @@ impl Directory {
         slug: &TenantSlug,
         op: O,
     ) -> Result<O::Output, TenantError> {
-        self.exec_as(slug, None, op).await
+        self.exec_as(slug, Call::default(), op).await
     }
 
     /// Runs `op` for the tenant on behalf of `credential`'s principal.
     pub async fn exec_as<O: TenantOp>(
         &self,
         slug: &TenantSlug,
-        credential: Option<Credential>,
+        call: Call,
         op: O,
     ) -> Result<O::Output, TenantError> {
         let addr = self.get(slug).await?;
         addr.send(Exec {
             op,
-            credential,
+            call,
             span: tracing::Span::current(),
         })
         .await?

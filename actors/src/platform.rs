@@ -7,6 +7,7 @@ use aries_shards::connect::validate_dsn;
 use aries_shards::migrate::migrate_shard;
 use aries_shards::provision::{ProvisionError, provision_on_shard};
 use aries_shards::{Catalog, CatalogError, ShardRecord};
+use aries_tenants::audit::AuditActor;
 use aries_tenants::page::PageRequest;
 use aries_tenants::tenant::StatusAction;
 use aries_tenants::{Plan, TenantSlug};
@@ -79,8 +80,9 @@ impl Platform {
         slug: &TenantSlug,
         name: &str,
         plan: Plan,
+        by: &AuditActor,
     ) -> Result<TenantRecord, PlatformError> {
-        let tenant = self.catalog().create_tenant(slug, name, plan).await?;
+        let tenant = self.catalog().create_tenant(slug, name, plan, by).await?;
         let placement = tenant
             .placement
             .ok_or_else(|| CatalogError::Corrupt("tenant without placement".into()))?;
@@ -140,8 +142,9 @@ impl Platform {
         &self,
         slug: &TenantSlug,
         action: StatusAction,
+        by: &AuditActor,
     ) -> Result<TenantRecord, PlatformError> {
-        let tenant = self.catalog().change_status(slug, action).await?;
+        let tenant = self.catalog().change_status(slug, action, by).await?;
         self.directory.reload(slug).await;
         Ok(tenant)
     }
@@ -153,6 +156,7 @@ impl Platform {
         name: &str,
         dsn: &str,
         weight: u32,
+        by: &AuditActor,
     ) -> Result<ShardRecord, PlatformError> {
         if !(1..=MAX_SHARD_WEIGHT).contains(&weight) {
             return Err(PlatformError::InvalidWeight);
@@ -165,7 +169,7 @@ impl Platform {
                 reason: e.to_string(),
                 retry_after: Duration::from_secs(5),
             })?;
-        let record = self.catalog().add_shard(name, dsn, weight).await?;
+        let record = self.catalog().add_shard(name, dsn, weight, by).await?;
         self.shards().sync().await?;
         Ok(record)
     }

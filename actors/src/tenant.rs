@@ -10,7 +10,7 @@
 //! message is handled. A panic in a handler's synchronous part kills the actor outright; the
 //! [`Directory`] sees the dead address on the next request and activates a new one.
 
-use crate::auth::{Credential, CredentialCache};
+use crate::auth::{Call, CredentialCache};
 use crate::directory::Directory;
 use crate::error::TenantError;
 use crate::ops::{Access, OpContext, TenantOp};
@@ -32,8 +32,8 @@ use tracing::Instrument as _;
 pub struct Exec<O: TenantOp> {
     /// The operation, run in a tenant transaction on the tenant's shard.
     pub op: O,
-    /// The caller's credential (required by operations with `Access::Requires`).
-    pub credential: Option<Credential>,
+    /// Who is calling, and from where.
+    pub call: Call,
     /// Entered around the operation, so its logs carry the caller's request id.
     pub span: tracing::Span,
 }
@@ -248,14 +248,10 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
             });
         }
         let me = ctx.address();
-        let Exec {
-            op,
-            credential,
-            span,
-        } = msg;
+        let Exec { op, call, span } = msg;
         let credentials = self.credentials.clone();
         let work = async move {
-            match AssertUnwindSafe(run_in_tenant_tx(&loaded, op, credential, credentials))
+            match AssertUnwindSafe(run_in_tenant_tx(&loaded, op, call, credentials))
                 .catch_unwind()
                 .await
             {
@@ -284,7 +280,7 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
 async fn run_in_tenant_tx<O: TenantOp>(
     loaded: &Loaded,
     op: O,
-    credential: Option<Credential>,
+    call: Call,
     credentials: Arc<CredentialCache>,
 ) -> Result<O::Output, TenantError> {
     let shard = &loaded.shard;
@@ -303,7 +299,7 @@ async fn run_in_tenant_tx<O: TenantOp>(
         .await
         .map_err(unavailable)?;
     let tenant = loaded.tenant.id;
-    let principal = match (O::ACCESS, &credential) {
+    let principal = match (O::ACCESS, &call.credential) {
         (Access::Anonymous, _) => None,
         (Access::Requires(_), None) => {
             return Err(TenantError::Domain(DomainError::Unauthenticated(
@@ -324,6 +320,7 @@ async fn run_in_tenant_tx<O: TenantOp>(
         tenant,
         principal,
         credentials,
+        meta: call.meta,
     };
     match op.run(&mut tx, &ctx).await {
         Ok(out) => {

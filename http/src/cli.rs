@@ -7,6 +7,7 @@ use aries_actors::platform::PlatformError;
 use aries_shards::CatalogError;
 use aries_shards::catalog::{TenantFilter, TenantRecord};
 use aries_shards::migrate::{migrate_catalog, migrate_shard};
+use aries_tenants::audit::AuditActor;
 use aries_tenants::page::{MAX_LIMIT, PageRequest};
 use aries_tenants::tenant::StatusAction;
 use aries_tenants::{Plan, TenantSlug, TenantStatus};
@@ -119,6 +120,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The audit trail's actor for a command-line action: the OS user who ran it.
+fn cli_actor() -> AuditActor {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    AuditActor {
+        actor: format!("cli:{user}"),
+        request_id: None,
+        source_ip: None,
+    }
+}
+
 fn print_tenant_line(t: &TenantRecord) {
     println!(
         "{:<24} {:<12} {:<10} {:<10} {}",
@@ -142,7 +155,11 @@ async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result<()>
         } => {
             let slug = slug_of(&slug)?;
             let plan: Plan = plan.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            match core.platform.create_tenant(&slug, &name, plan).await {
+            match core
+                .platform
+                .create_tenant(&slug, &name, plan, &cli_actor())
+                .await
+            {
                 Ok(t) => print_tenant_line(&t),
                 Err(PlatformError::Catalog(CatalogError::SlugTaken(_))) if if_not_exists => {
                     println!("tenant {slug} exists");
@@ -183,13 +200,13 @@ async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result<()>
         TenantsCommand::Suspend { slug } => print_tenant_line(
             &core
                 .platform
-                .change_status(&slug_of(&slug)?, StatusAction::Suspend)
+                .change_status(&slug_of(&slug)?, StatusAction::Suspend, &cli_actor())
                 .await?,
         ),
         TenantsCommand::Resume { slug } => print_tenant_line(
             &core
                 .platform
-                .change_status(&slug_of(&slug)?, StatusAction::Resume)
+                .change_status(&slug_of(&slug)?, StatusAction::Resume, &cli_actor())
                 .await?,
         ),
     }
@@ -217,7 +234,11 @@ async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
             dsn,
             weight,
             if_not_exists,
-        } => match core.platform.add_shard(&name, &dsn, weight).await {
+        } => match core
+            .platform
+            .add_shard(&name, &dsn, weight, &cli_actor())
+            .await
+        {
             Ok(r) => println!("shard {} added ({})", r.name, r.dsn),
             Err(PlatformError::Catalog(CatalogError::ShardNameTaken(_))) if if_not_exists => {
                 println!("shard {name} exists");

@@ -2,6 +2,7 @@
 //! tenant lives goes through here.
 
 use crate::placement::{ShardLoad, choose_shard};
+use aries_tenants::audit::{self, AuditActor, AuditEvent, AuditFilter, Trail, Verification};
 use aries_tenants::ids::{ShardId, TenantId};
 use aries_tenants::page::PageRequest;
 use aries_tenants::tenant::StatusAction;
@@ -215,6 +216,13 @@ impl TryFrom<ShardRow> for ShardRecord {
 const SHARD_SELECT: &str = "select s.shard_id, s.name, s.dsn, s.status, s.weight, s.created_at, \
      (select count(*) from placement p where p.shard_id = s.shard_id) as tenant_count from shard s";
 
+fn domain_to_catalog(e: aries_tenants::DomainError) -> CatalogError {
+    match e {
+        aries_tenants::DomainError::Database(db) => CatalogError::Database(db),
+        other => CatalogError::Corrupt(other.to_string()),
+    }
+}
+
 /// Filters of the tenant list.
 #[derive(Debug, Clone, Default)]
 pub struct TenantFilter {
@@ -249,21 +257,34 @@ impl Catalog {
         name: &str,
         dsn: &str,
         weight: u32,
+        by: &AuditActor,
     ) -> Result<ShardRecord, CatalogError> {
         let weight =
             i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
         let id = ShardId::new();
+        let mut tx = self.pool.begin().await?;
         sqlx::query("insert into shard (shard_id, name, dsn, weight) values ($1, $2, $3, $4)")
             .bind(id)
             .bind(name)
             .bind(dsn)
             .bind(weight)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| match aries_tenants::error::unique_violation(&e) {
                 Some("shard_name_key") => CatalogError::ShardNameTaken(name.to_owned()),
                 _ => CatalogError::Database(e),
             })?;
+        let event = by.event(
+            "shard.added",
+            "shard",
+            name,
+            serde_json::json!({"dsn": dsn, "weight": weight}),
+            None,
+        );
+        audit::append(&mut tx, Trail::Platform, &event)
+            .await
+            .map_err(domain_to_catalog)?;
+        tx.commit().await?;
         self.shard_by_name(name).await
     }
 
@@ -334,6 +355,7 @@ impl Catalog {
         slug: &TenantSlug,
         name: &str,
         plan: Plan,
+        by: &AuditActor,
     ) -> Result<TenantRecord, CatalogError> {
         match self.tenant_by_slug(slug).await {
             Ok(existing)
@@ -381,6 +403,12 @@ impl Catalog {
             .bind(shard_id)
             .execute(&mut *tx)
             .await?;
+        let details =
+            serde_json::json!({"name": name, "plan": plan.as_str(), "shard_id": shard_id});
+        let event = by.event("tenant.created", "tenant", slug, details, Some(id));
+        audit::append(&mut tx, Trail::Platform, &event)
+            .await
+            .map_err(domain_to_catalog)?;
         tx.commit().await?;
         self.tenant_by_slug(slug).await
     }
@@ -450,14 +478,16 @@ impl Catalog {
         &self,
         slug: &TenantSlug,
         action: StatusAction,
+        by: &AuditActor,
     ) -> Result<TenantRecord, CatalogError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String,)> =
-            sqlx::query_as("select status from tenant where slug = $1 for update")
+        let row: Option<(String, TenantId)> =
+            sqlx::query_as("select status, tenant_id from tenant where slug = $1 for update")
                 .bind(slug.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-        let (status,) = row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?;
+        let (status, tenant_id) =
+            row.ok_or_else(|| CatalogError::TenantNotFound(slug.to_string()))?;
         let from: TenantStatus = status.parse().map_err(CatalogError::Corrupt)?;
         let to = from.apply(action).ok_or(CatalogError::InvalidTransition {
             from,
@@ -473,8 +503,41 @@ impl Catalog {
                 .bind(to.as_str())
                 .execute(&mut *tx)
                 .await?;
+            let action = format!(
+                "tenant.{}",
+                match to {
+                    TenantStatus::Suspended => "suspended",
+                    TenantStatus::Active => "resumed",
+                    _ => "archived",
+                }
+            );
+            let details = serde_json::json!({"from": from.as_str(), "to": to.as_str()});
+            let event = by.event(&action, "tenant", slug, details, Some(tenant_id));
+            audit::append(&mut tx, Trail::Platform, &event)
+                .await
+                .map_err(domain_to_catalog)?;
         }
         tx.commit().await?;
         self.tenant_by_slug(slug).await
+    }
+
+    /// The operator's audit trail, filtered (`limit + 1` rows).
+    pub async fn audit(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        audit::list(&mut conn, Trail::Platform, filter, limit)
+            .await
+            .map_err(domain_to_catalog)
+    }
+
+    /// Recomputes the operator trail's chain.
+    pub async fn verify_audit(&self) -> Result<Verification, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        audit::verify(&mut conn, Trail::Platform)
+            .await
+            .map_err(domain_to_catalog)
     }
 }

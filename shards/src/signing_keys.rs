@@ -1,6 +1,7 @@
 //! Stored signing keys for access tokens (see the `signing_key` catalog migration). The catalog is
 //! where every instance finds the same keys; generating and using them is `aries-http`'s business.
 
+use aries_tenants::audit::{self, AuditActor, Trail};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
@@ -41,6 +42,7 @@ pub async fn rotate(
     public_x: &str,
     grace: Duration,
     only_if_none: bool,
+    by: &AuditActor,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Serialises rotations across instances.
@@ -69,6 +71,19 @@ pub async fn rotate(
         .bind(public_x)
         .execute(&mut *tx)
         .await?;
+    let event = by.event(
+        "signing_key.rotated",
+        "signing_key",
+        kid,
+        serde_json::json!({}),
+        None,
+    );
+    audit::append(&mut tx, Trail::Platform, &event)
+        .await
+        .map_err(|e| match e {
+            aries_tenants::DomainError::Database(db) => db,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })?;
     tx.commit().await?;
     Ok(true)
 }

@@ -6,6 +6,7 @@
 //! pool of their own.
 //!
 //! ## Layout
+//! - [`audit`]: the append-only, hash-chained audit trail (tenants' and the operator's).
 //! - [`ids`]: typed ids (UUIDv7) so a location id can never be passed where a tenant id is expected.
 //! - [`tenant`]: the tenant as the platform sees it: slug, status, plan.
 //! - [`validation`]: field-level validation errors shared by every input type.
@@ -16,6 +17,7 @@
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod idempotency;

@@ -8,6 +8,7 @@ use aries_tenants::locations::{Location, LocationInput};
 use aries_tenants::page::PageRequest;
 use aries_tenants::{DomainError, LocationId};
 use futures::future::BoxFuture;
+use serde_json::json;
 use sqlx::PgConnection;
 
 const fn needs(action: Action) -> Access {
@@ -34,7 +35,18 @@ impl TenantOp for CreateLocation {
         conn: &'c mut PgConnection,
         ctx: &'c OpContext,
     ) -> BoxFuture<'c, Result<Location, DomainError>> {
-        Box::pin(async move { store::create(conn, ctx.tenant, &self.0).await })
+        Box::pin(async move {
+            let location = store::create(conn, ctx.tenant, &self.0).await?;
+            ctx.audit(
+                conn,
+                "location.created",
+                "location",
+                location.id,
+                json!({"code": location.code}),
+            )
+            .await?;
+            Ok(location)
+        })
     }
 }
 
@@ -104,7 +116,20 @@ impl TenantOp for PatchLocation {
     ) -> BoxFuture<'c, Result<Location, DomainError>> {
         Box::pin(async move {
             visible(ctx, self.id)?;
-            store::patch(conn, ctx.tenant, self.id, &self.patch, self.if_match).await
+            let before = store::get(conn, ctx.tenant, self.id).await?.version;
+            let location =
+                store::patch(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
+            if location.version != before {
+                ctx.audit(
+                    conn,
+                    "location.updated",
+                    "location",
+                    location.id,
+                    json!({"patch": self.patch}),
+                )
+                .await?;
+            }
+            Ok(location)
         })
     }
 }
@@ -128,7 +153,9 @@ impl TenantOp for DeleteLocation {
     ) -> BoxFuture<'c, Result<(), DomainError>> {
         Box::pin(async move {
             visible(ctx, self.id)?;
-            store::delete(conn, ctx.tenant, self.id, self.if_match).await
+            store::delete(conn, ctx.tenant, self.id, self.if_match).await?;
+            ctx.audit(conn, "location.deleted", "location", self.id, json!({}))
+                .await
         })
     }
 }

@@ -11,9 +11,10 @@ pub mod security;
 
 pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};
 
-use crate::auth::{CredentialCache, Principal};
+use crate::auth::{CredentialCache, Principal, RequestMeta};
 use aries_tenants::DomainError;
 use aries_tenants::TenantId;
+use aries_tenants::audit::{self, NewAuditEvent, Trail};
 use aries_tenants::auth::Permission;
 use aries_tenants::idempotency::{self, Claim, IdempotencyKey};
 use futures::future::BoxFuture;
@@ -39,6 +40,8 @@ pub struct OpContext {
     pub principal: Option<Principal>,
     /// The actor's credential cache, for operations that change credentials to clear.
     pub credentials: Arc<CredentialCache>,
+    /// Request id and client address, recorded with audited changes.
+    pub meta: RequestMeta,
 }
 
 impl OpContext {
@@ -47,6 +50,49 @@ impl OpContext {
         self.principal
             .as_ref()
             .ok_or(DomainError::Unauthenticated("no credential"))
+    }
+
+    /// Appends to the tenant's audit trail, in the operation's transaction, as the caller
+    /// (`anonymous` when there is none, as for a failed login).
+    pub async fn audit(
+        &self,
+        conn: &mut PgConnection,
+        action: &str,
+        target_type: &str,
+        target_id: impl ToString,
+        details: serde_json::Value,
+    ) -> Result<(), DomainError> {
+        let actor = self
+            .principal
+            .as_ref()
+            .map_or_else(|| "anonymous".to_owned(), |p| p.id.to_string());
+        self.audit_as(conn, actor, action, target_type, target_id, details)
+            .await
+    }
+
+    /// Like [`Self::audit`] with an explicit actor (a login names the user it authenticated).
+    pub async fn audit_as(
+        &self,
+        conn: &mut PgConnection,
+        actor: String,
+        action: &str,
+        target_type: &str,
+        target_id: impl ToString,
+        details: serde_json::Value,
+    ) -> Result<(), DomainError> {
+        let event = NewAuditEvent {
+            actor,
+            action: action.to_owned(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_string(),
+            request_id: self.meta.request_id.clone(),
+            source_ip: self.meta.source_ip.clone(),
+            details,
+            tenant: None,
+        };
+        audit::append(conn, Trail::Tenant(self.tenant), &event)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -16,6 +16,7 @@ use aries_tenants::ids::{ApiKeyId, FamilyId, UserId};
 use aries_tenants::page::PageRequest;
 use aries_tenants::validation::ValidationErrors;
 use futures::future::BoxFuture;
+use serde_json::json;
 use sqlx::PgConnection;
 use std::sync::OnceLock;
 
@@ -97,8 +98,26 @@ impl TenantOp for PasswordGrant {
             };
             let ok = verify_slowly(self.password, hash).await;
             let Some(user) = user.filter(|u| ok && u.status == UserStatus::Active) else {
+                let email = self.email.trim().to_lowercase();
+                ctx.audit(
+                    conn,
+                    "auth.login_failed",
+                    "user",
+                    &email,
+                    json!({"grant": "password"}),
+                )
+                .await?;
                 return Ok(Err(Refused::InvalidGrant));
             };
+            ctx.audit_as(
+                conn,
+                format!("user:{}", user.id),
+                "auth.login",
+                "user",
+                user.id,
+                json!({"grant": "password"}),
+            )
+            .await?;
             let token = refresh::issue(
                 conn,
                 ctx.tenant,
@@ -147,6 +166,14 @@ impl TenantOp for RefreshGrant {
                 }
                 Rotation::Reused => {
                     tracing::warn!(tenant = %ctx.tenant, "a rotated refresh token was presented again; its family is revoked");
+                    ctx.audit(
+                        conn,
+                        "auth.refresh_reused",
+                        "refresh_family",
+                        "revoked",
+                        json!({}),
+                    )
+                    .await?;
                     Ok(Err(Refused::InvalidGrant))
                 }
                 Rotation::Invalid => Ok(Err(Refused::InvalidGrant)),
@@ -181,7 +208,17 @@ impl TenantOp for ClientCredentialsGrant {
                     roles: c.roles,
                     refresh_token: None,
                 })),
-                None => Ok(Err(Refused::InvalidClient)),
+                None => {
+                    ctx.audit(
+                        conn,
+                        "auth.client_failed",
+                        "oauth_client",
+                        &self.client_id,
+                        json!({}),
+                    )
+                    .await?;
+                    Ok(Err(Refused::InvalidClient))
+                }
             }
         })
     }
@@ -263,7 +300,11 @@ impl TenantOp for CreateUser {
                 ),
                 None => None,
             };
-            users::create(conn, ctx.tenant, &user, hash.as_deref()).await
+            let created = users::create(conn, ctx.tenant, &user, hash.as_deref()).await?;
+            let details = json!({"email": created.email, "roles": created.roles, "location_ids": created.location_ids});
+            ctx.audit(conn, "user.created", "user", created.id, details)
+                .await?;
+            Ok(created)
         })
     }
 }
@@ -328,6 +369,12 @@ impl TenantOp for SetUserStatus {
                 });
             }
             let user = users::set_status(conn, ctx.tenant, self.id, self.status).await?;
+            let action = if self.status == UserStatus::Disabled {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            };
+            ctx.audit(conn, action, "user", self.id, json!({})).await?;
             ctx.credentials.clear();
             Ok(user)
         })
@@ -363,6 +410,8 @@ impl TenantOp for ResetPassword {
                 .map_err(|e| DomainError::Forbidden(format!("hashing failed: {e}")))?
                 .map_err(DomainError::Forbidden)?;
             let user = users::set_password(conn, ctx.tenant, self.id, &hash).await?;
+            ctx.audit(conn, "user.password_reset", "user", self.id, json!({}))
+                .await?;
             ctx.credentials.clear();
             Ok(user)
         })
@@ -397,7 +446,12 @@ impl TenantOp for CreateApiKey {
             let role_names = parse_role_list("roles", &self.roles)?;
             check_grantable(conn, ctx, "roles", &role_names).await?;
             let by = ctx.principal()?.id.to_string();
-            api_keys::create(conn, ctx.tenant, &self.slug, &name, &role_names, &by).await
+            let (key, secret) =
+                api_keys::create(conn, ctx.tenant, &self.slug, &name, &role_names, &by).await?;
+            let details = json!({"name": key.name, "prefix": key.prefix, "roles": key.roles});
+            ctx.audit(conn, "api_key.created", "api_key", key.id, details)
+                .await?;
+            Ok((key, secret))
         })
     }
 }
@@ -432,6 +486,14 @@ impl TenantOp for RevokeApiKey {
     ) -> BoxFuture<'c, Result<ApiKey, DomainError>> {
         Box::pin(async move {
             let key = api_keys::revoke(conn, ctx.tenant, self.0).await?;
+            ctx.audit(
+                conn,
+                "api_key.revoked",
+                "api_key",
+                key.id,
+                json!({"prefix": key.prefix}),
+            )
+            .await?;
             ctx.credentials.clear();
             Ok(key)
         })
@@ -463,7 +525,17 @@ impl TenantOp for CreateClient {
             errs.finish(()).map_err(DomainError::Validation)?;
             let role_names = parse_role_list("roles", &self.roles)?;
             check_grantable(conn, ctx, "roles", &role_names).await?;
-            clients::create(conn, ctx.tenant, &name, &role_names).await
+            let (client, secret) = clients::create(conn, ctx.tenant, &name, &role_names).await?;
+            let details = json!({"name": client.name, "roles": client.roles});
+            ctx.audit(
+                conn,
+                "oauth_client.created",
+                "oauth_client",
+                &client.client_id,
+                details,
+            )
+            .await?;
+            Ok((client, secret))
         })
     }
 }
@@ -498,6 +570,14 @@ impl TenantOp for RevokeClient {
     ) -> BoxFuture<'c, Result<OauthClient, DomainError>> {
         Box::pin(async move {
             let client = clients::revoke(conn, ctx.tenant, &self.0).await?;
+            ctx.audit(
+                conn,
+                "oauth_client.revoked",
+                "oauth_client",
+                &client.client_id,
+                json!({}),
+            )
+            .await?;
             ctx.credentials.clear();
             Ok(client)
         })
@@ -568,6 +648,14 @@ impl TenantOp for CreateRole {
         Box::pin(async move {
             let (name, permissions) = self.0.parse()?;
             let role = roles::create(conn, ctx.tenant, &name, &permissions).await?;
+            ctx.audit(
+                conn,
+                "role.created",
+                "role",
+                &role.name,
+                json!({"permissions": role.permissions}),
+            )
+            .await?;
             ctx.credentials.clear();
             Ok(role)
         })
@@ -588,8 +676,60 @@ impl TenantOp for DeleteRole {
     ) -> BoxFuture<'c, Result<(), DomainError>> {
         Box::pin(async move {
             roles::delete(conn, ctx.tenant, &self.0).await?;
+            ctx.audit(conn, "role.deleted", "role", &self.0, json!({}))
+                .await?;
             ctx.credentials.clear();
             Ok(())
+        })
+    }
+}
+
+// ---- audit ----
+
+/// `GET /audit`: the tenant's trail, filtered, in sequence order.
+pub struct ListAudit {
+    /// What to show.
+    pub filter: aries_tenants::audit::AuditFilter,
+    /// Page size.
+    pub limit: u32,
+}
+
+impl TenantOp for ListAudit {
+    type Output = Vec<aries_tenants::audit::AuditEvent>;
+    const NAME: &'static str = "audit.list";
+    const ACCESS: Access = needs(Resource::Audit, Action::View);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            aries_tenants::audit::list(
+                conn,
+                aries_tenants::audit::Trail::Tenant(ctx.tenant),
+                &self.filter,
+                self.limit,
+            )
+            .await
+        })
+    }
+}
+
+/// `GET /audit/verify`: recomputes the tenant's chain.
+pub struct VerifyAudit;
+
+impl TenantOp for VerifyAudit {
+    type Output = aries_tenants::audit::Verification;
+    const NAME: &'static str = "audit.verify";
+    const ACCESS: Access = needs(Resource::Audit, Action::View);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            aries_tenants::audit::verify(conn, aries_tenants::audit::Trail::Tenant(ctx.tenant))
+                .await
         })
     }
 }

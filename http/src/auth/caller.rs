@@ -10,7 +10,7 @@ use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use aries_actors::auth::Credential;
+use aries_actors::auth::{Call, Credential, RequestMeta};
 use aries_tenants::TenantSlug;
 use aries_tenants::auth::{api_keys, secrets};
 use futures::future::LocalBoxFuture;
@@ -21,6 +21,27 @@ pub struct TenantCaller {
     pub slug: TenantSlug,
     /// The caller's credential, for the tenant actor to resolve.
     pub credential: Credential,
+    /// Request id and client address, for the audit trail.
+    pub meta: RequestMeta,
+}
+
+impl TenantCaller {
+    /// The call to hand to the tenant's actor.
+    pub fn call(&self) -> Call {
+        Call {
+            credential: Some(self.credential.clone()),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+/// The request id (set by the request middleware) and the peer's address. The peer is the TCP
+/// peer: behind a proxy it is the proxy (trusted `X-Forwarded-For` handling is not configured).
+pub fn request_meta(req: &HttpRequest) -> RequestMeta {
+    RequestMeta {
+        request_id: crate::error::REQUEST_ID.try_with(Clone::clone).ok(),
+        source_ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
 }
 
 fn unauthenticated() -> ApiError {
@@ -51,6 +72,7 @@ impl FromRequest for TenantCaller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let raw_slug = req.match_info().get("tenant").map(str::to_owned);
         let token = bearer(req);
+        let meta = request_meta(req);
         Box::pin(async move {
             let state = state.ok_or_else(unauthenticated)?;
             let slug = tenant_slug(raw_slug.as_deref().unwrap_or_default())?;
@@ -60,6 +82,7 @@ impl FromRequest for TenantCaller {
                     Some(owner) if owner == slug.as_str() => Ok(TenantCaller {
                         slug,
                         credential: Credential::ApiKey(secrets::sha256(&token)),
+                        meta,
                     }),
                     Some(_) => Err(foreign()),
                     None => Err(unauthenticated()),
@@ -77,7 +100,11 @@ impl FromRequest for TenantCaller {
                 "client" => Credential::Client(claims.sub),
                 _ => return Err(unauthenticated()),
             };
-            Ok(TenantCaller { slug, credential })
+            Ok(TenantCaller {
+                slug,
+                credential,
+                meta,
+            })
         })
     }
 }

@@ -3,6 +3,7 @@
 //! JWKS until every token they signed has expired, so a rotation never breaks a live token.
 
 use aries_shards::signing_keys::{self, StoredKey};
+use aries_tenants::audit::AuditActor;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
@@ -127,7 +128,11 @@ impl KeyRing {
             }),
         };
         let (kid, der, x) = generate()?;
-        signing_keys::rotate(&ring.pool, &kid, &der, &x, ring.grace(), true).await?;
+        let system = AuditActor {
+            actor: "system".into(),
+            ..Default::default()
+        };
+        signing_keys::rotate(&ring.pool, &kid, &der, &x, ring.grace(), true, &system).await?;
         ring.reload().await?;
         Ok(ring)
     }
@@ -151,9 +156,9 @@ impl KeyRing {
     }
 
     /// Makes a new signing key; the previous one keeps verifying until its tokens have expired.
-    pub async fn rotate(&self) -> Result<String, TokenError> {
+    pub async fn rotate(&self, by: &AuditActor) -> Result<String, TokenError> {
         let (kid, der, x) = generate()?;
-        signing_keys::rotate(&self.pool, &kid, &der, &x, self.grace(), false).await?;
+        signing_keys::rotate(&self.pool, &kid, &der, &x, self.grace(), false, by).await?;
         self.reload().await?;
         Ok(kid)
     }

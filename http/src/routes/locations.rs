@@ -52,7 +52,7 @@ pub async fn create(
                 .directory
                 .exec_as(
                     &slug,
-                    Some(caller.credential),
+                    caller.call(),
                     Idempotent {
                         key,
                         request_sha256: body.request_sha256,
@@ -63,10 +63,7 @@ pub async fn create(
             (out.value, out.replayed)
         }
         None => (
-            state
-                .directory
-                .exec_as(&slug, Some(caller.credential), op)
-                .await?,
+            state.directory.exec_as(&slug, caller.call(), op).await?,
             false,
         ),
     };
@@ -128,11 +125,7 @@ pub async fn list(
     };
     let rows = state
         .directory
-        .exec_as(
-            &slug,
-            Some(caller.credential),
-            ListLocations { page, filter },
-        )
+        .exec_as(&slug, caller.call(), ListLocations { page, filter })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |l| l.id.as_uuid())))
 }
@@ -150,7 +143,7 @@ pub async fn show(
     let id = location_id(path)?;
     let location = state
         .directory
-        .exec_as(&slug, Some(caller.credential), GetLocation(id))
+        .exec_as(&slug, caller.call(), GetLocation(id))
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&location), &location))
 }
@@ -187,7 +180,7 @@ pub async fn update(
         .directory
         .exec_as(
             &slug,
-            Some(caller.credential),
+            caller.call(),
             PatchLocation {
                 id,
                 patch: body.value,
@@ -213,11 +206,7 @@ pub async fn delete(
     let if_match = if_match(&req)?;
     state
         .directory
-        .exec_as(
-            &slug,
-            Some(caller.credential),
-            DeleteLocation { id, if_match },
-        )
+        .exec_as(&slug, caller.call(), DeleteLocation { id, if_match })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

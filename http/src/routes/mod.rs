@@ -39,6 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/signing-keys/rotate")
                     .route(web::post().to(platform::rotate_signing_key)),
             )
+            .service(resource("/audit").route(web::get().to(platform::list_audit)))
+            .service(resource("/audit/verify").route(web::get().to(platform::verify_audit)))
             .service(resource("/shards").route(web::get().to(platform::list_shards))),
     )
     .service(
@@ -95,7 +97,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(security::create_role))
                     .route(web::get().to(security::list_roles)),
             )
-            .service(resource("/roles/{role}").route(web::delete().to(security::delete_role))),
+            .service(resource("/roles/{role}").route(web::delete().to(security::delete_role)))
+            .service(resource("/audit").route(web::get().to(security::list_audit)))
+            .service(resource("/audit/verify").route(web::get().to(security::verify_audit))),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(oauth::jwks)))
     .service(resource("/health/live").route(web::get().to(health::live)))

@@ -204,14 +204,19 @@ pub async fn token(
         Err(e) => return tenant_failure(e.into()),
     };
     let dir = &state.directory;
+    let call = || aries_actors::auth::Call {
+        credential: None,
+        meta: crate::auth::caller::request_meta(&req),
+    };
     let outcome = match form.grant_type.as_deref() {
         Some("password") => {
             let (Some(username), Some(password)) = (form.username.clone(), form.password.clone())
             else {
                 return oauth_error(400, "invalid_request", "username and password are required");
             };
-            dir.exec(
+            dir.exec_as(
                 &slug,
+                call(),
                 PasswordGrant {
                     email: username,
                     password,
@@ -224,8 +229,9 @@ pub async fn token(
             let Some(token) = form.refresh_token.clone() else {
                 return oauth_error(400, "invalid_request", "refresh_token is required");
             };
-            dir.exec(
+            dir.exec_as(
                 &slug,
+                call(),
                 RefreshGrant {
                     token,
                     refresh_lifetime: state.refresh_ttl,
@@ -237,8 +243,9 @@ pub async fn token(
             let Some((client_id, client_secret)) = client_credentials(&req, &form) else {
                 return oauth_error(401, "invalid_client", "client authentication is required");
             };
-            dir.exec(
+            dir.exec_as(
                 &slug,
+                call(),
                 ClientCredentialsGrant {
                     client_id,
                     client_secret,

@@ -62,6 +62,16 @@ impl From<TenantRecord> for TenantView {
     }
 }
 
+/// The operator as the audit trail's actor, with the request's id and address.
+fn operator_actor(req: &HttpRequest) -> aries_tenants::audit::AuditActor {
+    let meta = crate::auth::caller::request_meta(req);
+    aries_tenants::audit::AuditActor {
+        actor: "operator".into(),
+        request_id: meta.request_id,
+        source_ip: meta.source_ip,
+    }
+}
+
 fn tenant_response(status: actix_web::http::StatusCode, t: TenantRecord) -> HttpResponse {
     let etag = format!("\"{}\"", t.version);
     HttpResponse::build(status)
@@ -120,7 +130,11 @@ pub async fn create_tenant(
         }
         None => false,
     };
-    let tenant = match state.platform.create_tenant(&slug, &name, body.plan).await {
+    let tenant = match state
+        .platform
+        .create_tenant(&slug, &name, body.plan, &operator_actor(&req))
+        .await
+    {
         Ok(t) => t,
         Err(PlatformError::Catalog(CatalogError::SlugTaken(_))) if replay => {
             state.platform.tenant(&slug).await?
@@ -223,11 +237,15 @@ pub async fn show_tenant(
 
 async fn change_status(
     state: &AppState,
+    req: &HttpRequest,
     raw: &str,
     action: StatusAction,
 ) -> Result<HttpResponse, ApiError> {
     let slug = tenant_slug(raw)?;
-    let tenant = state.platform.change_status(&slug, action).await?;
+    let tenant = state
+        .platform
+        .change_status(&slug, action, &operator_actor(req))
+        .await?;
     Ok(tenant_response(actix_web::http::StatusCode::OK, tenant))
 }
 
@@ -237,10 +255,11 @@ async fn change_status(
     responses((status = 200, body = TenantView), (status = 409, description = "invalid_status_transition")))]
 pub async fn suspend_tenant(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    change_status(&state, &path, StatusAction::Suspend).await
+    change_status(&state, &req, &path, StatusAction::Suspend).await
 }
 
 /// Resume a suspended tenant. Idempotent.
@@ -249,10 +268,11 @@ pub async fn suspend_tenant(
     responses((status = 200, body = TenantView), (status = 409, description = "invalid_status_transition")))]
 pub async fn resume_tenant(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    change_status(&state, &path, StatusAction::Resume).await
+    change_status(&state, &req, &path, StatusAction::Resume).await
 }
 
 /// Archive a tenant for good (data kept; API closed with 403 `tenant_archived`).
@@ -261,10 +281,11 @@ pub async fn resume_tenant(
     responses((status = 200, body = TenantView)))]
 pub async fn archive_tenant(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    change_status(&state, &path, StatusAction::Archive).await
+    change_status(&state, &req, &path, StatusAction::Archive).await
 }
 
 /// A shard with its health as this instance sees it.
@@ -334,6 +355,7 @@ pub async fn list_shards(
     responses((status = 201, body = crate::routes::security::CreatedApiKey), (status = 404, description = "not_found")))]
 pub async fn bootstrap_api_key(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonBody<crate::routes::security::NewApiKey>,
@@ -344,8 +366,11 @@ pub async fn bootstrap_api_key(
         name: body.value.name,
         roles: body.value.roles,
     };
-    let credential = Some(aries_actors::auth::Credential::Operator);
-    let (key, secret) = state.directory.exec_as(&slug, credential, op).await?;
+    let call = aries_actors::auth::Call {
+        credential: Some(aries_actors::auth::Credential::Operator),
+        meta: crate::auth::caller::request_meta(&req),
+    };
+    let (key, secret) = state.directory.exec_as(&slug, call, op).await?;
     let created = crate::routes::security::CreatedApiKey { key, secret };
     Ok(HttpResponse::Created().json(created))
 }
@@ -356,12 +381,40 @@ pub async fn bootstrap_api_key(
     responses((status = 200, description = "`{kid}` of the new signing key")))]
 pub async fn rotate_signing_key(
     _: OperatorAuth,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let kid = state
         .keys
-        .rotate()
+        .rotate(&operator_actor(&req))
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
+}
+
+/// The operator's audit trail (tenant creation and status changes, shards, key rotations).
+#[utoipa::path(get, path = "/v1/platform/audit", tag = "platform", security(("bearer" = [])),
+    params(crate::routes::security::AuditQuery),
+    responses((status = 200, description = "`{data: [AuditEvent], next_cursor?}`")))]
+pub async fn list_audit(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+    query: web::Query<crate::routes::security::AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (mut filter, limit) = query.parse()?;
+    if let Some(slug) = &query.tenant {
+        filter.tenant = Some(state.platform.tenant(&tenant_slug(slug)?).await?.id);
+    }
+    let rows = state.directory.catalog().audit(&filter, limit).await?;
+    Ok(HttpResponse::Ok().json(crate::routes::security::audit_page(rows, limit)))
+}
+
+/// Recomputes the operator trail's hash chain.
+#[utoipa::path(get, path = "/v1/platform/audit/verify", tag = "platform", security(("bearer" = [])),
+    responses((status = 200, body = aries_tenants::audit::Verification)))]
+pub async fn verify_audit(
+    _: OperatorAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.directory.catalog().verify_audit().await?))
 }

@@ -9,7 +9,8 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use aries_actors::ops::security::{
     CreateApiKey, CreateClient, CreateRole, CreateUser, DeleteRole, GetUser, ListApiKeys,
-    ListClients, ListRoles, ListUsers, ResetPassword, RevokeApiKey, RevokeClient, SetUserStatus,
+    ListAudit, ListClients, ListRoles, ListUsers, ResetPassword, RevokeApiKey, RevokeClient,
+    SetUserStatus, VerifyAudit,
 };
 use aries_tenants::auth::api_keys::ApiKey;
 use aries_tenants::auth::clients::OauthClient;
@@ -38,11 +39,7 @@ pub async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let user = state
         .directory
-        .exec_as(
-            &caller.slug,
-            Some(caller.credential),
-            CreateUser(body.value),
-        )
+        .exec_as(&caller.slug, caller.call(), CreateUser(body.value))
         .await?;
     Ok(created(
         format!("/v1/tenants/{}/users/{}", caller.slug, user.id),
@@ -62,7 +59,7 @@ pub async fn list_users(
     let page = query.parse()?;
     let rows = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), ListUsers(page))
+        .exec_as(&caller.slug, caller.call(), ListUsers(page))
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |u| u.id.as_uuid())))
 }
@@ -83,7 +80,7 @@ pub async fn show_user(
     let id = user_id(path)?;
     let user = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), GetUser(id))
+        .exec_as(&caller.slug, caller.call(), GetUser(id))
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -97,11 +94,7 @@ async fn set_status(
     let id = user_id(path)?;
     let user = state
         .directory
-        .exec_as(
-            &caller.slug,
-            Some(caller.credential),
-            SetUserStatus { id, status },
-        )
+        .exec_as(&caller.slug, caller.call(), SetUserStatus { id, status })
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -157,7 +150,7 @@ pub async fn reset_password(
     };
     let user = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), op)
+        .exec_as(&caller.slug, caller.call(), op)
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -200,7 +193,7 @@ pub async fn create_api_key(
     };
     let (key, secret) = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), op)
+        .exec_as(&caller.slug, caller.call(), op)
         .await?;
     Ok(created(
         format!("/v1/tenants/{}/api-keys/{}", caller.slug, key.id),
@@ -220,7 +213,7 @@ pub async fn list_api_keys(
     let page = query.parse()?;
     let rows = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), ListApiKeys(page))
+        .exec_as(&caller.slug, caller.call(), ListApiKeys(page))
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |k| k.id.as_uuid())))
 }
@@ -237,7 +230,7 @@ pub async fn revoke_api_key(
     let id: ApiKeyId = path_id("api_key_id", &path.into_inner().1)?;
     let key = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), RevokeApiKey(id))
+        .exec_as(&caller.slug, caller.call(), RevokeApiKey(id))
         .await?;
     Ok(HttpResponse::Ok().json(key))
 }
@@ -279,7 +272,7 @@ pub async fn create_client(
     };
     let (client, client_secret) = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), op)
+        .exec_as(&caller.slug, caller.call(), op)
         .await?;
     let url = format!(
         "/v1/tenants/{}/oauth-clients/{}",
@@ -304,7 +297,7 @@ pub async fn list_clients(
 ) -> Result<HttpResponse, ApiError> {
     let data = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), ListClients)
+        .exec_as(&caller.slug, caller.call(), ListClients)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -321,11 +314,7 @@ pub async fn revoke_client(
     let client_id = path.into_inner().1;
     let client = state
         .directory
-        .exec_as(
-            &caller.slug,
-            Some(caller.credential),
-            RevokeClient(client_id),
-        )
+        .exec_as(&caller.slug, caller.call(), RevokeClient(client_id))
         .await?;
     Ok(HttpResponse::Ok().json(client))
 }
@@ -342,7 +331,7 @@ pub async fn list_roles(
 ) -> Result<HttpResponse, ApiError> {
     let data = state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), ListRoles)
+        .exec_as(&caller.slug, caller.call(), ListRoles)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -358,11 +347,7 @@ pub async fn create_role(
 ) -> Result<HttpResponse, ApiError> {
     let role = state
         .directory
-        .exec_as(
-            &caller.slug,
-            Some(caller.credential),
-            CreateRole(body.value),
-        )
+        .exec_as(&caller.slug, caller.call(), CreateRole(body.value))
         .await?;
     Ok(created(
         format!("/v1/tenants/{}/roles/{}", caller.slug, role.name),
@@ -382,7 +367,134 @@ pub async fn delete_role(
     let name = path.into_inner().1;
     state
         .directory
-        .exec_as(&caller.slug, Some(caller.credential), DeleteRole(name))
+        .exec_as(&caller.slug, caller.call(), DeleteRole(name))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- audit ----
+
+/// Filters of the audit list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Exact action (`location.created`).
+    pub action: Option<String>,
+    /// Exact actor (`user:<id>`, `api_key:<id>`…).
+    pub actor: Option<String>,
+    /// Exact target type (`location`).
+    pub target_type: Option<String>,
+    /// Exact target id.
+    pub target_id: Option<String>,
+    /// RFC 3339: events at or after.
+    pub since: Option<String>,
+    /// RFC 3339: events before.
+    pub until: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Platform trail only: events about this tenant (slug).
+    pub tenant: Option<String>,
+}
+
+impl AuditQuery {
+    /// The filter and page size; 422 `invalid_query` naming the bad parameter.
+    pub fn parse(&self) -> Result<(aries_tenants::audit::AuditFilter, u32), ApiError> {
+        let page = PageQuery {
+            limit: self.limit.clone(),
+            cursor: None,
+        }
+        .parse()?;
+        let time = |field: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(s)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|_| {
+                            crate::extract::query_error(
+                                field,
+                                "invalid_timestamp",
+                                "an RFC 3339 timestamp",
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let after_seq = self
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    crate::extract::query_error(
+                        "cursor",
+                        "invalid_cursor",
+                        "the cursor is not one this API returned",
+                    )
+                })
+            })
+            .transpose()?;
+        let filter = aries_tenants::audit::AuditFilter {
+            action: self.action.clone(),
+            actor: self.actor.clone(),
+            target_type: self.target_type.clone(),
+            target_id: self.target_id.clone(),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            after_seq,
+            tenant: None,
+        };
+        Ok((filter, page.limit))
+    }
+}
+
+/// A page of audit events: `{"data": [...], "next_cursor": "<seq>"}`.
+pub fn audit_page(
+    mut rows: Vec<aries_tenants::audit::AuditEvent>,
+    limit: u32,
+) -> serde_json::Value {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    let mut body = serde_json::json!({ "data": rows });
+    if let Some(n) = next {
+        body["next_cursor"] = serde_json::Value::String(n);
+    }
+    body
+}
+
+/// The tenant's audit trail (append-only, hash-chained), filtered.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit", tag = "security", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), AuditQuery),
+    responses((status = 200, description = "`{data: [AuditEvent], next_cursor?}`")))]
+pub async fn list_audit(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, limit) = query.parse()?;
+    let rows = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), ListAudit { filter, limit })
+        .await?;
+    Ok(HttpResponse::Ok().json(audit_page(rows, limit)))
+}
+
+/// Recomputes the tenant's hash chain and names the first row that does not match.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit/verify", tag = "security", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = aries_tenants::audit::Verification)))]
+pub async fn verify_audit(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let result = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), VerifyAudit)
+        .await?;
+    Ok(HttpResponse::Ok().json(result))
 }

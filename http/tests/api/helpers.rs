@@ -268,7 +268,17 @@ impl TestApp {
         let catalog = Catalog::new(lazy_pool(&catalog_url, Role::App, &db)?);
         for (name, dsn) in [("shard-0", &shard0), ("shard-1", &shard1)] {
             migrate_shard(dsn, &db).await?;
-            catalog.add_shard(name, dsn, 100).await?;
+            catalog
+                .add_shard(
+                    name,
+                    dsn,
+                    100,
+                    &aries_tenants::audit::AuditActor {
+                        actor: "test".into(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
         }
         catalog.pool().close().await;
         let token = format!("test-{:x}", rand::random::<u128>());

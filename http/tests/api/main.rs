@@ -2,6 +2,7 @@
 //! Redis, RabbitMQ) with its own databases. See `helpers` for the harness.
 
 mod actors;
+mod audit;
 mod browser;
 mod cli;
 mod helpers;

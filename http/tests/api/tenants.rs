@@ -267,7 +267,14 @@ async fn suspension_through_the_catalog_reaches_an_active_actor() -> TestResult 
     app.app_state
         .directory
         .catalog()
-        .change_status(&slug, aries_tenants::tenant::StatusAction::Suspend)
+        .change_status(
+            &slug,
+            aries_tenants::tenant::StatusAction::Suspend,
+            &aries_tenants::audit::AuditActor {
+                actor: "another-instance".into(),
+                ..Default::default()
+            },
+        )
         .await?;
     let ok = eventually(std::time::Duration::from_secs(15), || async {
         app.get("/v1/tenants/remote/locations").await.status() == StatusCode::FORBIDDEN
