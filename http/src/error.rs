@@ -80,6 +80,8 @@ error_codes! {
         "A path segment is not a well-formed identifier (a hyphenated UUID, or a tenant slug)."),
     InvalidQuery => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", "Invalid query parameter",
         "A query parameter is unknown or out of range (`limit` is 1 to 500; `cursor` must come from a previous page)."),
+    RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests",
+        "The credential or the tenant's plan allows fewer requests; retry after the Retry-After delay."),
     ShardUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "shard_unavailable", "Shard unavailable",
         "The database holding this tenant's data is not answering; retry after the Retry-After delay."),
     NoShardAvailable => (StatusCode::SERVICE_UNAVAILABLE, "no_shard_available", "No shard available",
@@ -107,6 +109,8 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// Sent as `Retry-After` (503, 429).
     pub retry_after: Option<Duration>,
+    /// Sent as `RateLimit-*` headers (429).
+    pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
 }
 
 impl ApiError {
@@ -116,6 +120,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            rate_limit: None,
         }
     }
 
@@ -132,6 +137,11 @@ impl ApiError {
 
     pub fn retry_after(mut self, d: Duration) -> Self {
         self.retry_after = Some(d);
+        self
+    }
+
+    pub fn with_rate_limit(mut self, info: crate::ratelimit::RateLimitInfo) -> Self {
+        self.rate_limit = Some(info);
         self
     }
 
@@ -209,6 +219,9 @@ impl ResponseError for ApiError {
         res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if let Some(d) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, d.as_secs().max(1).to_string()));
+        }
+        if let Some(info) = self.rate_limit {
+            crate::middleware::rate_limit_headers(&mut res, info);
         }
         if self.code == ErrorCode::Unauthenticated {
             res.insert_header((

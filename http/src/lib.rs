@@ -13,6 +13,7 @@
 //! - [`error`]: the one table of error codes and the problem+json boundary error.
 //! - [`extract`]: JSON bodies, path ids, paging, If-Match, the operator credential.
 //! - [`middleware`]: request id, tracing span, metrics, access log, problem+json for actix's own errors.
+//! - [`ratelimit`]: GCRA rate limits in Redis per credential and per tenant plan.
 //! - [`routes`]: one module per resource, mounted in `routes::configure`.
 //! - [`openapi`]: the OpenAPI 3.1 document and the offline docs page.
 //! - [`telemetry`]: JSON logs and the Prometheus recorder.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -3,6 +3,8 @@
 //! (actix's own 404/405/413/400s) into one.
 
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, REQUEST_ID};
+use crate::ratelimit::RateLimitInfo;
+use actix_web::HttpMessage as _;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -12,6 +14,13 @@ use std::time::Instant;
 use tracing::Instrument;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds), as API.md lists them.
+pub fn rate_limit_headers(res: &mut actix_web::HttpResponseBuilder, info: RateLimitInfo) {
+    res.insert_header(("ratelimit-limit", info.limit.to_string()))
+        .insert_header(("ratelimit-remaining", info.remaining.to_string()))
+        .insert_header(("ratelimit-reset", info.reset_secs.to_string()));
+}
 
 /// A client-sent request id is kept only if it is a sane token (so logs cannot be forged with
 /// newlines or flooded with kilobytes).
@@ -100,7 +109,19 @@ pub async fn request_middleware(
         "status" => status.to_string()
     )
     .record(elapsed.as_secs_f64());
+    let rate_limit = res.request().extensions().get::<RateLimitInfo>().copied();
     let headers = res.headers_mut();
+    if let Some(info) = rate_limit
+        && !headers.contains_key("ratelimit-limit")
+    {
+        for (name, value) in [
+            ("ratelimit-limit", info.limit),
+            ("ratelimit-remaining", info.remaining),
+            ("ratelimit-reset", info.reset_secs),
+        ] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(X_REQUEST_ID, v);
     }

@@ -28,6 +28,52 @@ pub struct Settings {
     pub shards: ShardSettings,
     /// `[log]`: log filter and format.
     pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+/// What the rate limiter does when Redis does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisDownPolicy {
+    /// Serve without limits (availability first; the default).
+    Allow,
+    /// Refuse with 503 (protection first).
+    Deny,
+}
+
+/// Rate limits per credential and per tenant plan (requests per second, sustained; bursts of
+/// `burst_seconds` worth are allowed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Off only for benchmarks of the raw stack.
+    pub enabled: bool,
+    /// Each credential (API key, user, client).
+    pub per_credential_per_second: u32,
+    /// Each tenant on the starter plan, all credentials together.
+    pub starter_per_second: u32,
+    /// Each tenant on the standard plan.
+    pub standard_per_second: u32,
+    /// Each tenant on the enterprise plan.
+    pub enterprise_per_second: u32,
+    /// How many seconds' worth of requests may come at once.
+    pub burst_seconds: u32,
+    /// What to do when Redis is down.
+    pub when_redis_down: RedisDownPolicy,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_credential_per_second: 50,
+            starter_per_second: 20,
+            standard_per_second: 100,
+            enterprise_per_second: 500,
+            burst_seconds: 2,
+            when_redis_down: RedisDownPolicy::Allow,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

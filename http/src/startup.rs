@@ -136,14 +136,20 @@ impl Application {
                 }
             }
         });
+        let redis = RedisLink::start(settings.redis.url.expose_secret().to_owned());
         let state = AppState {
+            limiter: Arc::new(crate::ratelimit::RateLimiter::new(
+                redis.clone(),
+                settings.rate_limit.clone(),
+            )),
+            plans: Arc::new(dashmap::DashMap::new()),
             keys,
             refresh_ttl: chrono::Duration::seconds(
                 i64::try_from(settings.auth.refresh_token_ttl_secs).unwrap_or(i64::MAX),
             ),
             directory: core.directory,
             platform: core.platform,
-            redis: RedisLink::start(settings.redis.url.expose_secret().to_owned()),
+            redis,
             rabbit: RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned()),
             operator_token_sha256,
         };

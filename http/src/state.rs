@@ -5,6 +5,9 @@ use aries_actors::links::{RabbitLink, RedisLink};
 use aries_actors::{Directory, Platform};
 use std::sync::Arc;
 
+/// How long a cached plan stands.
+pub const PLAN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct AppState {
     /// Tenant actors.
@@ -15,10 +18,44 @@ pub struct AppState {
     pub redis: RedisLink,
     /// For /health/ready (and later events).
     pub rabbit: RabbitLink,
+    /// Rate limits per credential and per tenant plan.
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Tenants' plans, read from the catalog at most every [`PLAN_TTL`] (rate limits need them on
+    /// every request).
+    pub plans: Arc<
+        dashmap::DashMap<
+            String,
+            (
+                std::time::Instant,
+                aries_tenants::TenantId,
+                aries_tenants::Plan,
+            ),
+        >,
+    >,
     /// Signs and verifies access tokens.
     pub keys: Arc<KeyRing>,
     /// Lifetime of refresh tokens issued by the token endpoint.
     pub refresh_ttl: chrono::Duration,
     /// SHA-256 of the configured operator token; `None` refuses every operator request.
     pub operator_token_sha256: Option<[u8; 32]>,
+}
+
+impl AppState {
+    /// The tenant's id and plan (cached), or the catalog's error (unknown tenant, catalog down).
+    pub async fn plan_of(
+        &self,
+        slug: &aries_tenants::TenantSlug,
+    ) -> Result<(aries_tenants::TenantId, aries_tenants::Plan), aries_shards::CatalogError> {
+        if let Some(entry) = self.plans.get(slug.as_str())
+            && entry.0.elapsed() < PLAN_TTL
+        {
+            return Ok((entry.1, entry.2));
+        }
+        let tenant = self.directory.catalog().tenant_by_slug(slug).await?;
+        self.plans.insert(
+            slug.to_string(),
+            (std::time::Instant::now(), tenant.id, tenant.plan),
+        );
+        Ok((tenant.id, tenant.plan))
+    }
 }

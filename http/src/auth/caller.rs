@@ -9,7 +9,7 @@ use crate::extract::tenant_slug;
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use aries_actors::auth::{Call, Credential, RequestMeta};
 use aries_tenants::TenantSlug;
 use aries_tenants::auth::{api_keys, secrets};
@@ -73,38 +73,70 @@ impl FromRequest for TenantCaller {
         let raw_slug = req.match_info().get("tenant").map(str::to_owned);
         let token = bearer(req);
         let meta = request_meta(req);
+        let request = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(unauthenticated)?;
-            let slug = tenant_slug(raw_slug.as_deref().unwrap_or_default())?;
-            let token = token.ok_or_else(unauthenticated)?;
-            if token.starts_with(api_keys::PREFIX) {
-                return match api_keys::tenant_of(&token) {
-                    Some(owner) if owner == slug.as_str() => Ok(TenantCaller {
-                        slug,
-                        credential: Credential::ApiKey(secrets::sha256(&token)),
-                        meta,
-                    }),
-                    Some(_) => Err(foreign()),
-                    None => Err(unauthenticated()),
-                };
-            }
-            let claims = state.keys.verify(&token).await.map_err(|e| {
-                tracing::debug!(error = %e, "access token refused");
-                unauthenticated()
+            let caller = authenticate(&state, raw_slug, token, meta).await?;
+            // Rate limits count authenticated calls only: a flood of bad credentials cannot use up
+            // a tenant's budget.
+            let (tenant_id, plan) = state.plan_of(&caller.slug).await.map_err(|e| match e {
+                aries_shards::CatalogError::TenantNotFound(_) => foreign(),
+                other => ApiError::from(other),
             })?;
-            if claims.tenant != slug.as_str() {
-                return Err(foreign());
-            }
-            let credential = match claims.sub_type.as_str() {
-                "user" => Credential::User(claims.sub.parse().map_err(|_| unauthenticated())?),
-                "client" => Credential::Client(claims.sub),
-                _ => return Err(unauthenticated()),
+            let key = match &caller.credential {
+                Credential::ApiKey(hash) => {
+                    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+                }
+                Credential::User(id) => format!("u:{id}"),
+                Credential::Client(id) => format!("c:{id}"),
+                Credential::Operator => "operator".to_owned(),
             };
-            Ok(TenantCaller {
-                slug,
-                credential,
-                meta,
-            })
+            if let Some(info) = state
+                .limiter
+                .check(&tenant_id.to_string(), plan, &key)
+                .await?
+            {
+                request.extensions_mut().insert(info);
+            }
+            Ok(caller)
         })
     }
+}
+
+async fn authenticate(
+    state: &AppState,
+    raw_slug: Option<String>,
+    token: Option<String>,
+    meta: RequestMeta,
+) -> Result<TenantCaller, ApiError> {
+    let slug = tenant_slug(raw_slug.as_deref().unwrap_or_default())?;
+    let token = token.ok_or_else(unauthenticated)?;
+    if token.starts_with(api_keys::PREFIX) {
+        return match api_keys::tenant_of(&token) {
+            Some(owner) if owner == slug.as_str() => Ok(TenantCaller {
+                slug,
+                credential: Credential::ApiKey(secrets::sha256(&token)),
+                meta,
+            }),
+            Some(_) => Err(foreign()),
+            None => Err(unauthenticated()),
+        };
+    }
+    let claims = state.keys.verify(&token).await.map_err(|e| {
+        tracing::debug!(error = %e, "access token refused");
+        unauthenticated()
+    })?;
+    if claims.tenant != slug.as_str() {
+        return Err(foreign());
+    }
+    let credential = match claims.sub_type.as_str() {
+        "user" => Credential::User(claims.sub.parse().map_err(|_| unauthenticated())?),
+        "client" => Credential::Client(claims.sub),
+        _ => return Err(unauthenticated()),
+    };
+    Ok(TenantCaller {
+        slug,
+        credential,
+        meta,
+    })
 }

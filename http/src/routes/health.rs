@@ -59,6 +59,17 @@ pub struct Readiness {
     pub redis: Check,
     /// RabbitMQ; when down, the status is `degraded`.
     pub rabbitmq: Check,
+    /// The rate limiter: `up`, or `degraded` when Redis is unreachable (then `policy` says what it does).
+    pub rate_limiter: LimiterCheck,
+}
+
+/// The rate limiter's state.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LimiterCheck {
+    /// `up`, `degraded` or `disabled`.
+    pub status: &'static str,
+    /// What it does while Redis is down: `allow` (serve unlimited) or `deny` (refuse with 503).
+    pub policy: &'static str,
 }
 
 /// The process is up.
@@ -101,6 +112,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     let catalog_up = catalog.is_ok();
+    let redis_up = redis.is_ok();
     let all_up =
         catalog_up && redis.is_ok() && rabbit.is_ok() && shards.iter().all(|s| s.status == "up");
     let body = Readiness {
@@ -113,6 +125,17 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         },
         catalog: Check::from(catalog),
         shards,
+        rate_limiter: {
+            let (ok, policy) = state.limiter.health();
+            let status = if !state.limiter.enabled() {
+                "disabled"
+            } else if ok && redis_up {
+                "up"
+            } else {
+                "degraded"
+            };
+            LimiterCheck { status, policy }
+        },
         redis: Check::from(redis),
         rabbitmq: Check::from(rabbit),
     };

@@ -216,6 +216,10 @@ pub struct AppOptions {
     pub catalog_server: Option<String>,
     pub idle_timeout: Option<Duration>,
     pub body_limit: Option<usize>,
+    /// Rate limits (the default test app has them off, so tests can hammer it).
+    pub rate_limit: Option<aries_http::settings::RateLimitSettings>,
+    /// Use this Redis instead of the machine's.
+    pub redis_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -297,6 +301,15 @@ impl TestApp {
         }
         if let Some(limit) = opts.body_limit {
             settings.http.body_limit_bytes = limit;
+        }
+        settings.rate_limit = opts
+            .rate_limit
+            .unwrap_or(aries_http::settings::RateLimitSettings {
+                enabled: false,
+                ..Default::default()
+            });
+        if let Some(url) = opts.redis_url {
+            settings.redis.url = SecretString::from(url);
         }
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let app = Application::build_with_listener(settings.clone(), listener).await?;
@@ -537,4 +550,45 @@ where
 
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// A private Redis on its own port (for tests that need Redis to fail).
+pub struct RedisServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    pub fn start() -> Result<RedisServer, Box<dyn std::error::Error>> {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(RedisServer { port, child })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -10,6 +10,7 @@ mod isolation;
 mod locations;
 mod malformed;
 mod meta;
+mod ratelimit;
 mod security;
 mod shard_failure;
 mod tenants;

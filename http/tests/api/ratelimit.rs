@@ -1,0 +1,132 @@
+//! Rate limits: per credential and per tenant plan, `RateLimit-*` headers, 429 with Retry-After,
+//! and the configured policy when Redis is down.
+
+use crate::helpers::*;
+use aries_http::settings::{RateLimitSettings, RedisDownPolicy};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn limits(per_credential: u32, per_plan: u32, when_down: RedisDownPolicy) -> RateLimitSettings {
+    RateLimitSettings {
+        enabled: true,
+        per_credential_per_second: per_credential,
+        starter_per_second: per_plan,
+        standard_per_second: per_plan,
+        enterprise_per_second: per_plan,
+        burst_seconds: 1,
+        when_redis_down: when_down,
+    }
+}
+
+#[actix_web::test]
+async fn credentials_are_limited_with_headers_and_429s() -> TestResult {
+    let app = TestApp::spawn_with(AppOptions {
+        rate_limit: Some(limits(2, 1000, RedisDownPolicy::Allow)),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("limited").await;
+    app.create_tenant("neighbour").await;
+    let first = app.get("/v1/tenants/limited/locations").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["ratelimit-limit"], "2");
+    assert!(
+        first.headers().contains_key("ratelimit-remaining")
+            && first.headers().contains_key("ratelimit-reset")
+    );
+    // Thirty requests at once from one credential allowed two a second: most are refused.
+    let mut refused = None;
+    for _ in 0..30 {
+        let res = app.get("/v1/tenants/limited/locations").await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(res);
+            break;
+        }
+    }
+    let refused = refused.ok_or("never limited")?;
+    let retry: u64 = refused.headers()["retry-after"].to_str()?.parse()?;
+    assert!(retry >= 1);
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    assert_problem(refused, 429, "rate_limited").await;
+    // Another tenant's credential is not affected.
+    assert_eq!(
+        app.get("/v1/tenants/neighbour/locations").await.status(),
+        200
+    );
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_tenants_plan_caps_all_its_credentials_together() -> TestResult {
+    let app = TestApp::spawn_with(AppOptions {
+        rate_limit: Some(limits(1000, 2, RedisDownPolicy::Allow)),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("planned").await;
+    let second: Value = app
+        .post_json(
+            "/v1/tenants/planned/api-keys",
+            &json!({"name": "2nd", "roles": ["viewer"]}),
+        )
+        .await
+        .json()
+        .await?;
+    let second = second["secret"].as_str().unwrap_or_default().to_owned();
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let res = if i % 2 == 0 {
+            app.get("/v1/tenants/planned/locations").await
+        } else {
+            app.client
+                .get(app.url("/v1/tenants/planned/locations"))
+                .bearer_auth(&second)
+                .send()
+                .await?
+        };
+        statuses.push(res.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    Ok(())
+}
+
+#[actix_web::test]
+async fn with_redis_down_the_policy_decides_and_readiness_says_so() -> TestResult {
+    for (policy, expected, name) in [
+        (RedisDownPolicy::Allow, 200, "allow"),
+        (RedisDownPolicy::Deny, 503, "deny"),
+    ] {
+        let mut redis = RedisServer::start()?;
+        let app = TestApp::spawn_with(AppOptions {
+            rate_limit: Some(limits(1000, 1000, policy)),
+            redis_url: Some(redis.url()),
+            ..Default::default()
+        })
+        .await;
+        // The first call may race the connection's set-up; wait until Redis answers.
+        let ready = eventually(Duration::from_secs(10), || async {
+            app.get("/health/ready")
+                .await
+                .json::<Value>()
+                .await
+                .is_ok_and(|b| b["redis"]["status"] == "up")
+        })
+        .await;
+        assert!(ready);
+        app.create_tenant("redisless").await;
+        assert_eq!(
+            app.get("/v1/tenants/redisless/locations").await.status(),
+            200
+        );
+        redis.kill();
+        let res = app.get("/v1/tenants/redisless/locations").await;
+        assert_eq!(res.status().as_u16(), expected, "policy {name}");
+        let body: Value = app.get("/health/ready").await.json().await?;
+        assert_eq!(body["redis"]["status"], "down");
+        assert_eq!(body["rate_limiter"]["status"], "degraded");
+        assert_eq!(body["rate_limiter"]["policy"], name);
+        assert_eq!(body["status"], "degraded");
+    }
+    Ok(())
+}
