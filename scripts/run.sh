@@ -65,6 +65,16 @@ aries shards add shard-0 postgres://127.0.0.1:5432/aries_shard_0 --if-not-exists
 aries shards add shard-1 postgres://127.0.0.1:5432/aries_shard_1 --if-not-exists
 aries migrate # migrates the shards just added
 aries tenants create --slug demo --name "Demo Medical Supply" --plan standard --if-not-exists
+# The demo tenant's owner API key, made once and kept like the operator token.
+if [[ ! -s .aries/demo-api-key ]]; then
+    (
+        umask 077
+        "$ARIES_BIN" tenants api-key demo --name "make run demo" --roles owner >.aries/demo-api-key
+    ) || die "could not create the demo tenant's API key"
+    log "created the demo tenant's owner API key in .aries/demo-api-key"
+fi
+chmod 600 .aries/demo-api-key
+DEMO_KEY=$(<.aries/demo-api-key)
 
 # --- banner --------------------------------------------------------------------------------------
 cat >&2 <<EOF
@@ -77,8 +87,10 @@ cat >&2 <<EOF
 [aries]   readiness       $BASE/health/ready
 [aries]   demo tenant     $BASE/v1/tenants/demo/locations
 [aries]   operator token  $TOKEN   ($token_src)
+[aries]   demo API key    $DEMO_KEY   (owner of tenant demo; kept in .aries/demo-api-key)
 [aries] try:
-[aries]   curl -sS -H "Authorization: Bearer $TOKEN" $BASE/v1/tenants/demo/locations
+[aries]   curl -sS -H "Authorization: Bearer $TOKEN" $BASE/v1/platform/tenants
+[aries]   curl -sS -H "Authorization: Bearer $DEMO_KEY" $BASE/v1/tenants/demo/locations
 [aries] Ctrl-C stops the server; 'make run' again keeps the data.
 
 EOF

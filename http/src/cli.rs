@@ -75,6 +75,17 @@ pub enum TenantsCommand {
     Suspend { slug: String },
     /// Resume a suspended tenant.
     Resume { slug: String },
+    /// Give a tenant an API key (the operator's bootstrap credential); prints the secret once.
+    ApiKey {
+        /// The tenant.
+        slug: String,
+        /// What the key is for.
+        #[arg(long, default_value = "bootstrap")]
+        name: String,
+        /// Roles of the key (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', default_value = "owner")]
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +220,28 @@ async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result<()>
                 .change_status(&slug_of(&slug)?, StatusAction::Resume, &cli_actor())
                 .await?,
         ),
+        TenantsCommand::ApiKey { slug, name, roles } => {
+            let slug = slug_of(&slug)?;
+            let call = aries_actors::auth::Call {
+                credential: Some(aries_actors::auth::Credential::Operator),
+                meta: Default::default(),
+            };
+            let op = aries_actors::ops::security::CreateApiKey {
+                slug: slug.to_string(),
+                name,
+                roles,
+            };
+            let (key, secret) = core
+                .directory
+                .exec_as(&slug, call, op)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "api key {} ({}) for {slug}; the secret is shown once:",
+                key.id, key.prefix
+            );
+            println!("{secret}");
+        }
     }
     Ok(())
 }
