@@ -85,6 +85,9 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Largest request body accepted, in bytes (larger: 413).
     pub body_limit_bytes: usize,
+    /// Browser origins allowed to call the API cross-origin (`https://app.example.com`); empty
+    /// (the default) sends no CORS headers, so browsers allow same-origin use only.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -93,6 +96,7 @@ impl Default for HttpSettings {
             bind: "127.0.0.1:8080".into(),
             workers: 0,
             body_limit_bytes: 256 * 1024,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -155,6 +155,7 @@ impl Application {
         };
         let port = listener.local_addr()?.port();
         let body_limit = settings.http.body_limit_bytes;
+        let cors_origins = settings.http.cors_allowed_origins.clone();
         let app_state = web::Data::new(state.clone());
         let openapi = crate::openapi::ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
@@ -174,6 +175,10 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::new(ErrorCode::InvalidId, e.to_string()).into()
                 }))
+                .wrap(actix_web::middleware::Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap(from_fn(crate::middleware::request_middleware))
                 .configure(crate::routes::configure)
                 .service(web::redirect("/docs", "/docs/"))
@@ -210,4 +215,36 @@ impl Application {
 /// serde_urlencoded says "unknown field `x`, expected …"; pull the field name out for `errors`.
 fn query_field(msg: &str) -> String {
     msg.split('`').nth(1).unwrap_or("").to_owned()
+}
+
+/// CORS for the configured origins only: the API's own headers may be sent, and the ones a client
+/// needs to read (ETag, Location, rate limits, request id) are exposed.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "idempotency-key",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "etag",
+            "location",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "x-request-id",
+            "idempotent-replayed",
+        ])
+        .max_age(600)
+        // A request from another origin is served without CORS headers (the browser then blocks
+        // the page from reading it) rather than refused, so non-browser clients are unaffected.
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }

@@ -43,9 +43,16 @@ async fn tenants_and_shards_from_the_command_line() -> TestResult {
     assert!(stdout(&app.cli(&["tenants", "list", "--status", "suspended"])).contains("cli-co"));
     assert!(stdout(&app.cli(&["tenants", "resume", "cli-co"])).contains("active"));
     // The operator's bootstrap key, printed once, works on the tenant's API.
-    let secret = stdout(&app.cli(&["tenants", "api-key", "cli-co", "--roles", "viewer"])).trim().to_owned();
+    let secret = stdout(&app.cli(&["tenants", "api-key", "cli-co", "--roles", "viewer"]))
+        .trim()
+        .to_owned();
     assert!(secret.starts_with("ak_cli-co."), "{secret}");
-    let res = app.client.get(app.url("/v1/tenants/cli-co/locations")).bearer_auth(&secret).send().await?;
+    let res = app
+        .client
+        .get(app.url("/v1/tenants/cli-co/locations"))
+        .bearer_auth(&secret)
+        .send()
+        .await?;
     assert_eq!(res.status(), 200);
     let shards = stdout(&app.cli(&["shards", "list"]));
     assert!(

@@ -220,6 +220,8 @@ pub struct AppOptions {
     pub rate_limit: Option<aries_http::settings::RateLimitSettings>,
     /// Use this Redis instead of the machine's.
     pub redis_url: Option<String>,
+    /// Browser origins allowed by CORS.
+    pub cors_origins: Vec<String>,
 }
 
 pub struct TestApp {
@@ -308,6 +310,7 @@ impl TestApp {
                 enabled: false,
                 ..Default::default()
             });
+        settings.http.cors_allowed_origins = opts.cors_origins;
         if let Some(url) = opts.redis_url {
             settings.redis.url = SecretString::from(url);
         }

@@ -8,6 +8,7 @@ mod cli;
 mod helpers;
 mod isolation;
 mod locations;
+mod logs;
 mod malformed;
 mod meta;
 mod ratelimit;

@@ -160,3 +160,65 @@ async fn problem_types_are_documented() -> TestResult {
     }
     Ok(())
 }
+
+#[actix_web::test]
+async fn cors_answers_only_configured_origins() -> TestResult {
+    let app = TestApp::spawn_with(AppOptions {
+        cors_origins: vec!["https://console.example.com".into()],
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("corsy").await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                app.url("/v1/tenants/corsy/locations"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    let ok = preflight("https://console.example.com").await?;
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://console.example.com"
+    );
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()?
+        .to_lowercase();
+    assert!(
+        allowed.contains("idempotency-key") && allowed.contains("authorization"),
+        "{allowed}"
+    );
+    let other = preflight("https://evil.example.net").await?;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // An actual request from the allowed origin can read the headers it needs.
+    let res = app
+        .req(reqwest::Method::GET, "/v1/tenants/corsy/locations")
+        .header("origin", "https://console.example.com")
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()?
+        .to_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("ratelimit-remaining"),
+        "{exposed}"
+    );
+    // Without configured origins there are no CORS headers at all.
+    let plain = TestApp::spawn().await;
+    let res = plain
+        .client
+        .get(plain.url("/health/live"))
+        .header("origin", "https://console.example.com")
+        .send()
+        .await?;
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    Ok(())
+}
