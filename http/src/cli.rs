@@ -41,6 +41,33 @@ pub enum Command {
     /// Manage shards.
     #[command(subcommand)]
     Shards(ShardsCommand),
+    /// Manage operator accounts.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// Create an operator account; without --password-stdin a password is generated and printed.
+    Create {
+        /// Login e-mail.
+        #[arg(long)]
+        email: String,
+        /// Name shown in the console.
+        #[arg(long, default_value = "Operator")]
+        name: String,
+        /// platform_viewer, platform_operator or platform_admin.
+        #[arg(long, default_value = "platform_admin")]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Succeed without change when the e-mail exists.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List operator accounts.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenants(cmd) => tenants(&settings, cmd).await?,
         Command::Shards(cmd) => shards(&settings, cmd).await?,
+        Command::Operators(cmd) => operators(&settings, cmd).await?,
     }
     Ok(())
 }
@@ -278,6 +306,70 @@ async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         },
+    }
+    Ok(())
+}
+
+async fn operators(settings: &Settings, cmd: OperatorsCommand) -> anyhow::Result<()> {
+    let core = Core::build(settings, false).await?;
+    let catalog = core.directory.catalog();
+    match cmd {
+        OperatorsCommand::Create {
+            email,
+            name,
+            role,
+            password_stdin,
+            if_not_exists,
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (
+                    aries_tenants::auth::secrets::generate("")
+                        .chars()
+                        .take(24)
+                        .collect(),
+                    true,
+                )
+            };
+            let input = crate::routes::operators::NewOperator {
+                email: email.clone(),
+                display_name: name,
+                password: password.clone(),
+                role,
+            };
+            match crate::routes::operators::create_account(catalog, input).await {
+                Ok(account) => {
+                    eprintln!(
+                        "operator {} ({}) created",
+                        account.email,
+                        account.role.as_str()
+                    );
+                    if generated {
+                        println!("{password}");
+                    }
+                }
+                Err(e)
+                    if if_not_exists && e.code == crate::error::ErrorCode::OperatorEmailTaken =>
+                {
+                    eprintln!("operator {email} exists");
+                }
+                Err(e) => anyhow::bail!("{}: {}", e.code.code(), e.detail),
+            }
+        }
+        OperatorsCommand::List => {
+            for a in catalog.operators().await? {
+                println!(
+                    "{:<32} {:<18} totp {:<5} {}",
+                    a.email,
+                    a.role.as_str(),
+                    a.totp_enabled,
+                    if a.active { "active" } else { "disabled" }
+                );
+            }
+        }
     }
     Ok(())
 }

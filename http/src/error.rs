@@ -40,6 +40,8 @@ error_codes! {
         "Send a valid credential as `Authorization: Bearer <token>`."),
     Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden",
         "The credential is valid but its roles do not grant this action; `detail` names the permission."),
+    MfaRequired => (StatusCode::FORBIDDEN, "mfa_required", "Second factor required",
+        "This session has not presented a TOTP code: enrol TOTP (POST /v1/platform/mfa/totp) and confirm it, or log in again with a code."),
     TenantSuspended => (StatusCode::FORBIDDEN, "tenant_suspended", "Tenant suspended",
         "The tenant's account is suspended by the platform operator; its API is closed until it is resumed."),
     TenantArchived => (StatusCode::FORBIDDEN, "tenant_archived", "Tenant archived",
@@ -58,6 +60,8 @@ error_codes! {
         "The tenant already has a role with this name."),
     CannotDisableSelf => (StatusCode::CONFLICT, "cannot_disable_self", "Cannot disable yourself",
         "A user cannot disable their own account; ask another administrator."),
+    OperatorEmailTaken => (StatusCode::CONFLICT, "operator_email_taken", "E-mail taken",
+        "Another operator account has this e-mail address."),
     TenantSlugTaken => (StatusCode::CONFLICT, "tenant_slug_taken", "Tenant slug taken",
         "Another tenant already uses this slug."),
     ShardNameTaken => (StatusCode::CONFLICT, "shard_name_taken", "Shard name taken",
@@ -333,6 +337,10 @@ impl From<CatalogError> for ApiError {
             e @ CatalogError::IdempotencyKeyReused => {
                 ApiError::new(ErrorCode::IdempotencyKeyReused, e.to_string())
             }
+            CatalogError::OperatorEmailTaken(email) => ApiError::new(
+                ErrorCode::OperatorEmailTaken,
+                format!("an operator with e-mail {email} exists"),
+            ),
             CatalogError::NoShardAvailable => ApiError::new(
                 ErrorCode::NoShardAvailable,
                 "no active shard can take a new tenant",

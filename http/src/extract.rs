@@ -1,7 +1,6 @@
 //! Extractors: handlers receive parsed, validated inputs and never touch raw headers or bodies.
 
 use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -14,7 +13,6 @@ use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// A JSON body: content type checked (415), size bounded (413), parsed with field paths in its
 /// errors (422), unknown fields rejected by the target type.
@@ -214,43 +212,4 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         })
 }
 
-/// The interim operator credential: `Authorization: Bearer <operator token>`, compared in constant
-/// time with the configured token (by SHA-256, so lengths do not leak either).
-pub struct OperatorAuth;
-
-impl FromRequest for OperatorAuth {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(check_operator(req))
-    }
-}
-
-fn check_operator(req: &HttpRequest) -> Result<OperatorAuth, ApiError> {
-    let unauthenticated = || {
-        ApiError::new(
-            ErrorCode::Unauthenticated,
-            "a valid bearer token is required",
-        )
-    };
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(unauthenticated)?;
-    let expected = state
-        .operator_token_sha256
-        .as_ref()
-        .ok_or_else(unauthenticated)?;
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthenticated)?;
-    let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-    if bool::from(digest.ct_eq(expected)) {
-        Ok(OperatorAuth)
-    } else {
-        Err(unauthenticated())
-    }
-}
+pub use crate::auth::operator::OperatorAuth;

@@ -2,7 +2,7 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
-use crate::routes::{health, locations, oauth, platform, security};
+use crate::routes::{health, locations, oauth, operators, platform, security};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -15,6 +15,8 @@ use utoipa::{Modify, OpenApi};
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         health::live, health::ready,
         platform::bootstrap_api_key, platform::rotate_signing_key, platform::list_audit, platform::verify_audit,
+        operators::login, operators::enrol_totp, operators::confirm_totp, operators::list_sessions,
+        operators::revoke_session, operators::logout, operators::create_operator, operators::list_operators,
         oauth::token, oauth::revoke, oauth::jwks,
         security::create_user, security::list_users, security::show_user, security::disable_user,
         security::enable_user, security::reset_password,
@@ -28,7 +30,8 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::locations::Location, aries_tenants::locations::LocationInput,
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,
-        oauth::TokenForm, security::NewApiKey, security::CreatedApiKey, security::NewClient, security::CreatedClient,
+        oauth::TokenForm, operators::LoginInput, operators::TotpEnrolment, operators::TotpConfirm, operators::NewOperator,
+        crate::auth::sessions::Session, security::NewApiKey, security::CreatedApiKey, security::NewClient, security::CreatedClient,
         security::PasswordReset, aries_tenants::auth::users::NewUserInput, aries_tenants::auth::users::User,
         aries_tenants::auth::users::UserStatus, aries_tenants::auth::api_keys::ApiKey,
         aries_tenants::auth::clients::OauthClient, aries_tenants::auth::roles::CustomRoleInput,

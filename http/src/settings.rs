@@ -162,6 +162,13 @@ pub struct AuthSettings {
     /// How long a tenant actor trusts a resolved credential before checking it again: the delay
     /// after which disabling a user or revoking a key or client takes effect on every instance.
     pub credential_cache_ms: u64,
+    /// A console session ends after this many seconds without use.
+    pub session_idle_secs: u64,
+    /// A console session ends this many seconds after login, used or not.
+    pub session_max_secs: u64,
+    /// Session cookies carry `Secure` (browsers treat http://localhost as secure, so it can stay on
+    /// in development too).
+    pub cookie_secure: bool,
 }
 
 impl Default for AuthSettings {
@@ -172,6 +179,9 @@ impl Default for AuthSettings {
             access_token_ttl_secs: 600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             credential_cache_ms: 500,
+            session_idle_secs: 1800,
+            session_max_secs: 12 * 3600,
+            cookie_secure: true,
         }
     }
 }
@@ -187,6 +197,9 @@ impl std::fmt::Debug for AuthSettings {
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("credential_cache_ms", &self.credential_cache_ms)
+            .field("session_idle_secs", &self.session_idle_secs)
+            .field("session_max_secs", &self.session_max_secs)
+            .field("cookie_secure", &self.cookie_secure)
             .finish()
     }
 }

@@ -143,6 +143,12 @@ impl Application {
                 settings.rate_limit.clone(),
             )),
             plans: Arc::new(dashmap::DashMap::new()),
+            sessions: Arc::new(crate::auth::sessions::SessionStore::new(
+                redis.clone(),
+                Duration::from_secs(settings.auth.session_idle_secs),
+                Duration::from_secs(settings.auth.session_max_secs),
+            )),
+            cookie_secure: settings.auth.cookie_secure,
             keys,
             refresh_ttl: chrono::Duration::seconds(
                 i64::try_from(settings.auth.refresh_token_ttl_secs).unwrap_or(i64::MAX),

@@ -32,6 +32,10 @@ pub struct AppState {
             ),
         >,
     >,
+    /// Console sessions.
+    pub sessions: Arc<crate::auth::sessions::SessionStore>,
+    /// Whether session cookies carry `Secure` (off only for plain-HTTP development).
+    pub cookie_secure: bool,
     /// Signs and verifies access tokens.
     pub keys: Arc<KeyRing>,
     /// Lifetime of refresh tokens issued by the token endpoint.

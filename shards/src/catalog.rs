@@ -37,6 +37,9 @@ pub enum CatalogError {
     #[error("no active shard can take a new tenant")]
     NoShardAvailable,
     /// An operator idempotency key came back with a different request (method, path or body).
+    /// Another operator account has this e-mail.
+    #[error("an operator with e-mail {0} exists")]
+    OperatorEmailTaken(String),
     #[error("the idempotency key was used with a different request")]
     IdempotencyKeyReused,
     /// A value that does not fit this build's types, mostly a catalog row it cannot parse (an

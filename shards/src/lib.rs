@@ -9,6 +9,7 @@
 //! - [`connect`]: connection options and pools for a DSN as the app role or the owner role.
 //! - [`tenant_tx`]: opening a tenant transaction (`set_config('aries.tenant_id', …, true)`).
 //! - [`migrate`]: the catalog and shard migrators (embedded from `migrations/`).
+//! - [`operators`]: operator accounts (password, TOTP, recovery codes, roles).
 //! - [`placement`]: choosing a shard for a new tenant (pure, unit-tested).
 //! - [`catalog`]: SQL over the catalog: tenants, shards, placements.
 //! - [`signing_keys`]: the stored keys that sign access tokens.
@@ -17,6 +18,7 @@
 pub mod catalog;
 pub mod connect;
 pub mod migrate;
+pub mod operators;
 pub mod placement;
 pub mod provision;
 pub mod settings;

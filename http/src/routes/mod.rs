@@ -5,6 +5,7 @@ pub mod health;
 pub mod locations;
 pub mod meta;
 pub mod oauth;
+pub mod operators;
 pub mod platform;
 pub mod security;
 
@@ -38,6 +39,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 resource("/signing-keys/rotate")
                     .route(web::post().to(platform::rotate_signing_key)),
+            )
+            .service(
+                resource("/sessions")
+                    .route(web::post().to(operators::login))
+                    .route(web::get().to(operators::list_sessions)),
+            )
+            .service(resource("/sessions/logout").route(web::post().to(operators::logout)))
+            .service(
+                resource("/sessions/{session_id}")
+                    .route(web::delete().to(operators::revoke_session)),
+            )
+            .service(resource("/mfa/totp").route(web::post().to(operators::enrol_totp)))
+            .service(resource("/mfa/totp/confirm").route(web::post().to(operators::confirm_totp)))
+            .service(
+                resource("/operators")
+                    .route(web::post().to(operators::create_operator))
+                    .route(web::get().to(operators::list_operators)),
             )
             .service(resource("/audit").route(web::get().to(platform::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(platform::verify_audit)))

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::platform::PlatformError;
 use aries_shards::CatalogError;
 use aries_shards::catalog::{TenantFilter, TenantRecord};
+use aries_shards::operators::OperatorRole;
 use aries_tenants::page::Page;
 use aries_tenants::tenant::StatusAction;
 use aries_tenants::{FieldError, Plan, TenantStatus, ValidationErrors};
@@ -63,10 +64,10 @@ impl From<TenantRecord> for TenantView {
 }
 
 /// The operator as the audit trail's actor, with the request's id and address.
-fn operator_actor(req: &HttpRequest) -> aries_tenants::audit::AuditActor {
+fn operator_actor(op: &OperatorAuth, req: &HttpRequest) -> aries_tenants::audit::AuditActor {
     let meta = crate::auth::caller::request_meta(req);
     aries_tenants::audit::AuditActor {
-        actor: "operator".into(),
+        actor: op.0.actor(),
         request_id: meta.request_id,
         source_ip: meta.source_ip,
     }
@@ -99,11 +100,12 @@ pub struct CreateTenant {
     responses((status = 201, body = TenantView), (status = 409, description = "tenant_slug_taken"),
               (status = 422, description = "validation_failed"), (status = 503, description = "shard_unavailable / no_shard_available")))]
 pub async fn create_tenant(
-    _: OperatorAuth,
+    op: OperatorAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: JsonBody<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformOperator)?;
     let key = idempotency_key(&req)?;
     let request_sha256 = body.request_sha256;
     let body = body.value;
@@ -132,7 +134,7 @@ pub async fn create_tenant(
     };
     let tenant = match state
         .platform
-        .create_tenant(&slug, &name, body.plan, &operator_actor(&req))
+        .create_tenant(&slug, &name, body.plan, &operator_actor(&op, &req))
         .await
     {
         Ok(t) => t,
@@ -185,10 +187,11 @@ pub struct TenantListQuery {
     security(("bearer" = [])),
     responses((status = 200, description = "`{data: [TenantView], next_cursor?}`"), (status = 422, description = "invalid_query")))]
 pub async fn list_tenants(
-    _: OperatorAuth,
+    op: OperatorAuth,
     state: web::Data<AppState>,
     query: web::Query<TenantListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformViewer)?;
     let q = query.into_inner();
     let page = PageQuery {
         limit: q.limit,
@@ -224,10 +227,11 @@ pub async fn list_tenants(
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantView), (status = 404, description = "not_found")))]
 pub async fn show_tenant(
-    _: OperatorAuth,
+    op: OperatorAuth,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformViewer)?;
     let slug = tenant_slug(&path)?;
     Ok(tenant_response(
         actix_web::http::StatusCode::OK,
@@ -236,6 +240,7 @@ pub async fn show_tenant(
 }
 
 async fn change_status(
+    op: &OperatorAuth,
     state: &AppState,
     req: &HttpRequest,
     raw: &str,
@@ -244,7 +249,7 @@ async fn change_status(
     let slug = tenant_slug(raw)?;
     let tenant = state
         .platform
-        .change_status(&slug, action, &operator_actor(req))
+        .change_status(&slug, action, &operator_actor(op, req))
         .await?;
     Ok(tenant_response(actix_web::http::StatusCode::OK, tenant))
 }
@@ -254,12 +259,13 @@ async fn change_status(
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantView), (status = 409, description = "invalid_status_transition")))]
 pub async fn suspend_tenant(
-    _: OperatorAuth,
+    op: OperatorAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    change_status(&state, &req, &path, StatusAction::Suspend).await
+    op.0.require(OperatorRole::PlatformOperator)?;
+    change_status(&op, &state, &req, &path, StatusAction::Suspend).await
 }
 
 /// Resume a suspended tenant. Idempotent.
@@ -267,12 +273,13 @@ pub async fn suspend_tenant(
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantView), (status = 409, description = "invalid_status_transition")))]
 pub async fn resume_tenant(
-    _: OperatorAuth,
+    op: OperatorAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    change_status(&state, &req, &path, StatusAction::Resume).await
+    op.0.require(OperatorRole::PlatformOperator)?;
+    change_status(&op, &state, &req, &path, StatusAction::Resume).await
 }
 
 /// Archive a tenant for good (data kept; API closed with 403 `tenant_archived`).
@@ -280,12 +287,13 @@ pub async fn resume_tenant(
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantView)))]
 pub async fn archive_tenant(
-    _: OperatorAuth,
+    op: OperatorAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    change_status(&state, &req, &path, StatusAction::Archive).await
+    op.0.require(OperatorRole::PlatformAdmin)?;
+    change_status(&op, &state, &req, &path, StatusAction::Archive).await
 }
 
 /// A shard with its health as this instance sees it.
@@ -319,9 +327,10 @@ pub struct ShardView {
 #[utoipa::path(get, path = "/v1/platform/shards", tag = "platform", security(("bearer" = [])),
     responses((status = 200, description = "`{data: [ShardView]}`")))]
 pub async fn list_shards(
-    _: OperatorAuth,
+    op: OperatorAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformViewer)?;
     let shards = state.platform.shard_overview().await?;
     let data: Vec<ShardView> = shards
         .into_iter()
@@ -354,12 +363,13 @@ pub async fn list_shards(
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 201, body = crate::routes::security::CreatedApiKey), (status = 404, description = "not_found")))]
 pub async fn bootstrap_api_key(
-    _: OperatorAuth,
+    op: OperatorAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonBody<crate::routes::security::NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformOperator)?;
     let slug = tenant_slug(&path)?;
     let op = aries_actors::ops::security::CreateApiKey {
         slug: slug.to_string(),
@@ -380,13 +390,14 @@ pub async fn bootstrap_api_key(
 #[utoipa::path(post, path = "/v1/platform/signing-keys/rotate", tag = "platform", security(("bearer" = [])),
     responses((status = 200, description = "`{kid}` of the new signing key")))]
 pub async fn rotate_signing_key(
-    _: OperatorAuth,
+    op: OperatorAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformAdmin)?;
     let kid = state
         .keys
-        .rotate(&operator_actor(&req))
+        .rotate(&operator_actor(&op, &req))
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
@@ -397,10 +408,11 @@ pub async fn rotate_signing_key(
     params(crate::routes::security::AuditQuery),
     responses((status = 200, description = "`{data: [AuditEvent], next_cursor?}`")))]
 pub async fn list_audit(
-    _: OperatorAuth,
+    op: OperatorAuth,
     state: web::Data<AppState>,
     query: web::Query<crate::routes::security::AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformViewer)?;
     let (mut filter, limit) = query.parse()?;
     if let Some(slug) = &query.tenant {
         filter.tenant = Some(state.platform.tenant(&tenant_slug(slug)?).await?.id);
@@ -413,8 +425,9 @@ pub async fn list_audit(
 #[utoipa::path(get, path = "/v1/platform/audit/verify", tag = "platform", security(("bearer" = [])),
     responses((status = 200, body = aries_tenants::audit::Verification)))]
 pub async fn verify_audit(
-    _: OperatorAuth,
+    op: OperatorAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformViewer)?;
     Ok(HttpResponse::Ok().json(state.directory.catalog().verify_audit().await?))
 }

@@ -5,6 +5,7 @@ mod actors;
 mod audit;
 mod browser;
 mod cli;
+mod console;
 mod helpers;
 mod isolation;
 mod locations;
