@@ -75,6 +75,16 @@ if [[ ! -s .aries/demo-api-key ]]; then
 fi
 chmod 600 .aries/demo-api-key
 DEMO_KEY=$(<.aries/demo-api-key)
+# The first operator account (console login: password, then TOTP enrolment on first login).
+if [[ ! -s .aries/operator-password ]]; then
+    (
+        umask 077
+        "$ARIES_BIN" operators create --email admin@aries.local --name "Platform admin" --role platform_admin \
+            --if-not-exists >.aries/operator-password
+    ) || die "could not create the first operator account"
+    [[ -s .aries/operator-password ]] && log "created operator admin@aries.local; password in .aries/operator-password"
+fi
+OPERATOR_PASSWORD=$(<.aries/operator-password)
 
 # --- banner --------------------------------------------------------------------------------------
 cat >&2 <<EOF
@@ -88,6 +98,7 @@ cat >&2 <<EOF
 [aries]   demo tenant     $BASE/v1/tenants/demo/locations
 [aries]   operator token  $TOKEN   ($token_src)
 [aries]   demo API key    $DEMO_KEY   (owner of tenant demo; kept in .aries/demo-api-key)
+[aries]   operator login  admin@aries.local / $OPERATOR_PASSWORD   (POST $BASE/v1/platform/sessions; enrol TOTP on first login)
 [aries] try:
 [aries]   curl -sS -H "Authorization: Bearer $TOKEN" $BASE/v1/platform/tenants
 [aries]   curl -sS -H "Authorization: Bearer $DEMO_KEY" $BASE/v1/tenants/demo/locations
