@@ -2,7 +2,7 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
-use crate::routes::{health, locations, oauth, operators, platform, security};
+use crate::routes::{health, locations, oauth, operators, platform, security, tenant_sessions};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -24,6 +24,8 @@ use utoipa::{Modify, OpenApi};
         security::create_client, security::list_clients, security::revoke_client,
         security::list_roles, security::create_role, security::delete_role,
         security::list_audit, security::verify_audit,
+        tenant_sessions::login, tenant_sessions::enrol, tenant_sessions::confirm, tenant_sessions::list,
+        tenant_sessions::revoke, tenant_sessions::logout,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,

@@ -733,3 +733,200 @@ impl TenantOp for VerifyAudit {
         })
     }
 }
+
+// ---- console sessions of tenant users ----
+
+/// A console login that passed: the session's subject and whether the second factor was shown.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionGranted {
+    /// The user.
+    pub user: UserId,
+    /// True when a TOTP or recovery code was presented; false when the user has no TOTP yet (the
+    /// session may then only enrol it).
+    pub mfa: bool,
+}
+
+/// `POST /sessions`: password, then TOTP (or a recovery code) when the user has enrolled it.
+pub struct SessionLogin {
+    /// Login name.
+    pub email: String,
+    /// Password, in clear.
+    pub password: String,
+    /// Current TOTP code.
+    pub totp_code: Option<String>,
+    /// A single-use recovery code.
+    pub recovery_code: Option<String>,
+}
+
+impl TenantOp for SessionLogin {
+    type Output = Result<SessionGranted, Refused>;
+    const NAME: &'static str = "session.login";
+    const ACCESS: Access = Access::Anonymous;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let found = users::find_for_login(conn, ctx.tenant, &self.email).await?;
+            let (user, hash) = match found {
+                Some((user, Some(hash))) => (Some(user), hash),
+                _ => (None, decoy_hash().to_owned()),
+            };
+            let ok = verify_slowly(self.password, hash).await;
+            let email = self.email.trim().to_lowercase();
+            let Some(user) = user.filter(|u| ok && u.status == UserStatus::Active) else {
+                ctx.audit(
+                    conn,
+                    "auth.login_failed",
+                    "user",
+                    &email,
+                    json!({"grant": "session"}),
+                )
+                .await?;
+                return Ok(Err(Refused::InvalidGrant));
+            };
+            let (secret, enabled) = users::totp_state(conn, ctx.tenant, user.id).await?;
+            let mfa = if enabled {
+                let second = match (&self.totp_code, &self.recovery_code, &secret) {
+                    (Some(code), _, Some(secret)) => {
+                        match aries_tenants::auth::totp::check(secret, &user.email, code) {
+                            Some(step) => {
+                                users::accept_totp_step(conn, ctx.tenant, user.id, step).await?
+                            }
+                            None => false,
+                        }
+                    }
+                    (None, Some(code), _) => {
+                        users::use_recovery_code(
+                            conn,
+                            ctx.tenant,
+                            user.id,
+                            &secrets::sha256(code.trim()),
+                        )
+                        .await?
+                    }
+                    _ => false,
+                };
+                if !second {
+                    ctx.audit(
+                        conn,
+                        "auth.login_failed",
+                        "user",
+                        user.id,
+                        json!({"grant": "session", "reason": "second factor"}),
+                    )
+                    .await?;
+                    return Ok(Err(Refused::InvalidGrant));
+                }
+                true
+            } else {
+                false
+            };
+            ctx.audit_as(
+                conn,
+                format!("user:{}", user.id),
+                "auth.session_opened",
+                "user",
+                user.id,
+                json!({"mfa": mfa}),
+            )
+            .await?;
+            Ok(Ok(SessionGranted { user: user.id, mfa }))
+        })
+    }
+}
+
+/// `POST /mfa/totp` for the session's user: a new secret and its otpauth URI.
+pub struct EnrolUserTotp(pub UserId);
+
+impl TenantOp for EnrolUserTotp {
+    type Output = (String, String);
+    const NAME: &'static str = "user.totp_enrol";
+    const ACCESS: Access = Access::Anonymous;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let user = users::get(conn, ctx.tenant, self.0).await?;
+            let (secret, uri) =
+                aries_tenants::auth::totp::enrol(&user.email).map_err(DomainError::Forbidden)?;
+            users::set_totp_secret(conn, ctx.tenant, user.id, &secret).await?;
+            ctx.audit_as(
+                conn,
+                format!("user:{}", user.id),
+                "user.totp_enrolment_started",
+                "user",
+                user.id,
+                json!({}),
+            )
+            .await?;
+            Ok((secret, uri))
+        })
+    }
+}
+
+/// `POST /mfa/totp/confirm`: the recovery codes when the code is current (and unused), else `None`.
+pub struct ConfirmUserTotp {
+    /// The session's user.
+    pub user: UserId,
+    /// The code shown by the authenticator app.
+    pub code: String,
+}
+
+impl TenantOp for ConfirmUserTotp {
+    type Output = Option<Vec<String>>;
+    const NAME: &'static str = "user.totp_confirm";
+    const ACCESS: Access = Access::Anonymous;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let user = users::get(conn, ctx.tenant, self.user).await?;
+            let (secret, _) = users::totp_state(conn, ctx.tenant, user.id).await?;
+            let Some(secret) = secret else {
+                return Ok(None);
+            };
+            let Some(step) = aries_tenants::auth::totp::check(&secret, &user.email, &self.code)
+            else {
+                return Ok(None);
+            };
+            if !users::accept_totp_step(conn, ctx.tenant, user.id, step).await? {
+                return Ok(None);
+            }
+            let codes = aries_tenants::auth::totp::recovery_codes();
+            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| secrets::sha256(c)).collect();
+            users::replace_recovery_codes(conn, ctx.tenant, user.id, &hashes).await?;
+            ctx.audit_as(
+                conn,
+                format!("user:{}", user.id),
+                "user.totp_enabled",
+                "user",
+                user.id,
+                json!({}),
+            )
+            .await?;
+            Ok(Some(codes))
+        })
+    }
+}
+
+/// Whether the user has confirmed TOTP (a session without the second factor may then not re-enrol).
+pub struct GetUserTotpState(pub UserId);
+
+impl TenantOp for GetUserTotpState {
+    type Output = bool;
+    const NAME: &'static str = "user.totp_state";
+    const ACCESS: Access = Access::Anonymous;
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<bool, DomainError>> {
+        Box::pin(async move { Ok(users::totp_state(conn, ctx.tenant, self.0).await?.1) })
+    }
+}

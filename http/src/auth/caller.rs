@@ -4,6 +4,7 @@
 //! holds. The credential's standing (user active, key not revoked) and permissions are checked by
 //! the tenant actor.
 
+use crate::auth::sessions::Session;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::tenant_slug;
 use crate::state::AppState;
@@ -73,10 +74,11 @@ impl FromRequest for TenantCaller {
         let raw_slug = req.match_info().get("tenant").map(str::to_owned);
         let token = bearer(req);
         let meta = request_meta(req);
+        let cookie = crate::auth::operator::session_cookie(req);
         let request = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(unauthenticated)?;
-            let caller = authenticate(&state, raw_slug, token, meta).await?;
+            let caller = authenticate(&state, raw_slug, token, cookie, meta).await?;
             // Rate limits count authenticated calls only: a flood of bad credentials cannot use up
             // a tenant's budget.
             let (tenant_id, plan) = state.plan_of(&caller.slug).await.map_err(|e| match e {
@@ -103,14 +105,54 @@ impl FromRequest for TenantCaller {
     }
 }
 
+/// The live session behind `cookie`, if it is a user session of tenant `slug` (another tenant's
+/// session is foreign: 404).
+pub async fn user_session(
+    state: &AppState,
+    slug: &TenantSlug,
+    cookie: &str,
+) -> Result<Session, ApiError> {
+    let session = state
+        .sessions
+        .get(cookie)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "session store unavailable");
+            ApiError::new(ErrorCode::ServiceUnavailable, "sessions are unavailable")
+                .retry_after(std::time::Duration::from_secs(1))
+        })?
+        .filter(|s| s.kind == "user")
+        .ok_or_else(unauthenticated)?;
+    if session.tenant.as_deref() != Some(slug.as_str()) {
+        return Err(foreign());
+    }
+    Ok(session)
+}
+
 async fn authenticate(
     state: &AppState,
     raw_slug: Option<String>,
     token: Option<String>,
+    cookie: Option<String>,
     meta: RequestMeta,
 ) -> Result<TenantCaller, ApiError> {
     let slug = tenant_slug(raw_slug.as_deref().unwrap_or_default())?;
-    let token = token.ok_or_else(unauthenticated)?;
+    let Some(token) = token else {
+        // No bearer: a console session of one of this tenant's users, second factor passed.
+        let cookie = cookie.ok_or_else(unauthenticated)?;
+        let session = user_session(state, &slug, &cookie).await?;
+        if !session.mfa {
+            return Err(ApiError::new(
+                ErrorCode::MfaRequired,
+                "enrol and present a TOTP code before using the API",
+            ));
+        }
+        return Ok(TenantCaller {
+            slug,
+            credential: Credential::User(aries_tenants::ids::UserId(session.subject)),
+            meta,
+        });
+    };
     if token.starts_with(api_keys::PREFIX) {
         return match api_keys::tenant_of(&token) {
             Some(owner) if owner == slug.as_str() => Ok(TenantCaller {

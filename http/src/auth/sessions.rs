@@ -20,8 +20,11 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Session {
     /// Shown in lists and used to revoke (not the cookie's secret).
     pub id: String,
-    /// `operator` (tenant admins' sessions come later).
+    /// `operator`, or `user` for a tenant user.
     pub kind: String,
+    /// For a tenant user's session, the tenant's slug: the session is good on its URLs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The account's id.
     #[schema(value_type = String, format = Uuid)]
     pub subject: uuid::Uuid,
@@ -99,6 +102,7 @@ impl SessionStore {
     pub async fn create(
         &self,
         kind: &str,
+        tenant: Option<String>,
         subject: uuid::Uuid,
         mfa: bool,
         ip: Option<String>,
@@ -109,6 +113,7 @@ impl SessionStore {
         let session = Session {
             id: uuid::Uuid::now_v7().simple().to_string(),
             kind: kind.to_owned(),
+            tenant,
             subject,
             mfa,
             created_at: t,

@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod operators;
 pub mod platform;
 pub mod security;
+pub mod tenant_sessions;
 
 use crate::error::{ApiError, ErrorCode};
 use actix_web::web;
@@ -116,6 +117,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(security::list_roles)),
             )
             .service(resource("/roles/{role}").route(web::delete().to(security::delete_role)))
+            .service(
+                resource("/sessions")
+                    .route(web::post().to(tenant_sessions::login))
+                    .route(web::get().to(tenant_sessions::list)),
+            )
+            .service(resource("/sessions/logout").route(web::post().to(tenant_sessions::logout)))
+            .service(
+                resource("/sessions/{session_id}").route(web::delete().to(tenant_sessions::revoke)),
+            )
+            .service(resource("/mfa/totp").route(web::post().to(tenant_sessions::enrol)))
+            .service(resource("/mfa/totp/confirm").route(web::post().to(tenant_sessions::confirm)))
             .service(resource("/audit").route(web::get().to(security::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(security::verify_audit))),
     )

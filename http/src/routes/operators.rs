@@ -11,27 +11,11 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_shards::operators::{OperatorAccount, OperatorRole};
 use aries_tenants::auth::secrets;
+use aries_tenants::auth::totp;
 use aries_tenants::auth::users::parse_email;
 use aries_tenants::validation::ValidationErrors;
 use serde::Deserialize;
 use std::time::Duration;
-use totp_rs::{Secret, Totp};
-
-/// Issuer shown by authenticator apps.
-const TOTP_ISSUER: &str = "AriesOne";
-/// Recovery codes issued when TOTP is confirmed.
-const RECOVERY_CODES: usize = 10;
-
-fn totp_for(secret_base32: &str, account: &str) -> Result<Totp, ApiError> {
-    let secret = Secret::try_from_base32(secret_base32)
-        .map_err(|e| ApiError::internal(&format!("stored TOTP secret: {e:?}")))?;
-    totp_rs::Builder::new()
-        .with_secret(secret)
-        .with_account_name(account)
-        .with_issuer(Some(TOTP_ISSUER))
-        .build()
-        .map_err(|e| ApiError::internal(&format!("TOTP: {e:?}")))
-}
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "session store unavailable");
@@ -98,12 +82,10 @@ pub async fn login(
     let account = &login.account;
     let mfa = if account.totp_enabled {
         let second_ok = match (&input.totp_code, &input.recovery_code, &login.totp_secret) {
-            (Some(code), _, Some(secret)) => {
-                match totp_for(secret, &account.email)?.check_current(code.trim()) {
-                    Some(step) => catalog.accept_operator_totp_step(account.id, step).await?,
-                    None => false,
-                }
-            }
+            (Some(code), _, Some(secret)) => match totp::check(secret, &account.email, code) {
+                Some(step) => catalog.accept_operator_totp_step(account.id, step).await?,
+                None => false,
+            },
             (None, Some(code), _) => {
                 catalog
                     .use_operator_recovery_code(account.id, &secrets::sha256(code.trim()))
@@ -129,7 +111,7 @@ pub async fn login(
         .map(str::to_owned);
     let (cookie, session) = state
         .sessions
-        .create("operator", account.id, mfa, meta.source_ip, agent)
+        .create("operator", None, account.id, mfa, meta.source_ip, agent)
         .await
         .map_err(unavailable)?;
     let max_age = i64::try_from(Duration::from_secs(12 * 3600).as_secs()).unwrap_or(0);
@@ -166,12 +148,9 @@ pub async fn enrol_totp(
             "log in with your current code to re-enrol",
         ));
     }
-    let secret = Secret::generate().to_base32();
-    let totp = totp_for(&secret, &login.account.email)?;
+    let (secret, otpauth_uri) =
+        totp::enrol(&login.account.email).map_err(|e| ApiError::internal(&e))?;
     catalog.set_operator_totp_secret(id, &secret).await?;
-    let otpauth_uri = totp
-        .to_url()
-        .map_err(|e| ApiError::internal(&format!("otpauth: {e:?}")))?;
     Ok(HttpResponse::Ok().json(TotpEnrolment {
         otpauth_uri,
         secret,
@@ -213,15 +192,12 @@ pub async fn confirm_totp(
         );
         ApiError::validation(errs)
     };
-    let step = totp_for(&secret, &login.account.email)?
-        .check_current(body.value.code.trim())
-        .ok_or_else(wrong_code)?;
+    let step =
+        totp::check(&secret, &login.account.email, &body.value.code).ok_or_else(wrong_code)?;
     if !catalog.accept_operator_totp_step(id, step).await? {
         return Err(wrong_code());
     }
-    let codes: Vec<String> = (0..RECOVERY_CODES)
-        .map(|_| secrets::generate("rc-").chars().take(19).collect())
-        .collect();
+    let codes = totp::recovery_codes();
     let hashes: Vec<[u8; 32]> = codes.iter().map(|c| secrets::sha256(c)).collect();
     catalog.replace_operator_recovery_codes(id, &hashes).await?;
     if let Some((session, cookie)) = &op.0.session {

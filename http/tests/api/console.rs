@@ -357,3 +357,175 @@ async fn viewers_read_and_nothing_more() -> TestResult {
     assert_problem(res, 422, "validation_failed").await;
     Ok(())
 }
+
+#[actix_web::test]
+async fn tenant_users_get_console_sessions_with_totp() -> TestResult {
+    let app = TestApp::spawn().await;
+    app.create_tenant("clinic").await;
+    app.create_tenant("other-co").await;
+    let res = app
+        .post_json("/v1/tenants/clinic/users", &json!({"email": "admin@clinic.test", "display_name": "A", "password": PASSWORD, "roles": ["admin"]}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let login_at = |extra: Value| {
+        let mut body = json!({"email": "admin@clinic.test", "password": PASSWORD});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        app.client
+            .post(app.url("/v1/tenants/clinic/sessions"))
+            .json(&body)
+            .send()
+    };
+    let res = login_at(json!({})).await?;
+    assert_eq!(res.status(), 201);
+    let cookie = cookie_of(&res).ok_or("no cookie")?;
+    // Before the second factor the session may only enrol it.
+    assert_problem(
+        with_cookie(
+            &app,
+            &app.base,
+            Method::GET,
+            "/v1/tenants/clinic/locations",
+            &cookie,
+        )
+        .await,
+        403,
+        "mfa_required",
+    )
+    .await;
+    let enrol: Value = with_cookie(
+        &app,
+        &app.base,
+        Method::POST,
+        "/v1/tenants/clinic/mfa/totp",
+        &cookie,
+    )
+    .await
+    .json()
+    .await?;
+    let totp = Totp::from_url(enrol["otpauth_uri"].as_str().unwrap_or_default())?;
+    let res = app
+        .client
+        .post(app.url("/v1/tenants/clinic/mfa/totp/confirm"))
+        .header("cookie", format!("aries_session={cookie}"))
+        .json(&json!({"code": totp.generate(now()).to_string()}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let recovery = res.json::<Value>().await?["recovery_codes"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The session acts with the user's roles, on this tenant only.
+    assert_eq!(
+        with_cookie(
+            &app,
+            &app.base,
+            Method::GET,
+            "/v1/tenants/clinic/locations",
+            &cookie
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_problem(
+        with_cookie(
+            &app,
+            &app.base,
+            Method::GET,
+            "/v1/tenants/other-co/locations",
+            &cookie,
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        with_cookie(
+            &app,
+            &app.base,
+            Method::GET,
+            "/v1/tenants/clinic/roles",
+            &cookie
+        )
+        .await
+        .status(),
+        200
+    );
+    let res = app
+        .client
+        .post(app.url("/v1/tenants/clinic/roles"))
+        .header("cookie", format!("aries_session={cookie}"))
+        .json(&json!({"name": "x", "permissions": ["locations:view"]}))
+        .send()
+        .await?;
+    assert_problem(res, 403, "forbidden").await;
+    // TOTP is now required to log in; a recovery code works once.
+    assert_problem(login_at(json!({})).await?, 401, "unauthenticated").await;
+    let res = login_at(json!({"totp_code": totp.generate(now() + 30).to_string()})).await?;
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        login_at(json!({"recovery_code": recovery})).await?.status(),
+        201
+    );
+    assert_problem(
+        login_at(json!({"recovery_code": recovery})).await?,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let list: Value = with_cookie(
+        &app,
+        &app.base,
+        Method::GET,
+        "/v1/tenants/clinic/sessions",
+        &cookie,
+    )
+    .await
+    .json()
+    .await?;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(3));
+    // Disabling the user ends what the session can do (within the credential cache's delay).
+    let user: Value = app.get("/v1/tenants/clinic/users").await.json().await?;
+    let id = user["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        app.req(
+            Method::POST,
+            &format!("/v1/tenants/clinic/users/{id}/disable")
+        )
+        .send()
+        .await?
+        .status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_problem(
+        with_cookie(
+            &app,
+            &app.base,
+            Method::GET,
+            "/v1/tenants/clinic/locations",
+            &cookie,
+        )
+        .await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let res = with_cookie(
+        &app,
+        &app.base,
+        Method::POST,
+        "/v1/tenants/clinic/sessions/logout",
+        &cookie,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //!
 //! - [`permissions`]: resources × actions, the built-in roles, custom roles (pure, unit-tested).
 //! - [`secrets`]: random credentials, their SHA-256, Argon2id password hashes.
+//! - [`totp`]: RFC 6238 codes, enrolment URIs, recovery codes.
 //! - [`users`]: tenant users (create, list, disable, reset password, login lookup).
 //! - [`api_keys`]: per-tenant API keys (shown once, stored hashed).
 //! - [`clients`]: OAuth clients for the client-credentials grant.
@@ -15,6 +16,7 @@ pub mod permissions;
 pub mod refresh;
 pub mod roles;
 pub mod secrets;
+pub mod totp;
 pub mod users;
 
 pub use permissions::{Action, Permission, PermissionSet, Resource, RoleName};

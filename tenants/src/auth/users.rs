@@ -344,6 +344,103 @@ pub async fn standing(
     }))
 }
 
+/// The user's TOTP secret (once enrolment started) and whether it is confirmed.
+pub async fn totp_state(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+) -> Result<(Option<String>, bool), DomainError> {
+    let row: Option<(Option<String>, bool)> = sqlx::query_as(
+        "select totp_secret, totp_enabled from app_user where tenant_id = $1 and user_id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.ok_or(DomainError::NotFound("user"))
+}
+
+/// Starts (or restarts) TOTP enrolment with a new, not yet confirmed secret.
+pub async fn set_totp_secret(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+    secret: &str,
+) -> Result<(), DomainError> {
+    sqlx::query("update app_user set totp_secret = $3, totp_enabled = false where tenant_id = $1 and user_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .bind(secret)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Accepts a TOTP time step once (true if newer than the last accepted; TOTP is then enabled).
+pub async fn accept_totp_step(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+    step: u64,
+) -> Result<bool, DomainError> {
+    let n = sqlx::query(
+        "update app_user set totp_last_step = $3, totp_enabled = true \
+         where tenant_id = $1 and user_id = $2 and totp_last_step < $3 and totp_secret is not null",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(i64::try_from(step).unwrap_or(i64::MAX))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Replaces the user's recovery codes (SHA-256 of each).
+pub async fn replace_recovery_codes(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+    hashes: &[[u8; 32]],
+) -> Result<(), DomainError> {
+    sqlx::query("delete from user_recovery_code where tenant_id = $1 and user_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for h in hashes {
+        sqlx::query(
+            "insert into user_recovery_code (tenant_id, user_id, code_sha256) values ($1, $2, $3)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(&h[..])
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Uses a recovery code once.
+pub async fn use_recovery_code(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+    hash: &[u8; 32],
+) -> Result<bool, DomainError> {
+    let n = sqlx::query(
+        "update user_recovery_code set used_at = now() \
+         where tenant_id = $1 and user_id = $2 and code_sha256 = $3 and used_at is null",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(&hash[..])
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
