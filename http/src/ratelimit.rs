@@ -78,6 +78,8 @@ pub struct RateLimiter {
     script: redis::Script,
     /// Whether the last check reached Redis (for /health/ready).
     redis_ok: AtomicBool,
+    /// Start of every key (`redis.key_prefix`), so deployments can share a Redis.
+    prefix: String,
 }
 
 /// (emission interval µs, tolerance µs, limit) for `per_second` requests a second with a burst of
@@ -93,8 +95,9 @@ fn params(per_second: u32, burst: u32) -> (u64, u64, u64) {
 }
 
 impl RateLimiter {
-    pub fn new(redis: RedisLink, settings: RateLimitSettings) -> Self {
+    pub fn new(redis: RedisLink, settings: RateLimitSettings, prefix: String) -> Self {
         Self {
+            prefix,
             redis,
             settings,
             script: redis::Script::new(SCRIPT),
@@ -137,6 +140,46 @@ impl RateLimiter {
             self.settings.per_credential_per_second * burst,
         );
         let (ti, tt, tl) = params(per_plan, per_plan * burst);
+        let keys = [
+            format!("{}:rl:cred:{tenant}:{credential_key}", self.prefix),
+            format!("{}:rl:tenant:{tenant}", self.prefix),
+        ];
+        self.run(keys, [(ci, ct, cl), (ti, tt, tl)]).await
+    }
+
+    /// Checks and counts one login attempt (password grant, console login) from `ip` on `scope`
+    /// (a tenant's id, or `platform`): `rate_limit.login_per_minute` per address, a hundred times
+    /// that for the scope as a whole, so guessing passwords is slow from one address and from many.
+    pub async fn check_login(
+        &self,
+        scope: &str,
+        ip: &str,
+    ) -> Result<Option<RateLimitInfo>, ApiError> {
+        if !self.settings.enabled {
+            return Ok(None);
+        }
+        let per_minute = u64::from(self.settings.login_per_minute.max(1));
+        let interval = 60_000_000 / per_minute;
+        let keys = [
+            format!("{}:rl:login:{scope}:{ip}", self.prefix),
+            format!("{}:rl:login:{scope}:*", self.prefix),
+        ];
+        let global = (interval / 100).max(1);
+        self.run(
+            keys,
+            [
+                (interval, interval * per_minute, per_minute),
+                (global, global * per_minute * 100, per_minute * 100),
+            ],
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        keys: [String; 2],
+        limits: [(u64, u64, u64); 2],
+    ) -> Result<Option<RateLimitInfo>, ApiError> {
         let attempt = async {
             let mut conn = self
                 .redis
@@ -144,15 +187,10 @@ impl RateLimiter {
                 .await
                 .ok_or_else(|| "not connected".to_owned())?;
             let mut invocation = self.script.prepare_invoke();
-            invocation
-                .key(format!("aries:rl:cred:{tenant}:{credential_key}"))
-                .key(format!("aries:rl:tenant:{tenant}"))
-                .arg(ci)
-                .arg(ct)
-                .arg(cl)
-                .arg(ti)
-                .arg(tt)
-                .arg(tl);
+            invocation.key(&keys[0]).key(&keys[1]);
+            for (interval, tolerance, limit) in limits {
+                invocation.arg(interval).arg(tolerance).arg(limit);
+            }
             invocation
                 .invoke_async::<(i64, i64, i64, i64, i64)>(&mut conn)
                 .await

@@ -60,6 +60,8 @@ pub struct RateLimitSettings {
     pub burst_seconds: u32,
     /// What to do when Redis is down.
     pub when_redis_down: RedisDownPolicy,
+    /// Login attempts (password grant, console logins) per minute from one address.
+    pub login_per_minute: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -72,6 +74,7 @@ impl Default for RateLimitSettings {
             enterprise_per_second: 500,
             burst_seconds: 2,
             when_redis_down: RedisDownPolicy::Allow,
+            login_per_minute: 10,
         }
     }
 }
@@ -106,12 +109,16 @@ impl Default for HttpSettings {
 pub struct RedisSettings {
     /// May carry a password (`redis://:pw@host:6379`), hence secret.
     pub url: SecretString,
+    /// Start of every key this platform writes, so several deployments (or test runs) can share
+    /// one Redis without seeing each other's sessions or counters.
+    pub key_prefix: String,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
             url: SecretString::from("redis://127.0.0.1:6379"),
+            key_prefix: "aries".into(),
         }
     }
 }
@@ -120,6 +127,7 @@ impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
             .field("url", &"[redacted]")
+            .field("key_prefix", &self.key_prefix)
             .finish()
     }
 }

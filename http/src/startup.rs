@@ -141,12 +141,14 @@ impl Application {
             limiter: Arc::new(crate::ratelimit::RateLimiter::new(
                 redis.clone(),
                 settings.rate_limit.clone(),
+                settings.redis.key_prefix.clone(),
             )),
             plans: Arc::new(dashmap::DashMap::new()),
             sessions: Arc::new(crate::auth::sessions::SessionStore::new(
                 redis.clone(),
                 Duration::from_secs(settings.auth.session_idle_secs),
                 Duration::from_secs(settings.auth.session_max_secs),
+                settings.redis.key_prefix.clone(),
             )),
             cookie_secure: settings.auth.cookie_secure,
             keys,

@@ -53,14 +53,6 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn session_key(cookie: &str) -> String {
-    format!("aries:session:{}", hex(&secrets::sha256(cookie)))
-}
-
-fn index_key(kind: &str, subject: uuid::Uuid) -> String {
-    format!("aries:sessions:{kind}:{subject}")
-}
-
 /// The session store.
 pub struct SessionStore {
     /// Where sessions live.
@@ -69,6 +61,8 @@ pub struct SessionStore {
     idle: Duration,
     /// Absolute lifetime.
     max: Duration,
+    /// Start of every key (`redis.key_prefix`).
+    prefix: String,
 }
 
 /// Redis did not answer.
@@ -87,8 +81,21 @@ async fn timed<T>(
 }
 
 impl SessionStore {
-    pub fn new(redis: RedisLink, idle: Duration, max: Duration) -> Self {
-        Self { redis, idle, max }
+    pub fn new(redis: RedisLink, idle: Duration, max: Duration, prefix: String) -> Self {
+        Self {
+            redis,
+            idle,
+            max,
+            prefix,
+        }
+    }
+
+    fn session_key(&self, cookie: &str) -> String {
+        format!("{}:session:{}", self.prefix, hex(&secrets::sha256(cookie)))
+    }
+
+    fn index_key(&self, kind: &str, subject: uuid::Uuid) -> String {
+        format!("{}:sessions:{kind}:{subject}", self.prefix)
     }
 
     async fn conn(&self) -> Result<redis::aio::ConnectionManager, StoreUnavailable> {
@@ -123,21 +130,22 @@ impl SessionStore {
         };
         self.save(&cookie, &session).await?;
         let mut conn = self.conn().await?;
-        let key = session_key(&cookie);
-        timed(conn.hset::<_, _, _, ()>(index_key(kind, subject), &session.id, key)).await?;
+        let key = self.session_key(&cookie);
+        timed(conn.hset::<_, _, _, ()>(self.index_key(kind, subject), &session.id, key)).await?;
         Ok((cookie, session))
     }
 
     async fn save(&self, cookie: &str, session: &Session) -> Result<(), StoreUnavailable> {
         let mut conn = self.conn().await?;
         let body = serde_json::to_string(session).map_err(|e| StoreUnavailable(e.to_string()))?;
-        timed(conn.set_ex::<_, _, ()>(session_key(cookie), body, self.idle.as_secs().max(1))).await
+        timed(conn.set_ex::<_, _, ()>(self.session_key(cookie), body, self.idle.as_secs().max(1)))
+            .await
     }
 
     /// The live session behind a cookie, extending its idle lifetime.
     pub async fn get(&self, cookie: &str) -> Result<Option<Session>, StoreUnavailable> {
         let mut conn = self.conn().await?;
-        let raw: Option<String> = timed(conn.get(session_key(cookie))).await?;
+        let raw: Option<String> = timed(conn.get(self.session_key(cookie))).await?;
         let Some(mut session) = raw.and_then(|r| serde_json::from_str::<Session>(&r).ok()) else {
             return Ok(None);
         };
@@ -172,13 +180,14 @@ impl SessionStore {
         subject: uuid::Uuid,
     ) -> Result<Vec<Session>, StoreUnavailable> {
         let mut conn = self.conn().await?;
-        let index: Vec<(String, String)> = timed(conn.hgetall(index_key(kind, subject))).await?;
+        let index: Vec<(String, String)> =
+            timed(conn.hgetall(self.index_key(kind, subject))).await?;
         let mut out = Vec::new();
         for (id, key) in index {
             let raw: Option<String> = timed(conn.get(&key)).await?;
             match raw.and_then(|r| serde_json::from_str::<Session>(&r).ok()) {
                 Some(s) => out.push(s),
-                None => timed(conn.hdel::<_, _, ()>(index_key(kind, subject), &id)).await?,
+                None => timed(conn.hdel::<_, _, ()>(self.index_key(kind, subject), &id)).await?,
             }
         }
         out.sort_by_key(|s| s.created_at);
@@ -193,10 +202,10 @@ impl SessionStore {
         id: &str,
     ) -> Result<bool, StoreUnavailable> {
         let mut conn = self.conn().await?;
-        let key: Option<String> = timed(conn.hget(index_key(kind, subject), id)).await?;
+        let key: Option<String> = timed(conn.hget(self.index_key(kind, subject), id)).await?;
         let Some(key) = key else { return Ok(false) };
         timed(conn.del::<_, ()>(&key)).await?;
-        timed(conn.hdel::<_, _, ()>(index_key(kind, subject), id)).await?;
+        timed(conn.hdel::<_, _, ()>(self.index_key(kind, subject), id)).await?;
         Ok(true)
     }
 }

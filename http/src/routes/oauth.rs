@@ -210,6 +210,27 @@ pub async fn token(
     };
     let outcome = match form.grant_type.as_deref() {
         Some("password") => {
+            let ip = crate::auth::caller::request_meta(&req)
+                .source_ip
+                .unwrap_or_default();
+            if let Err(limited) = state
+                .limiter
+                .check_login(&format!("tenant:{slug}"), &ip)
+                .await
+            {
+                let mut res = oauth_error(
+                    limited.code.status().as_u16(),
+                    "rate_limited",
+                    "too many login attempts; retry later",
+                );
+                if let Some(after) = limited.retry_after
+                    && let Ok(v) =
+                        header::HeaderValue::from_str(&after.as_secs().max(1).to_string())
+                {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return res;
+            }
             let (Some(username), Some(password)) = (form.username.clone(), form.password.clone())
             else {
                 return oauth_error(400, "invalid_request", "username and password are required");

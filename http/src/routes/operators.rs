@@ -63,6 +63,10 @@ pub async fn login(
     body: JsonBody<LoginInput>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.value;
+    let ip = crate::auth::caller::request_meta(&req)
+        .source_ip
+        .unwrap_or_default();
+    state.limiter.check_login("platform", &ip).await?;
     let catalog = state.directory.catalog();
     let found = catalog.operator_by_email(&input.email).await?;
     let hash = found

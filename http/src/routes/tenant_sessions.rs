@@ -67,6 +67,13 @@ pub async fn login(
     let slug = tenant_slug(&path)?;
     let input = body.value;
     let meta = request_meta(&req);
+    state
+        .limiter
+        .check_login(
+            &format!("tenant:{slug}"),
+            meta.source_ip.as_deref().unwrap_or_default(),
+        )
+        .await?;
     let op = SessionLogin {
         email: input.email,
         password: input.password,

@@ -311,6 +311,8 @@ impl TestApp {
                 ..Default::default()
             });
         settings.http.cors_allowed_origins = opts.cors_origins;
+        // Each test app has Redis keys of its own (sessions, rate-limit counters).
+        settings.redis.key_prefix = format!("aries-test-{:x}", rand::random::<u64>());
         if let Some(url) = opts.redis_url {
             settings.redis.url = SecretString::from(url);
         }

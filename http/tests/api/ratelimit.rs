@@ -16,6 +16,7 @@ fn limits(per_credential: u32, per_plan: u32, when_down: RedisDownPolicy) -> Rat
         enterprise_per_second: per_plan,
         burst_seconds: 1,
         when_redis_down: when_down,
+        login_per_minute: 1000,
     }
 }
 
@@ -128,5 +129,58 @@ async fn with_redis_down_the_policy_decides_and_readiness_says_so() -> TestResul
         assert_eq!(body["rate_limiter"]["policy"], name);
         assert_eq!(body["status"], "degraded");
     }
+    Ok(())
+}
+
+#[actix_web::test]
+async fn password_guessing_is_slowed_per_address() -> TestResult {
+    let mut settings = limits(1000, 1000, RedisDownPolicy::Allow);
+    settings.login_per_minute = 3;
+    let app = TestApp::spawn_with(AppOptions {
+        rate_limit: Some(settings),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("guarded").await;
+    let url = app.url("/v1/tenants/guarded/oauth/token");
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let res = app
+            .client
+            .post(&url)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "x@y.co"),
+                ("password", &format!("guess number {i}")),
+            ])
+            .send()
+            .await?;
+        statuses.push(res.status().as_u16());
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(res.headers().contains_key("retry-after"));
+            assert_eq!(res.json::<Value>().await?["error"], "rate_limited");
+        }
+    }
+    assert_eq!(
+        &statuses[..3],
+        &[400, 400, 400],
+        "the first attempts are judged: {statuses:?}"
+    );
+    assert!(
+        statuses[3..].iter().all(|s| *s == 429),
+        "then refused: {statuses:?}"
+    );
+    // The operator console login is guarded the same way.
+    let mut last = 0;
+    for i in 0..5 {
+        let res = app
+            .client
+            .post(app.url("/v1/platform/sessions"))
+            .json(&json!({"email": "no@one.co", "password": format!("guess number {i}")}))
+            .send()
+            .await?;
+        last = res.status().as_u16();
+    }
+    assert_eq!(last, 429);
     Ok(())
 }
