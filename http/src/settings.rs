@@ -170,6 +170,8 @@ pub struct AuthSettings {
     /// How long a tenant actor trusts a resolved credential before checking it again: the delay
     /// after which disabling a user or revoking a key or client takes effect on every instance.
     pub credential_cache_ms: u64,
+    /// The signing key is replaced after this many days (every instance checks; one rotates).
+    pub signing_key_rotate_days: u64,
     /// A console session ends after this many seconds without use.
     pub session_idle_secs: u64,
     /// A console session ends this many seconds after login, used or not.
@@ -187,6 +189,7 @@ impl Default for AuthSettings {
             access_token_ttl_secs: 600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             credential_cache_ms: 500,
+            signing_key_rotate_days: 30,
             session_idle_secs: 1800,
             session_max_secs: 12 * 3600,
             cookie_secure: true,
@@ -205,6 +208,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("credential_cache_ms", &self.credential_cache_ms)
+            .field("signing_key_rotate_days", &self.signing_key_rotate_days)
             .field("session_idle_secs", &self.session_idle_secs)
             .field("session_max_secs", &self.session_max_secs)
             .field("cookie_secure", &self.cookie_secure)

@@ -125,12 +125,19 @@ impl Application {
             .context("loading the token signing keys")?,
         );
         let reloading = Arc::downgrade(&keys);
+        let rotate_after =
+            Duration::from_secs(settings.auth.signing_key_rotate_days.max(1) * 24 * 3600);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(crate::auth::keys::RELOAD_EVERY).await;
                 let Some(keys) = reloading.upgrade() else {
                     break;
                 };
+                match keys.rotate_if_older(rotate_after).await {
+                    Ok(true) => tracing::info!("signing key rotated on schedule"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduled signing-key rotation failed"),
+                }
                 if let Err(e) = keys.reload().await {
                     tracing::warn!(error = %e, "could not re-read the signing keys");
                 }

@@ -32,6 +32,9 @@ pub async fn published(pool: &PgPool) -> Result<Vec<StoredKey>, sqlx::Error> {
     .await
 }
 
+/// When to rotate on a schedule: `Some(age)` rotates only if the signing key is older than `age`.
+pub type RotateIfOlder = Option<Duration>;
+
 /// Adds `kid` as the signing key and supersedes the others, which stay published for `grace`
 /// (the access-token lifetime plus clock skew), all in one transaction. With `only_if_none`, does
 /// nothing when a signing key exists already (start-up of several instances at once).
@@ -44,11 +47,49 @@ pub async fn rotate(
     only_if_none: bool,
     by: &AuditActor,
 ) -> Result<bool, sqlx::Error> {
+    rotate_when(
+        pool,
+        kid,
+        private_der,
+        public_x,
+        grace,
+        only_if_none,
+        None,
+        by,
+    )
+    .await
+}
+
+/// [`rotate`], and with `older_than` only when the current signing key is older than that (a
+/// scheduled rotation that several instances may attempt at once: one does it).
+#[allow(clippy::too_many_arguments)]
+pub async fn rotate_when(
+    pool: &PgPool,
+    kid: &str,
+    private_der: &[u8],
+    public_x: &str,
+    grace: Duration,
+    only_if_none: bool,
+    older_than: RotateIfOlder,
+    by: &AuditActor,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Serialises rotations across instances.
     sqlx::query("select pg_advisory_xact_lock(hashtext('aries.signing_key'))")
         .execute(&mut *tx)
         .await?;
+    if let Some(age) = older_than {
+        let (fresh,): (i64,) = sqlx::query_as(
+            "select count(*) from signing_key where superseded_at is null and created_at > now() - $1",
+        )
+        .bind(age)
+        .fetch_one(&mut *tx)
+        .await?;
+        if fresh > 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+    }
     if only_if_none {
         let (n,): (i64,) =
             sqlx::query_as("select count(*) from signing_key where superseded_at is null")

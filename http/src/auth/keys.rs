@@ -163,6 +163,32 @@ impl KeyRing {
         Ok(kid)
     }
 
+    /// Rotates when the signing key is older than `age` (a scheduled rotation; safe to call from
+    /// every instance: at most one rotates). Returns whether this call rotated.
+    pub async fn rotate_if_older(&self, age: Duration) -> Result<bool, TokenError> {
+        let (kid, der, x) = generate()?;
+        let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::days(30));
+        let system = AuditActor {
+            actor: "system".into(),
+            ..Default::default()
+        };
+        let rotated = signing_keys::rotate_when(
+            &self.pool,
+            &kid,
+            &der,
+            &x,
+            self.grace(),
+            false,
+            Some(age),
+            &system,
+        )
+        .await?;
+        if rotated {
+            self.reload().await?;
+        }
+        Ok(rotated)
+    }
+
     /// The access-token lifetime.
     pub fn ttl(&self) -> Duration {
         self.ttl

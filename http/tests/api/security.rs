@@ -917,3 +917,33 @@ async fn user_management() -> TestResult {
     assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
     Ok(())
 }
+
+#[actix_web::test]
+async fn signing_keys_rotate_on_schedule_once_across_instances() -> TestResult {
+    let app = TestApp::spawn().await;
+    let keys = app.app_state.keys.clone();
+    let day = Duration::from_secs(24 * 3600);
+    // A fresh key is not rotated.
+    assert!(!keys.rotate_if_older(day).await?);
+    // Age the signing key by two days: two instances checking at once rotate it once.
+    sqlx::query(
+        "update signing_key set created_at = now() - interval '2 days' where superseded_at is null",
+    )
+    .execute(app.app_state.directory.catalog().pool())
+    .await?;
+    let (a, b) = tokio::join!(keys.rotate_if_older(day), keys.rotate_if_older(day));
+    assert_eq!([a?, b?].iter().filter(|r| **r).count(), 1);
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        jwks["keys"].as_array().map(Vec::len),
+        Some(2),
+        "the old key stays published"
+    );
+    Ok(())
+}
