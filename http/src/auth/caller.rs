@@ -115,12 +115,7 @@ pub async fn user_session(
     let session = state
         .sessions
         .get(cookie)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "session store unavailable");
-            ApiError::new(ErrorCode::ServiceUnavailable, "sessions are unavailable")
-                .retry_after(std::time::Duration::from_secs(1))
-        })?
+        .await?
         .filter(|s| s.kind == "user")
         .ok_or_else(unauthenticated)?;
     if session.tenant.as_deref() != Some(slug.as_str()) {

@@ -86,12 +86,7 @@ async fn authenticate(
     let session = state
         .sessions
         .get(&cookie)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "session store unavailable");
-            ApiError::new(ErrorCode::ServiceUnavailable, "sessions are unavailable")
-                .retry_after(std::time::Duration::from_secs(1))
-        })?
+        .await?
         .filter(|s| s.kind == "operator")
         .ok_or_else(unauthenticated)?;
     let login = state

@@ -70,6 +70,29 @@ pub struct SessionStore {
 #[error("session store unavailable: {0}")]
 pub struct StoreUnavailable(String);
 
+impl From<StoreUnavailable> for crate::error::ApiError {
+    fn from(e: StoreUnavailable) -> Self {
+        tracing::warn!(error = %e, "session store unavailable");
+        crate::error::ApiError::new(
+            crate::error::ErrorCode::ServiceUnavailable,
+            "sessions are unavailable",
+        )
+        .retry_after(Duration::from_secs(1))
+    }
+}
+
+/// The session cookie: `HttpOnly` (no script reads it), `SameSite=Strict` (no other site sends it),
+/// `Secure` unless configured off. An empty value with age 0 clears it.
+pub fn cookie(value: &str, max_age_secs: i64, secure: bool) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(COOKIE, value.to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
 async fn timed<T>(
     f: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreUnavailable> {

@@ -3,11 +3,10 @@
 //! logout.
 
 use crate::auth::operator::{OperatorAuth, OperatorSession};
-use crate::auth::sessions::{COOKIE, Session};
+use crate::auth::sessions::Session;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::JsonBody;
 use crate::state::AppState;
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_shards::operators::{OperatorAccount, OperatorRole};
 use aries_tenants::auth::secrets;
@@ -16,22 +15,6 @@ use aries_tenants::auth::users::parse_email;
 use aries_tenants::validation::ValidationErrors;
 use serde::Deserialize;
 use std::time::Duration;
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "session store unavailable");
-    ApiError::new(ErrorCode::ServiceUnavailable, "sessions are unavailable")
-        .retry_after(Duration::from_secs(1))
-}
-
-fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> Cookie<'static> {
-    Cookie::build(COOKIE, value.to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.cookie_secure)
-        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
-        .finish()
-}
 
 /// Body of a login.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -116,11 +99,14 @@ pub async fn login(
     let (cookie, session) = state
         .sessions
         .create("operator", None, account.id, mfa, meta.source_ip, agent)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     let max_age = i64::try_from(Duration::from_secs(12 * 3600).as_secs()).unwrap_or(0);
     Ok(HttpResponse::Created()
-        .cookie(session_cookie(&state, &cookie, max_age))
+        .cookie(crate::auth::sessions::cookie(
+            &cookie,
+            max_age,
+            state.cookie_secure,
+        ))
         .json(session))
 }
 
@@ -205,11 +191,7 @@ pub async fn confirm_totp(
     let hashes: Vec<[u8; 32]> = codes.iter().map(|c| secrets::sha256(c)).collect();
     catalog.replace_operator_recovery_codes(id, &hashes).await?;
     if let Some((session, cookie)) = &op.0.session {
-        state
-            .sessions
-            .upgrade_mfa(cookie, session)
-            .await
-            .map_err(unavailable)?;
+        state.sessions.upgrade_mfa(cookie, session).await?;
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "recovery_codes": codes })))
 }
@@ -226,11 +208,7 @@ pub async fn list_sessions(
         .account
         .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "the operator token has no sessions"))?;
     let current = op.0.session.as_ref().map(|(s, _)| s.id.clone());
-    let sessions = state
-        .sessions
-        .list("operator", id)
-        .await
-        .map_err(unavailable)?;
+    let sessions = state.sessions.list("operator", id).await?;
     let data: Vec<serde_json::Value> = sessions
         .into_iter()
         .map(|s| {
@@ -251,12 +229,7 @@ pub async fn revoke_session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = op.0.account.ok_or_else(|| ApiError::not_found("session"))?;
-    if state
-        .sessions
-        .revoke("operator", id, &path)
-        .await
-        .map_err(unavailable)?
-    {
+    if state.sessions.revoke("operator", id, &path).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("session"))
@@ -270,14 +243,10 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if let (Some(id), Some((session, _))) = (op.0.account, &op.0.session) {
-        state
-            .sessions
-            .revoke("operator", id, &session.id)
-            .await
-            .map_err(unavailable)?;
+        state.sessions.revoke("operator", id, &session.id).await?;
     }
     Ok(HttpResponse::NoContent()
-        .cookie(session_cookie(&state, "", 0))
+        .cookie(crate::auth::sessions::cookie("", 0, state.cookie_secure))
         .finish())
 }
 

@@ -4,34 +4,15 @@
 
 use crate::auth::caller::{request_meta, user_session};
 use crate::auth::operator::session_cookie;
-use crate::auth::sessions::COOKIE;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, tenant_slug};
 use crate::routes::operators::{LoginInput, TotpConfirm, TotpEnrolment};
 use crate::state::AppState;
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::auth::Call;
 use aries_actors::ops::security::{ConfirmUserTotp, EnrolUserTotp, SessionLogin};
 use aries_tenants::ids::UserId;
 use aries_tenants::validation::ValidationErrors;
-use std::time::Duration;
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "session store unavailable");
-    ApiError::new(ErrorCode::ServiceUnavailable, "sessions are unavailable")
-        .retry_after(Duration::from_secs(1))
-}
-
-fn cookie(state: &AppState, value: &str, max_age_secs: i64) -> Cookie<'static> {
-    Cookie::build(COOKIE, value.to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.cookie_secure)
-        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
-        .finish()
-}
 
 /// The session of this tenant's URL, second factor or not (enrolment, list, logout).
 async fn current(
@@ -107,10 +88,13 @@ pub async fn login(
             meta.source_ip,
             agent,
         )
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(HttpResponse::Created()
-        .cookie(cookie(&state, &value, 12 * 3600))
+        .cookie(crate::auth::sessions::cookie(
+            &value,
+            12 * 3600,
+            state.cookie_secure,
+        ))
         .json(session))
 }
 
@@ -184,11 +168,7 @@ pub async fn confirm(
         );
         return Err(ApiError::validation(errs));
     };
-    state
-        .sessions
-        .upgrade_mfa(&value, &session)
-        .await
-        .map_err(unavailable)?;
+    state.sessions.upgrade_mfa(&value, &session).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "recovery_codes": codes })))
 }
 
@@ -201,11 +181,7 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, session, _) = current(&req, &state, &path).await?;
-    let data = state
-        .sessions
-        .list("user", session.subject)
-        .await
-        .map_err(unavailable)?;
+    let data = state.sessions.list("user", session.subject).await?;
     let data: Vec<serde_json::Value> = data
         .into_iter()
         .map(|s| {
@@ -228,12 +204,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let (raw, id) = path.into_inner();
     let (_, session, _) = current(&req, &state, &raw).await?;
-    if state
-        .sessions
-        .revoke("user", session.subject, &id)
-        .await
-        .map_err(unavailable)?
-    {
+    if state.sessions.revoke("user", session.subject, &id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("session"))
@@ -252,9 +223,8 @@ pub async fn logout(
     state
         .sessions
         .revoke("user", session.subject, &session.id)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(HttpResponse::NoContent()
-        .cookie(cookie(&state, "", 0))
+        .cookie(crate::auth::sessions::cookie("", 0, state.cookie_secure))
         .finish())
 }
