@@ -15,10 +15,12 @@
 //! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
 //! - [`outbox`]: the transactional outbox row written with every change.
+//! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
 pub mod audit;
 pub mod auth;
+pub mod dme;
 pub mod error;
 pub mod idempotency;
 pub mod ids;

@@ -1,0 +1,11 @@
+//! The DME domain's rules as plain functions over plain types (DOMAIN.md §3–§5), unit-tested
+//! without a database.
+//!
+//! - [`codes`]: HCPCS Level II codes, pricing modifiers and ICD-10-CM diagnosis codes.
+//! - [`fee_schedule`]: reading the CMS DMEPOS fee-schedule file and choosing each code's rent and
+//!   sale allowables for a state (DOMAIN.md §3.6), and the diff against a price list.
+//! - [`serials`]: the serial-number state machine; status is the fold of the serial's events.
+
+pub mod codes;
+pub mod fee_schedule;
+pub mod serials;
