@@ -4,8 +4,10 @@
 //! - [`codes`]: HCPCS Level II codes, pricing modifiers and ICD-10-CM diagnosis codes.
 //! - [`fee_schedule`]: reading the CMS DMEPOS fee-schedule file and choosing each code's rent and
 //!   sale allowables for a state (DOMAIN.md §3.6), and the diff against a price list.
+//! - [`stock`]: stock counters as the replay of the movement ledger.
 //! - [`serials`]: the serial-number state machine; status is the fold of the serial's events.
 
 pub mod codes;
 pub mod fee_schedule;
 pub mod serials;
+pub mod stock;
