@@ -2,7 +2,9 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
-use crate::routes::{health, locations, oauth, operators, platform, security, tenant_sessions};
+use crate::routes::{
+    health, locations, oauth, operators, platform, prescribers, security, tenant_sessions,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -13,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         platform::create_tenant, platform::list_tenants, platform::show_tenant, platform::suspend_tenant,
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
+        prescribers::create, prescribers::list, prescribers::show, prescribers::update,
         health::live, health::ready,
         platform::bootstrap_api_key, platform::rotate_signing_key, platform::list_audit, platform::verify_audit,
         operators::login, operators::enrol_totp, operators::confirm_totp, operators::list_sessions,
@@ -32,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::locations::Location, aries_tenants::locations::LocationInput,
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,
+        aries_tenants::prescribers::Prescriber, aries_tenants::prescribers::PrescriberInput,
         oauth::TokenForm, operators::LoginInput, operators::TotpEnrolment, operators::TotpConfirm, operators::NewOperator,
         crate::auth::sessions::Session, security::NewApiKey, security::CreatedApiKey, security::NewClient, security::CreatedClient,
         security::PasswordReset, aries_tenants::auth::users::NewUserInput, aries_tenants::auth::users::User,
@@ -41,6 +45,7 @@ use utoipa::{Modify, OpenApi};
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
+         (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"))

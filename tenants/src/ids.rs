@@ -69,6 +69,10 @@ typed_id!(
     ShardId
 );
 typed_id!(
+    /// A prescriber (ordering physician, NP, PA).
+    PrescriberId
+);
+typed_id!(
     /// A tenant user (staff member who logs in).
     UserId
 );

@@ -14,6 +14,7 @@
 //! - [`page`]: cursor pagination (opaque cursors, bounded limits).
 //! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
+//! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
@@ -28,6 +29,7 @@ pub mod locations;
 pub mod npi;
 pub mod outbox;
 pub mod page;
+pub mod prescribers;
 pub mod tenant;
 pub mod validation;
 

@@ -4,9 +4,11 @@
 //! the outcome to the shard's breaker.
 //!
 //! - [`locations`]: the location resource.
+//! - [`prescribers`]: ordering physicians.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 pub mod locations;
+pub mod prescribers;
 pub mod security;
 
 pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};

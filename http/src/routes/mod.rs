@@ -7,6 +7,7 @@ pub mod meta;
 pub mod oauth;
 pub mod operators;
 pub mod platform;
+pub mod prescribers;
 pub mod security;
 pub mod tenant_sessions;
 
@@ -74,6 +75,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(locations::show))
                     .route(web::patch().to(locations::update))
                     .route(web::delete().to(locations::delete)),
+            )
+            .service(
+                resource("/prescribers")
+                    .route(web::post().to(prescribers::create))
+                    .route(web::get().to(prescribers::list)),
+            )
+            .service(
+                resource("/prescribers/{prescriber_id}")
+                    .route(web::get().to(prescribers::show))
+                    .route(web::patch().to(prescribers::update)),
             )
             .service(resource("/oauth/token").route(web::post().to(oauth::token)))
             .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))

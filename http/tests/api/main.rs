@@ -12,6 +12,7 @@ mod locations;
 mod logs;
 mod malformed;
 mod meta;
+mod prescribers;
 mod ratelimit;
 mod security;
 mod shard_failure;
