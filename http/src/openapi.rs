@@ -3,7 +3,8 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::{
-    health, locations, oauth, operators, platform, prescribers, security, tenant_sessions,
+    health, inventory, locations, oauth, operators, platform, prescribers, security,
+    tenant_sessions,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -16,6 +17,9 @@ use utoipa::{Modify, OpenApi};
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
+        inventory::create_warehouse, inventory::list_warehouses, inventory::show_warehouse, inventory::create_item,
+        inventory::list_items, inventory::show_item, inventory::receive_serial, inventory::list_serials,
+        inventory::show_serial, inventory::record_event, inventory::serial_history,
         health::live, health::ready,
         platform::bootstrap_api_key, platform::rotate_signing_key, platform::list_audit, platform::verify_audit,
         operators::login, operators::enrol_totp, operators::confirm_totp, operators::list_sessions,
@@ -36,6 +40,10 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,
         aries_tenants::prescribers::Prescriber, aries_tenants::prescribers::PrescriberInput,
+        aries_tenants::inventory::Warehouse, aries_tenants::inventory::WarehouseInput, aries_tenants::inventory::Item,
+        aries_tenants::inventory::ItemInput, aries_tenants::inventory::Serial, aries_tenants::inventory::SerialInput,
+        aries_tenants::inventory::SerialHistoryEntry, aries_tenants::dme::serials::SerialEvent,
+        aries_tenants::dme::serials::SerialState, aries_tenants::dme::serials::SerialStatus,
         oauth::TokenForm, operators::LoginInput, operators::TotpEnrolment, operators::TotpConfirm, operators::NewOperator,
         crate::auth::sessions::Session, security::NewApiKey, security::CreatedApiKey, security::NewClient, security::CreatedClient,
         security::PasswordReset, aries_tenants::auth::users::NewUserInput, aries_tenants::auth::users::User,
@@ -46,6 +54,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
+         (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"))

@@ -69,6 +69,18 @@ typed_id!(
     ShardId
 );
 typed_id!(
+    /// A warehouse (stock location).
+    WarehouseId
+);
+typed_id!(
+    /// An inventory item (a product the provider rents or sells).
+    ItemId
+);
+typed_id!(
+    /// One serial-numbered unit of an item.
+    SerialId
+);
+typed_id!(
     /// A prescriber (ordering physician, NP, PA).
     PrescriberId
 );

@@ -12,6 +12,7 @@
 //! - [`validation`]: field-level validation errors shared by every input type.
 //! - [`npi`]: the National Provider Identifier check digit (Luhn with the 80840 prefix).
 //! - [`page`]: cursor pagination (opaque cursors, bounded limits).
+//! - [`inventory`]: warehouses, items and serials (status = fold of the serial's events).
 //! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
@@ -25,6 +26,7 @@ pub mod dme;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod inventory;
 pub mod locations;
 pub mod npi;
 pub mod outbox;

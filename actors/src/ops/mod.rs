@@ -3,10 +3,12 @@
 //! tenant transaction, resolve the caller and check the operation's permission, run, commit, report
 //! the outcome to the shard's breaker.
 //!
+//! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
 //! - [`prescribers`]: ordering physicians.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
+pub mod inventory;
 pub mod locations;
 pub mod prescribers;
 pub mod security;

@@ -2,6 +2,7 @@
 //! wires them, and [`crate::openapi::ApiDoc`] lists the same handlers for the OpenAPI document.
 
 pub mod health;
+pub mod inventory;
 pub mod locations;
 pub mod meta;
 pub mod oauth;
@@ -85,6 +86,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/prescribers/{prescriber_id}")
                     .route(web::get().to(prescribers::show))
                     .route(web::patch().to(prescribers::update)),
+            )
+            .service(
+                resource("/warehouses")
+                    .route(web::post().to(inventory::create_warehouse))
+                    .route(web::get().to(inventory::list_warehouses)),
+            )
+            .service(
+                resource("/warehouses/{warehouse_id}")
+                    .route(web::get().to(inventory::show_warehouse)),
+            )
+            .service(
+                resource("/items")
+                    .route(web::post().to(inventory::create_item))
+                    .route(web::get().to(inventory::list_items)),
+            )
+            .service(resource("/items/{item_id}").route(web::get().to(inventory::show_item)))
+            .service(
+                resource("/serials")
+                    .route(web::post().to(inventory::receive_serial))
+                    .route(web::get().to(inventory::list_serials)),
+            )
+            .service(resource("/serials/{serial_id}").route(web::get().to(inventory::show_serial)))
+            .service(
+                resource("/serials/{serial_id}/events")
+                    .route(web::post().to(inventory::record_event)),
+            )
+            .service(
+                resource("/serials/{serial_id}/history")
+                    .route(web::get().to(inventory::serial_history)),
             )
             .service(resource("/oauth/token").route(web::post().to(oauth::token)))
             .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod console;
 mod helpers;
+mod inventory;
 mod isolation;
 mod locations;
 mod logs;

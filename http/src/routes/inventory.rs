@@ -1,0 +1,319 @@
+//! Warehouses, inventory items and serials: `/warehouses`, `/items`, `/serials` (+ `/events`,
+//! `/history`). Serial events that the serial's state does not allow answer 409
+//! `illegal_transition` naming the state.
+
+use crate::auth::caller::TenantCaller;
+use crate::error::ApiError;
+use crate::extract::{
+    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
+};
+use crate::routes::prescribers::with_etag;
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use aries_actors::ops::inventory::{
+    CreateItem, CreateWarehouse, GetItem, GetSerial, GetWarehouse, ListItems, ListSerials,
+    ListWarehouses, ReceiveSerial, RecordSerialEvent, SerialHistory,
+};
+use aries_actors::ops::{Idempotent, TenantOp};
+use aries_tenants::dme::serials::{SerialEvent, SerialStatus};
+use aries_tenants::inventory::{
+    Item, ItemInput, Serial, SerialFilter, SerialInput, Warehouse, WarehouseInput,
+};
+use aries_tenants::page::Page;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A create with the usual conventions: `Idempotency-Key`, 201, `Location`, `ETag`.
+async fn create<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    sha: [u8; 32],
+    op: O,
+    url: impl Fn(&O::Output) -> String,
+    version: impl Fn(&O::Output) -> i64,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize + DeserializeOwned,
+{
+    let (value, replayed) = match idempotency_key(req)? {
+        Some(key) => {
+            let out = state
+                .directory
+                .exec_as(
+                    &caller.slug,
+                    caller.call(),
+                    Idempotent {
+                        key,
+                        request_sha256: sha,
+                        op,
+                    },
+                )
+                .await?;
+            (out.value, out.replayed)
+        }
+        None => (
+            state
+                .directory
+                .exec_as(&caller.slug, caller.call(), op)
+                .await?,
+            false,
+        ),
+    };
+    let mut res = HttpResponse::Created();
+    res.insert_header((header::LOCATION, url(&value)));
+    if replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    let v = version(&value);
+    Ok(with_etag(res.json(&value), v))
+}
+
+/// Create a warehouse.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/warehouses", tag = "inventory", request_body = WarehouseInput, security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), responses((status = 201, body = Warehouse), (status = 409, description = "warehouse_code_taken")))]
+pub async fn create_warehouse(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: JsonBody<WarehouseInput>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = caller.slug.clone();
+    create(
+        &caller,
+        &req,
+        &state,
+        body.request_sha256,
+        CreateWarehouse(body.value),
+        |w| format!("/v1/tenants/{slug}/warehouses/{}", w.id),
+        |w| w.version,
+    )
+    .await
+}
+
+/// List warehouses.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/warehouses", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), PageQuery), responses((status = 200, description = "`{data: [Warehouse], next_cursor?}`")))]
+pub async fn list_warehouses(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.parse()?;
+    let rows = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), ListWarehouses(page))
+        .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |w| w.id.as_uuid())))
+}
+
+/// One warehouse.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/warehouses/{warehouse_id}", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("warehouse_id" = String, Path, format = Uuid)), responses((status = 200, body = Warehouse)))]
+pub async fn show_warehouse(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("warehouse_id", &path.into_inner().1)?;
+    let w = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), GetWarehouse(id))
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&w), w.version))
+}
+
+/// Create an inventory item.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/items", tag = "inventory", request_body = ItemInput, security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), responses((status = 201, body = Item), (status = 409, description = "item_code_taken")))]
+pub async fn create_item(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: JsonBody<ItemInput>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = caller.slug.clone();
+    create(
+        &caller,
+        &req,
+        &state,
+        body.request_sha256,
+        CreateItem(body.value),
+        |i| format!("/v1/tenants/{slug}/items/{}", i.id),
+        |i| i.version,
+    )
+    .await
+}
+
+/// List inventory items.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/items", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), PageQuery), responses((status = 200, description = "`{data: [Item], next_cursor?}`")))]
+pub async fn list_items(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.parse()?;
+    let rows = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), ListItems(page))
+        .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |i| i.id.as_uuid())))
+}
+
+/// One inventory item.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/items/{item_id}", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("item_id" = String, Path, format = Uuid)), responses((status = 200, body = Item)))]
+pub async fn show_item(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("item_id", &path.into_inner().1)?;
+    let i = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), GetItem(id))
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&i), i.version))
+}
+
+/// Receive a serial into a warehouse (its first event).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/serials", tag = "inventory", request_body = SerialInput, security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), responses((status = 201, body = Serial), (status = 409, description = "serial_number_taken")))]
+pub async fn receive_serial(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: JsonBody<SerialInput>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = caller.slug.clone();
+    create(
+        &caller,
+        &req,
+        &state,
+        body.request_sha256,
+        ReceiveSerial(body.value),
+        |s| format!("/v1/tenants/{slug}/serials/{}", s.id),
+        |s| s.version,
+    )
+    .await
+}
+
+/// Filters of the serial list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SerialQuery {
+    /// `on_hand`, `reserved`, `rented`, `sold`, `maintenance`, `transferred_out`, `empty`, `out_for_filling`, `lost`, `junked`.
+    pub status: Option<String>,
+    /// Of this item.
+    pub item_id: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// List serials.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/serials", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), SerialQuery), responses((status = 200, description = "`{data: [Serial], next_cursor?}`")))]
+pub async fn list_serials(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    query: web::Query<SerialQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let status = q
+        .status
+        .map(|s| {
+            serde_json::from_value::<SerialStatus>(serde_json::Value::String(s)).map_err(|_| {
+                query_error("status", "invalid_value", "a serial status such as on_hand")
+            })
+        })
+        .transpose()?;
+    let item = q
+        .item_id
+        .map(|i| {
+            i.parse()
+                .map_err(|_| query_error("item_id", "invalid_uuid", "a UUID"))
+        })
+        .transpose()?;
+    let rows = state
+        .directory
+        .exec_as(
+            &caller.slug,
+            caller.call(),
+            ListSerials {
+                page,
+                filter: SerialFilter { status, item },
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |s| s.id.as_uuid())))
+}
+
+/// One serial with its current state.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/serials/{serial_id}", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("serial_id" = String, Path, format = Uuid)), responses((status = 200, body = Serial)))]
+pub async fn show_serial(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("serial_id", &path.into_inner().1)?;
+    let s = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), GetSerial(id))
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&s), s.version))
+}
+
+/// Record an event (`{"type": "rent", "patient": "…"}`, `{"type": "return", "warehouse": "…"}`…).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/serials/{serial_id}/events", tag = "inventory", request_body = SerialEvent, security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("serial_id" = String, Path, format = Uuid),
+           ("If-Match" = Option<String>, Header, description = "ETag of the serial's current version")),
+    responses((status = 200, body = Serial), (status = 409, description = "illegal_transition"), (status = 412, description = "version_mismatch")))]
+pub async fn record_event(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<SerialEvent>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("serial_id", &path.into_inner().1)?;
+    let if_match = if_match(&req)?;
+    let s = state
+        .directory
+        .exec_as(
+            &caller.slug,
+            caller.call(),
+            RecordSerialEvent {
+                id,
+                event: body.value,
+                if_match,
+            },
+        )
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&s), s.version))
+}
+
+/// The serial's events, oldest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/serials/{serial_id}/history", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("serial_id" = String, Path, format = Uuid)),
+    responses((status = 200, description = "`{data: [SerialHistoryEntry]}`")))]
+pub async fn serial_history(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("serial_id", &path.into_inner().1)?;
+    let data = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), SerialHistory(id))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}

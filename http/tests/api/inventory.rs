@@ -1,0 +1,231 @@
+//! Warehouses, items and serials over HTTP: a serial's life with its state checked at each step,
+//! illegal events refused with the state named, the history, and validation of every identifier.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn receive(
+    app: &TestApp,
+    t: &str,
+    item: &Value,
+    warehouse: &Value,
+    number: &str,
+) -> reqwest::Response {
+    let body =
+        json!({"item_id": item["id"], "serial_number": number, "warehouse_id": warehouse["id"]});
+    app.post_json(&format!("{t}/serials"), &body).await
+}
+
+#[actix_web::test]
+async fn a_serials_life_over_http() -> TestResult {
+    let app = TestApp::spawn().await;
+    app.create_tenant("stockist").await;
+    let t = "/v1/tenants/stockist";
+    let w1: Value = app
+        .post_json(
+            &format!("{t}/warehouses"),
+            &json!({"code": "main", "name": "Main"}),
+        )
+        .await
+        .json()
+        .await?;
+    let w2: Value = app
+        .post_json(
+            &format!("{t}/warehouses"),
+            &json!({"code": "north", "name": "North"}),
+        )
+        .await
+        .json()
+        .await?;
+    assert_problem(
+        app.post_json(
+            &format!("{t}/warehouses"),
+            &json!({"code": "MAIN", "name": "Again"}),
+        )
+        .await,
+        409,
+        "warehouse_code_taken",
+    )
+    .await;
+    let cpap: Value = app
+        .post_json(
+            &format!("{t}/items"),
+            &json!({"code": "CPAP-1", "name": "CPAP", "serialized": true}),
+        )
+        .await
+        .json()
+        .await?;
+    let cane: Value = app
+        .post_json(
+            &format!("{t}/items"),
+            &json!({"code": "CANE", "name": "Cane"}),
+        )
+        .await
+        .json()
+        .await?;
+    let bad_tank = app
+        .post_json(
+            &format!("{t}/items"),
+            &json!({"code": "O2", "name": "Tank", "oxygen_tank": true}),
+        )
+        .await;
+    assert_eq!(
+        assert_problem(bad_tank, 422, "validation_failed").await["errors"][0]["field"],
+        "oxygen_tank"
+    );
+
+    let res = receive(&app, t, &cpap, &w1, "SN-1").await;
+    assert_eq!(res.status(), 201);
+    let serial: Value = res.json().await?;
+    assert_eq!(
+        (
+            serial["state"]["status"].as_str(),
+            &serial["state"]["warehouse"]
+        ),
+        (Some("on_hand"), &w1["id"])
+    );
+    assert_problem(
+        receive(&app, t, &cpap, &w1, "SN-1").await,
+        409,
+        "serial_number_taken",
+    )
+    .await;
+    assert_eq!(
+        assert_problem(
+            receive(&app, t, &cane, &w1, "X").await,
+            422,
+            "validation_failed"
+        )
+        .await["errors"][0]["field"],
+        "item_id"
+    );
+
+    let path = format!("{t}/serials/{}", serial["id"].as_str().unwrap_or(""));
+    let event = |body: Value| {
+        app.req(Method::POST, &format!("{path}/events"))
+            .json(&body)
+            .send()
+    };
+    let patient = uuid::Uuid::now_v7().to_string();
+    let steps = [
+        (json!({"type": "reserve"}), "reserved"),
+        (json!({"type": "rent", "patient": patient}), "rented"),
+        (
+            json!({"type": "return", "warehouse": w2["id"]}),
+            "maintenance",
+        ),
+        (json!({"type": "in_from_maintenance"}), "on_hand"),
+    ];
+    for (body, status) in steps {
+        let res = event(body.clone()).await?;
+        assert_eq!(res.status(), 200, "{body}");
+        let s: Value = res.json().await?;
+        assert_eq!(s["state"]["status"], status, "{body}");
+    }
+    let now: Value = app.get(&path).await.json().await?;
+    assert_eq!(
+        (
+            &now["state"]["warehouse"],
+            now["state"]["last_patient"].as_str()
+        ),
+        (&w2["id"], Some(patient.as_str()))
+    );
+    assert_eq!(now["version"], 5);
+
+    // Illegal events are refused, naming the state, and change nothing.
+    let res = event(json!({"type": "in_from_maintenance"})).await?;
+    let body = assert_problem(res, 409, "illegal_transition").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("on_hand")),
+        "{body}"
+    );
+    let res = app
+        .req(Method::POST, &format!("{path}/events"))
+        .header("if-match", "\"2\"")
+        .json(&json!({"type": "reserve"}))
+        .send()
+        .await?;
+    assert_problem(res, 412, "version_mismatch").await;
+    assert_eq!(
+        assert_problem(
+            event(json!({"type": "teleport"})).await?,
+            422,
+            "validation_failed"
+        )
+        .await["code"],
+        "validation_failed"
+    );
+    assert_eq!(
+        assert_problem(
+            event(json!({"type": "return", "warehouse": uuid::Uuid::now_v7()})).await?,
+            422,
+            "validation_failed"
+        )
+        .await["errors"][0]["field"],
+        "warehouse"
+    );
+    let history: Value = app.get(&format!("{path}/history")).await.json().await?;
+    let names: Vec<&str> = history["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["event"]["type"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "received",
+            "reserve",
+            "rent",
+            "return",
+            "in_from_maintenance"
+        ]
+    );
+
+    let on_hand: Value = app
+        .get(&format!("{t}/serials?status=on_hand"))
+        .await
+        .json()
+        .await?;
+    assert_eq!(on_hand["data"].as_array().map(Vec::len), Some(1));
+    assert_problem(
+        app.get(&format!("{t}/serials?status=flying")).await,
+        422,
+        "invalid_query",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("{t}/serials/abc")).await,
+        422,
+        "invalid_id",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("{t}/items/{}", uuid::Uuid::now_v7()))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // Viewers may look but not move equipment.
+    let viewer: Value = app
+        .post_json(
+            &format!("{t}/api-keys"),
+            &json!({"name": "v", "roles": ["viewer"]}),
+        )
+        .await
+        .json()
+        .await?;
+    let res = app
+        .client
+        .post(app.url(&format!("{path}/events")))
+        .bearer_auth(viewer["secret"].as_str().unwrap_or(""))
+        .json(&json!({"type": "reserve"}))
+        .send()
+        .await?;
+    assert_problem(res, 403, "forbidden").await;
+    Ok(())
+}

@@ -1,0 +1,532 @@
+//! Warehouses, inventory items and serials, with their SQL. A serial's status is the fold of its
+//! event log ([`crate::dme::serials`]); an event its state does not allow is refused with the
+//! current state named, and nothing is written.
+
+use crate::dme::serials::{self, IllegalTransition, SerialEvent, SerialState, SerialStatus};
+use crate::error::{DomainError, unique_violation};
+use crate::ids::{ItemId, SerialId, TenantId, WarehouseId};
+use crate::outbox;
+use crate::page::PageRequest;
+use crate::validation::ValidationErrors;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+fn code(errs: &mut ValidationErrors, raw: &str) -> String {
+    let code = raw.trim().to_ascii_uppercase();
+    if code.is_empty()
+        || code.len() > 32
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        errs.push(
+            "code",
+            "invalid_format",
+            "1 to 32 letters, digits, '-' or '_'",
+        );
+    }
+    code
+}
+
+fn taken(e: sqlx::Error, constraint: &str, code: &'static str, detail: String) -> DomainError {
+    if unique_violation(&e) == Some(constraint) {
+        DomainError::Conflict { code, detail }
+    } else {
+        DomainError::Database(e)
+    }
+}
+
+// ---- warehouses ----
+
+/// Body of "create a warehouse".
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseInput {
+    /// Short code, unique within the tenant (`MAIN`).
+    pub code: String,
+    pub name: String,
+}
+
+/// A warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Warehouse {
+    #[sqlx(rename = "warehouse_id")]
+    #[schema(value_type = String, format = Uuid)]
+    pub id: WarehouseId,
+    pub code: String,
+    pub name: String,
+    pub active: bool,
+    /// The `ETag`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn create_warehouse(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    input: &WarehouseInput,
+) -> Result<Warehouse, DomainError> {
+    let mut errs = ValidationErrors::default();
+    let code = code(&mut errs, &input.code);
+    let name = errs.text("name", &input.name, 200);
+    errs.finish(()).map_err(DomainError::Validation)?;
+    let w: Warehouse = sqlx::query_as(
+        "insert into warehouse (tenant_id, warehouse_id, code, name) values ($1, $2, $3, $4) \
+         returning warehouse_id, code, name, active, version, created_at",
+    )
+    .bind(tenant)
+    .bind(WarehouseId::new())
+    .bind(&code)
+    .bind(&name)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        taken(
+            e,
+            "warehouse_code_key",
+            "warehouse_code_taken",
+            format!("a warehouse with code {code} exists"),
+        )
+    })?;
+    outbox::record(conn, tenant, w.id.as_uuid(), "warehouse.created", &w).await?;
+    Ok(w)
+}
+
+pub async fn get_warehouse(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: WarehouseId,
+) -> Result<Warehouse, DomainError> {
+    sqlx::query_as("select warehouse_id, code, name, active, version, created_at from warehouse where tenant_id = $1 and warehouse_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(DomainError::NotFound("warehouse"))
+}
+
+pub async fn list_warehouses(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    page: PageRequest,
+) -> Result<Vec<Warehouse>, DomainError> {
+    Ok(sqlx::query_as(
+        "select warehouse_id, code, name, active, version, created_at from warehouse where tenant_id = $1 \
+         and ($2::uuid is null or warehouse_id > $2) order by warehouse_id limit $3",
+    )
+    .bind(tenant)
+    .bind(page.after)
+    .bind(i64::from(page.limit) + 1)
+    .fetch_all(conn)
+    .await?)
+}
+
+// ---- items ----
+
+/// Body of "create an inventory item".
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemInput {
+    /// Inventory code, unique within the tenant.
+    pub code: String,
+    pub name: String,
+    /// Tracked by serial number.
+    #[serde(default)]
+    pub serialized: bool,
+    /// An oxygen tank (returns empty, goes out for filling).
+    #[serde(default)]
+    pub oxygen_tank: bool,
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    #[serde(default)]
+    pub model_number: Option<String>,
+}
+
+/// An inventory item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Item {
+    #[sqlx(rename = "item_id")]
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ItemId,
+    pub code: String,
+    pub name: String,
+    pub serialized: bool,
+    pub oxygen_tank: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_number: Option<String>,
+    pub active: bool,
+    /// The `ETag`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+const ITEM_COLUMNS: &str = "item_id, code, name, serialized, oxygen_tank, manufacturer, model_number, active, version, created_at";
+
+pub async fn create_item(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    input: &ItemInput,
+) -> Result<Item, DomainError> {
+    let mut errs = ValidationErrors::default();
+    let code = code(&mut errs, &input.code);
+    let name = errs.text("name", &input.name, 200);
+    let manufacturer = errs.optional_text("manufacturer", input.manufacturer.as_deref(), 100);
+    let model = errs.optional_text("model_number", input.model_number.as_deref(), 100);
+    if input.oxygen_tank && !input.serialized {
+        errs.push(
+            "oxygen_tank",
+            "requires_serialized",
+            "oxygen tanks are tracked by serial number",
+        );
+    }
+    errs.finish(()).map_err(DomainError::Validation)?;
+    let sql = format!(
+        "insert into inventory_item (tenant_id, item_id, code, name, serialized, oxygen_tank, manufacturer, model_number) \
+         values ($1,$2,$3,$4,$5,$6,$7,$8) returning {ITEM_COLUMNS}"
+    );
+    let item: Item = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(ItemId::new())
+        .bind(&code)
+        .bind(&name)
+        .bind(input.serialized)
+        .bind(input.oxygen_tank)
+        .bind(manufacturer)
+        .bind(model)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| {
+            taken(
+                e,
+                "inventory_item_code_key",
+                "item_code_taken",
+                format!("an item with code {code} exists"),
+            )
+        })?;
+    outbox::record(conn, tenant, item.id.as_uuid(), "item.created", &item).await?;
+    Ok(item)
+}
+
+pub async fn get_item(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: ItemId,
+) -> Result<Item, DomainError> {
+    let sql =
+        format!("select {ITEM_COLUMNS} from inventory_item where tenant_id = $1 and item_id = $2");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(DomainError::NotFound("item"))
+}
+
+pub async fn list_items(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    page: PageRequest,
+) -> Result<Vec<Item>, DomainError> {
+    let sql = format!(
+        "select {ITEM_COLUMNS} from inventory_item where tenant_id = $1 and ($2::uuid is null or item_id > $2) \
+         order by item_id limit $3"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(page.after)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(conn)
+        .await?)
+}
+
+// ---- serials ----
+
+/// Body of "receive a serial into stock".
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SerialInput {
+    /// The item (must be serialized).
+    #[schema(value_type = String, format = Uuid)]
+    pub item_id: ItemId,
+    /// The manufacturer's serial number, unique per item.
+    pub serial_number: String,
+    /// Where it is received.
+    #[schema(value_type = String, format = Uuid)]
+    pub warehouse_id: WarehouseId,
+    /// An oxygen tank that arrives empty.
+    #[serde(default)]
+    pub empty: bool,
+}
+
+/// A serial with its current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Serial {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: SerialId,
+    #[schema(value_type = String, format = Uuid)]
+    pub item_id: ItemId,
+    pub serial_number: String,
+    /// The fold of its events.
+    pub state: SerialState,
+    /// Events so far; the `ETag`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SerialRow {
+    serial_id: SerialId,
+    item_id: ItemId,
+    serial_number: String,
+    state: sqlx::types::Json<SerialState>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SerialRow> for Serial {
+    fn from(r: SerialRow) -> Self {
+        Serial {
+            id: r.serial_id,
+            item_id: r.item_id,
+            serial_number: r.serial_number,
+            state: r.state.0,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const SERIAL_COLUMNS: &str =
+    "serial_id, item_id, serial_number, state, version, created_at, updated_at";
+
+fn status_text(s: SerialStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn illegal(e: IllegalTransition) -> DomainError {
+    DomainError::Conflict {
+        code: "illegal_transition",
+        detail: format!("{e}: the serial is {}", status_text(e.from)),
+    }
+}
+
+/// Receives a serial: its first event is `received` into the warehouse.
+pub async fn receive_serial(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    input: &SerialInput,
+) -> Result<Serial, DomainError> {
+    let mut errs = ValidationErrors::default();
+    let number = errs.text("serial_number", &input.serial_number, 64);
+    errs.finish(()).map_err(DomainError::Validation)?;
+    let item = get_item(conn, tenant, input.item_id)
+        .await
+        .map_err(|_| field_missing("item_id", "no such item"))?;
+    if !item.serialized {
+        return Err(field_missing(
+            "item_id",
+            "the item is not tracked by serial number",
+        ));
+    }
+    get_warehouse(conn, tenant, input.warehouse_id)
+        .await
+        .map_err(|_| field_missing("warehouse_id", "no such warehouse"))?;
+    let event = SerialEvent::Received {
+        warehouse: input.warehouse_id.0,
+        empty: input.empty,
+    };
+    let state = serials::apply(None, &event, item.oxygen_tank).map_err(illegal)?;
+    let id = SerialId::new();
+    let sql = format!(
+        "insert into serial (tenant_id, serial_id, item_id, serial_number, status, state) values ($1,$2,$3,$4,$5,$6) \
+         returning {SERIAL_COLUMNS}"
+    );
+    let row: SerialRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(item.id)
+        .bind(&number)
+        .bind(status_text(state.status))
+        .bind(sqlx::types::Json(state))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| {
+            taken(
+                e,
+                "serial_number_key",
+                "serial_number_taken",
+                format!("{} already has serial {number}", item.code),
+            )
+        })?;
+    append_event(conn, tenant, id, 1, &event).await?;
+    let serial = Serial::from(row);
+    outbox::record(conn, tenant, id.as_uuid(), "serial.received", &serial).await?;
+    Ok(serial)
+}
+
+fn field_missing(field: &str, message: &str) -> DomainError {
+    let mut errs = ValidationErrors::default();
+    errs.push(field, "not_found", message);
+    DomainError::Validation(errs)
+}
+
+async fn append_event(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SerialId,
+    seq: i64,
+    event: &SerialEvent,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "insert into serial_event (tenant_id, serial_id, seq, event) values ($1, $2, $3, $4)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+    .bind(sqlx::types::Json(event))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_serial(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SerialId,
+) -> Result<Serial, DomainError> {
+    let sql =
+        format!("select {SERIAL_COLUMNS} from serial where tenant_id = $1 and serial_id = $2");
+    let row: Option<SerialRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(Serial::from).ok_or(DomainError::NotFound("serial"))
+}
+
+/// Filters of the serial list.
+#[derive(Debug, Clone, Default)]
+pub struct SerialFilter {
+    /// Current status.
+    pub status: Option<SerialStatus>,
+    /// Of this item.
+    pub item: Option<ItemId>,
+}
+
+pub async fn list_serials(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    page: PageRequest,
+    f: &SerialFilter,
+) -> Result<Vec<Serial>, DomainError> {
+    let sql = format!(
+        "select {SERIAL_COLUMNS} from serial where tenant_id = $1 and ($2::uuid is null or serial_id > $2) \
+         and ($3::text is null or status = $3) and ($4::uuid is null or item_id = $4) order by serial_id limit $5"
+    );
+    let rows: Vec<SerialRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(page.after)
+        .bind(f.status.map(status_text))
+        .bind(f.item)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(Serial::from).collect())
+}
+
+/// Records an event: the state is refolded from the whole log plus the event (never trusted from
+/// the read model), and an event the state does not allow is a conflict naming the state.
+pub async fn record_event(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SerialId,
+    event: &SerialEvent,
+    if_match: Option<i64>,
+) -> Result<Serial, DomainError> {
+    let row: Option<(i64, bool)> = sqlx::query_as(
+        "select s.version, i.oxygen_tank from serial s join inventory_item i using (tenant_id, item_id) \
+         where s.tenant_id = $1 and s.serial_id = $2 for update of s",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (version, tank) = row.ok_or(DomainError::NotFound("serial"))?;
+    if let Some(v) = if_match
+        && v != version
+    {
+        return Err(DomainError::VersionMismatch { current: version });
+    }
+    if let SerialEvent::Return { warehouse } | SerialEvent::TransferOut { to: warehouse } = event {
+        get_warehouse(conn, tenant, WarehouseId(*warehouse))
+            .await
+            .map_err(|_| field_missing("warehouse", "no such warehouse"))?;
+    }
+    let history = history(conn, tenant, id).await?;
+    let current = serials::fold(history.iter().map(|h| &h.event), tank).map_err(illegal)?;
+    let next = serials::apply(Some(current), event, tank).map_err(illegal)?;
+    let seq = i64::try_from(history.len()).unwrap_or(i64::MAX) + 1;
+    append_event(conn, tenant, id, seq, event).await?;
+    let sql = format!(
+        "update serial set status = $3, state = $4, version = version + 1, updated_at = now() \
+         where tenant_id = $1 and serial_id = $2 returning {SERIAL_COLUMNS}"
+    );
+    let row: SerialRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(status_text(next.status))
+        .bind(sqlx::types::Json(next))
+        .fetch_one(&mut *conn)
+        .await?;
+    let serial = Serial::from(row);
+    outbox::record(
+        conn,
+        tenant,
+        id.as_uuid(),
+        &format!("serial.{}", event.name()),
+        &serial,
+    )
+    .await?;
+    Ok(serial)
+}
+
+/// One entry of a serial's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SerialHistoryEntry {
+    /// 1, 2, 3…
+    pub seq: i32,
+    pub event: SerialEvent,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The serial's events, oldest first.
+pub async fn history(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SerialId,
+) -> Result<Vec<SerialHistoryEntry>, DomainError> {
+    let rows: Vec<(i32, sqlx::types::Json<SerialEvent>, DateTime<Utc>)> = sqlx::query_as(
+        "select seq, event, occurred_at from serial_event where tenant_id = $1 and serial_id = $2 order by seq",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, event, occurred_at)| SerialHistoryEntry {
+            seq,
+            event: event.0,
+            occurred_at,
+        })
+        .collect())
+}
