@@ -530,3 +530,380 @@ pub async fn history(
         })
         .collect())
 }
+
+// ---- stock ----
+
+use crate::dme::stock::{MovementKind, StockCounters, StockError};
+
+/// Body of "record a stock movement". A transfer writes the out and in halves as a pair.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MovementInput {
+    /// Goods received into a warehouse.
+    Receipt {
+        #[schema(value_type = String, format = Uuid)]
+        warehouse_id: WarehouseId,
+        #[schema(value_type = String, format = Uuid)]
+        item_id: ItemId,
+        quantity: i64,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// A counted correction of the shelf (signed).
+    Adjustment {
+        #[schema(value_type = String, format = Uuid)]
+        warehouse_id: WarehouseId,
+        #[schema(value_type = String, format = Uuid)]
+        item_id: ItemId,
+        quantity: i64,
+        /// Why (required for adjustments).
+        note: String,
+    },
+    /// From one warehouse to another.
+    Transfer {
+        #[schema(value_type = String, format = Uuid)]
+        from_warehouse_id: WarehouseId,
+        #[schema(value_type = String, format = Uuid)]
+        to_warehouse_id: WarehouseId,
+        #[schema(value_type = String, format = Uuid)]
+        item_id: ItemId,
+        quantity: i64,
+        #[serde(default)]
+        note: Option<String>,
+    },
+}
+
+/// Counters of one item in one warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StockLevel {
+    #[schema(value_type = String, format = Uuid)]
+    pub warehouse_id: WarehouseId,
+    #[schema(value_type = String, format = Uuid)]
+    pub item_id: ItemId,
+    #[serde(flatten)]
+    pub counters: StockCounters,
+    /// On hand minus committed.
+    pub available: i64,
+    pub version: i64,
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StockMovement {
+    #[schema(value_type = String, format = Uuid)]
+    pub movement_id: uuid::Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub warehouse_id: WarehouseId,
+    #[schema(value_type = String, format = Uuid)]
+    pub item_id: ItemId,
+    pub kind: String,
+    pub quantity: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub transfer_id: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn kind_text(k: MovementKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+type LevelRow = (WarehouseId, ItemId, i64, i64, i64, i64, i64, i64, i64);
+
+fn level_from(r: LevelRow) -> StockLevel {
+    let counters = StockCounters {
+        on_hand: r.2,
+        committed: r.3,
+        on_order: r.4,
+        rented: r.5,
+        sold: r.6,
+        unavailable: r.7,
+    };
+    StockLevel {
+        warehouse_id: r.0,
+        item_id: r.1,
+        available: counters.available(),
+        counters,
+        version: r.8,
+    }
+}
+
+const LEVEL_COLUMNS: &str =
+    "warehouse_id, item_id, on_hand, committed, on_order, rented, sold, unavailable, version";
+
+/// Applies one movement to a level (creating the level at zero), appending the ledger line.
+/// One movement to apply.
+struct Move<'a> {
+    warehouse: WarehouseId,
+    item: ItemId,
+    kind: MovementKind,
+    quantity: i64,
+    /// Pairs the halves of a transfer.
+    transfer: Option<uuid::Uuid>,
+    note: Option<&'a str>,
+}
+
+async fn move_stock(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    m: Move<'_>,
+) -> Result<StockLevel, DomainError> {
+    let Move {
+        warehouse,
+        item,
+        kind,
+        quantity,
+        transfer,
+        note,
+    } = m;
+    sqlx::query("insert into stock_level (tenant_id, warehouse_id, item_id) values ($1, $2, $3) on conflict do nothing")
+        .bind(tenant)
+        .bind(warehouse)
+        .bind(item)
+        .execute(&mut *conn)
+        .await?;
+    let sql = format!(
+        "select {LEVEL_COLUMNS} from stock_level where tenant_id = $1 and warehouse_id = $2 and item_id = $3 for update"
+    );
+    let row: LevelRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(warehouse)
+        .bind(item)
+        .fetch_one(&mut *conn)
+        .await?;
+    let next = level_from(row)
+        .counters
+        .apply(kind, quantity)
+        .map_err(|e| match e {
+            StockError::NonPositive(_) => {
+                let mut errs = ValidationErrors::default();
+                errs.push("quantity", "out_of_range", e.to_string());
+                DomainError::Validation(errs)
+            }
+            other => DomainError::Conflict {
+                code: "insufficient_stock",
+                detail: other.to_string(),
+            },
+        })?;
+    sqlx::query(
+        "insert into stock_movement (tenant_id, movement_id, warehouse_id, item_id, kind, quantity, transfer_id, note) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(tenant)
+    .bind(uuid::Uuid::now_v7())
+    .bind(warehouse)
+    .bind(item)
+    .bind(kind_text(kind))
+    .bind(quantity)
+    .bind(transfer)
+    .bind(note)
+    .execute(&mut *conn)
+    .await?;
+    let sql = format!(
+        "update stock_level set on_hand=$4, committed=$5, on_order=$6, rented=$7, sold=$8, unavailable=$9, \
+         version = version + 1, updated_at = now() where tenant_id = $1 and warehouse_id = $2 and item_id = $3 \
+         returning {LEVEL_COLUMNS}"
+    );
+    let row: LevelRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(warehouse)
+        .bind(item)
+        .bind(next.on_hand)
+        .bind(next.committed)
+        .bind(next.on_order)
+        .bind(next.rented)
+        .bind(next.sold)
+        .bind(next.unavailable)
+        .fetch_one(conn)
+        .await?;
+    Ok(level_from(row))
+}
+
+/// Records a movement (both halves of a transfer in one go); returns the levels it changed.
+pub async fn record_movement(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    input: &MovementInput,
+) -> Result<Vec<StockLevel>, DomainError> {
+    let mut errs = ValidationErrors::default();
+    let check_refs = |errs: &mut ValidationErrors, ids: &[(&str, bool)]| {
+        for (field, ok) in ids {
+            if !ok {
+                errs.push(*field, "not_found", "no such record");
+            }
+        }
+    };
+    let levels = match input {
+        MovementInput::Receipt {
+            warehouse_id,
+            item_id,
+            quantity,
+            note,
+        } => {
+            let w = get_warehouse(conn, tenant, *warehouse_id).await.is_ok();
+            let i = get_item(conn, tenant, *item_id).await.is_ok();
+            check_refs(&mut errs, &[("warehouse_id", w), ("item_id", i)]);
+            errs.finish(()).map_err(DomainError::Validation)?;
+            vec![
+                move_stock(
+                    conn,
+                    tenant,
+                    Move {
+                        warehouse: *warehouse_id,
+                        item: *item_id,
+                        kind: MovementKind::Received,
+                        quantity: *quantity,
+                        transfer: None,
+                        note: note.as_deref(),
+                    },
+                )
+                .await?,
+            ]
+        }
+        MovementInput::Adjustment {
+            warehouse_id,
+            item_id,
+            quantity,
+            note,
+        } => {
+            let w = get_warehouse(conn, tenant, *warehouse_id).await.is_ok();
+            let i = get_item(conn, tenant, *item_id).await.is_ok();
+            check_refs(&mut errs, &[("warehouse_id", w), ("item_id", i)]);
+            let note = errs.text("note", note, 500);
+            if *quantity == 0 {
+                errs.push(
+                    "quantity",
+                    "out_of_range",
+                    "an adjustment changes the count",
+                );
+            }
+            errs.finish(()).map_err(DomainError::Validation)?;
+            vec![
+                move_stock(
+                    conn,
+                    tenant,
+                    Move {
+                        warehouse: *warehouse_id,
+                        item: *item_id,
+                        kind: MovementKind::Adjustment,
+                        quantity: *quantity,
+                        transfer: None,
+                        note: Some(&note),
+                    },
+                )
+                .await?,
+            ]
+        }
+        MovementInput::Transfer {
+            from_warehouse_id,
+            to_warehouse_id,
+            item_id,
+            quantity,
+            note,
+        } => {
+            let f = get_warehouse(conn, tenant, *from_warehouse_id)
+                .await
+                .is_ok();
+            let t = get_warehouse(conn, tenant, *to_warehouse_id).await.is_ok();
+            let i = get_item(conn, tenant, *item_id).await.is_ok();
+            check_refs(
+                &mut errs,
+                &[
+                    ("from_warehouse_id", f),
+                    ("to_warehouse_id", t),
+                    ("item_id", i),
+                ],
+            );
+            if from_warehouse_id == to_warehouse_id {
+                errs.push(
+                    "to_warehouse_id",
+                    "same_warehouse",
+                    "a transfer goes to another warehouse",
+                );
+            }
+            errs.finish(()).map_err(DomainError::Validation)?;
+            let pair = Some(uuid::Uuid::now_v7());
+            let out = move_stock(
+                conn,
+                tenant,
+                Move {
+                    warehouse: *from_warehouse_id,
+                    item: *item_id,
+                    kind: MovementKind::TransferredOut,
+                    quantity: *quantity,
+                    transfer: pair,
+                    note: note.as_deref(),
+                },
+            )
+            .await?;
+            let inn = move_stock(
+                conn,
+                tenant,
+                Move {
+                    warehouse: *to_warehouse_id,
+                    item: *item_id,
+                    kind: MovementKind::TransferredIn,
+                    quantity: *quantity,
+                    transfer: pair,
+                    note: note.as_deref(),
+                },
+            )
+            .await?;
+            vec![out, inn]
+        }
+    };
+    for level in &levels {
+        outbox::record(
+            conn,
+            tenant,
+            level.item_id.as_uuid(),
+            "stock.changed",
+            level,
+        )
+        .await?;
+    }
+    Ok(levels)
+}
+
+/// Stock levels, filtered by warehouse and/or item.
+pub async fn stock_levels(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    warehouse: Option<WarehouseId>,
+    item: Option<ItemId>,
+) -> Result<Vec<StockLevel>, DomainError> {
+    let sql = format!(
+        "select {LEVEL_COLUMNS} from stock_level where tenant_id = $1 and ($2::uuid is null or warehouse_id = $2) \
+         and ($3::uuid is null or item_id = $3) order by warehouse_id, item_id limit 1000"
+    );
+    let rows: Vec<LevelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(warehouse)
+        .bind(item)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(level_from).collect())
+}
+
+/// The ledger of one (warehouse, item), oldest first.
+pub async fn movements(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    warehouse: WarehouseId,
+    item: ItemId,
+) -> Result<Vec<StockMovement>, DomainError> {
+    Ok(sqlx::query_as(
+        "select movement_id, warehouse_id, item_id, kind, quantity, transfer_id, note, created_at from stock_movement \
+         where tenant_id = $1 and warehouse_id = $2 and item_id = $3 order by movement_id limit 10000",
+    )
+    .bind(tenant)
+    .bind(warehouse)
+    .bind(item)
+    .fetch_all(conn)
+    .await?)
+}

@@ -254,3 +254,72 @@ impl TenantOp for SerialHistory {
         })
     }
 }
+
+/// `POST /stock/movements`.
+pub struct RecordMovement(pub aries_tenants::inventory::MovementInput);
+
+impl TenantOp for RecordMovement {
+    type Output = Vec<aries_tenants::inventory::StockLevel>;
+    const NAME: &'static str = "stock.move";
+    const ACCESS: Access = needs(Resource::Inventory, Action::Process);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let levels = inv::record_movement(conn, ctx.tenant, &self.0).await?;
+            let item = levels
+                .first()
+                .map(|l| l.item_id.to_string())
+                .unwrap_or_default();
+            ctx.audit(conn, "stock.moved", "item", item, json!({"levels": levels}))
+                .await?;
+            Ok(levels)
+        })
+    }
+}
+
+/// `GET /stock`.
+pub struct StockLevels {
+    /// Only this warehouse.
+    pub warehouse: Option<WarehouseId>,
+    /// Only this item.
+    pub item: Option<ItemId>,
+}
+
+impl TenantOp for StockLevels {
+    type Output = Vec<aries_tenants::inventory::StockLevel>;
+    const NAME: &'static str = "stock.levels";
+    const ACCESS: Access = needs(Resource::Inventory, Action::View);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(
+            async move { inv::stock_levels(conn, ctx.tenant, self.warehouse, self.item).await },
+        )
+    }
+}
+
+/// `GET /stock/movements`.
+pub struct StockLedger {
+    /// The warehouse.
+    pub warehouse: WarehouseId,
+    /// The item.
+    pub item: ItemId,
+}
+
+impl TenantOp for StockLedger {
+    type Output = Vec<aries_tenants::inventory::StockMovement>;
+    const NAME: &'static str = "stock.ledger";
+    const ACCESS: Access = needs(Resource::Inventory, Action::View);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move { inv::movements(conn, ctx.tenant, self.warehouse, self.item).await })
+    }
+}

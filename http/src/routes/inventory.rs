@@ -317,3 +317,101 @@ pub async fn serial_history(
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
+
+/// Record a stock movement: a receipt, a counted adjustment, or a transfer (out and in halves
+/// written together). Stock never goes below zero: 409 `insufficient_stock`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/stock/movements", tag = "inventory", request_body = aries_tenants::inventory::MovementInput,
+    security(("bearer" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 201, description = "`{data: [StockLevel]}`: the levels changed"), (status = 409, description = "insufficient_stock")))]
+pub async fn record_movement(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: JsonBody<aries_tenants::inventory::MovementInput>,
+) -> Result<HttpResponse, ApiError> {
+    let op = aries_actors::ops::inventory::RecordMovement(body.value);
+    let levels = match idempotency_key(&req)? {
+        Some(key) => {
+            state
+                .directory
+                .exec_as(
+                    &caller.slug,
+                    caller.call(),
+                    Idempotent {
+                        key,
+                        request_sha256: body.request_sha256,
+                        op,
+                    },
+                )
+                .await?
+                .value
+        }
+        None => {
+            state
+                .directory
+                .exec_as(&caller.slug, caller.call(), op)
+                .await?
+        }
+    };
+    Ok(HttpResponse::Created().json(serde_json::json!({ "data": levels })))
+}
+
+/// Filters of stock queries.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StockQuery {
+    pub warehouse_id: Option<String>,
+    pub item_id: Option<String>,
+}
+
+fn uuid_param<T: std::str::FromStr>(field: &str, v: Option<String>) -> Result<Option<T>, ApiError> {
+    v.map(|s| {
+        s.parse()
+            .map_err(|_| query_error(field, "invalid_uuid", "a UUID"))
+    })
+    .transpose()
+}
+
+/// Stock levels (counters per warehouse and item).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/stock", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), StockQuery), responses((status = 200, description = "`{data: [StockLevel]}`")))]
+pub async fn stock(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    query: web::Query<StockQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let op = aries_actors::ops::inventory::StockLevels {
+        warehouse: uuid_param("warehouse_id", q.warehouse_id)?,
+        item: uuid_param("item_id", q.item_id)?,
+    };
+    let data = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), op)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+/// The ledger of one item in one warehouse (both parameters required).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/stock/movements", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), StockQuery), responses((status = 200, description = "`{data: [StockMovement]}`")))]
+pub async fn stock_movements(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    query: web::Query<StockQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let warehouse = uuid_param("warehouse_id", q.warehouse_id)?
+        .ok_or_else(|| query_error("warehouse_id", "required", "required"))?;
+    let item = uuid_param("item_id", q.item_id)?
+        .ok_or_else(|| query_error("item_id", "required", "required"))?;
+    let data = state
+        .directory
+        .exec_as(
+            &caller.slug,
+            caller.call(),
+            aries_actors::ops::inventory::StockLedger { warehouse, item },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}

@@ -116,6 +116,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/serials/{serial_id}/history")
                     .route(web::get().to(inventory::serial_history)),
             )
+            .service(resource("/stock").route(web::get().to(inventory::stock)))
+            .service(
+                resource("/stock/movements")
+                    .route(web::post().to(inventory::record_movement))
+                    .route(web::get().to(inventory::stock_movements)),
+            )
             .service(resource("/oauth/token").route(web::post().to(oauth::token)))
             .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
             .service(

@@ -229,3 +229,126 @@ async fn a_serials_life_over_http() -> TestResult {
     assert_problem(res, 403, "forbidden").await;
     Ok(())
 }
+
+#[actix_web::test]
+async fn stock_moves_and_the_counters_replay_the_ledger() -> TestResult {
+    let app = TestApp::spawn().await;
+    app.create_tenant("shelves").await;
+    let t = "/v1/tenants/shelves";
+    let w1: Value = app
+        .post_json(
+            &format!("{t}/warehouses"),
+            &json!({"code": "A", "name": "A"}),
+        )
+        .await
+        .json()
+        .await?;
+    let w2: Value = app
+        .post_json(
+            &format!("{t}/warehouses"),
+            &json!({"code": "B", "name": "B"}),
+        )
+        .await
+        .json()
+        .await?;
+    let item: Value = app
+        .post_json(
+            &format!("{t}/items"),
+            &json!({"code": "MASK", "name": "Mask"}),
+        )
+        .await
+        .json()
+        .await?;
+    let mv = |body: Value| {
+        app.req(Method::POST, &format!("{t}/stock/movements"))
+            .json(&body)
+            .send()
+    };
+    let res = mv(
+        json!({"kind": "receipt", "warehouse_id": w1["id"], "item_id": item["id"], "quantity": 10}),
+    )
+    .await?;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await?["data"][0]["on_hand"], 10);
+    let res = mv(json!({"kind": "transfer", "from_warehouse_id": w1["id"], "to_warehouse_id": w2["id"], "item_id": item["id"], "quantity": 4})).await?;
+    let levels: Value = res.json().await?;
+    assert_eq!(
+        (
+            levels["data"][0]["on_hand"].as_i64(),
+            levels["data"][1]["on_hand"].as_i64()
+        ),
+        (Some(6), Some(4))
+    );
+    let res = mv(json!({"kind": "adjustment", "warehouse_id": w2["id"], "item_id": item["id"], "quantity": -1, "note": "broken in storage"})).await?;
+    assert_eq!(res.status(), 201);
+    // Refusals: more than on hand, zero, missing note, same warehouse, unknown item, unknown kind.
+    assert_problem(mv(json!({"kind": "transfer", "from_warehouse_id": w2["id"], "to_warehouse_id": w1["id"], "item_id": item["id"], "quantity": 9})).await?, 409, "insufficient_stock").await;
+    assert_problem(mv(json!({"kind": "receipt", "warehouse_id": w1["id"], "item_id": item["id"], "quantity": 0})).await?, 422, "validation_failed").await;
+    let no_note = assert_problem(mv(json!({"kind": "adjustment", "warehouse_id": w1["id"], "item_id": item["id"], "quantity": 1})).await?, 422, "validation_failed").await;
+    assert_eq!(no_note["errors"][0]["field"], "note");
+    let same = assert_problem(mv(json!({"kind": "transfer", "from_warehouse_id": w1["id"], "to_warehouse_id": w1["id"], "item_id": item["id"], "quantity": 1})).await?, 422, "validation_failed").await;
+    assert_eq!(same["errors"][0]["field"], "to_warehouse_id");
+    let unknown = assert_problem(mv(json!({"kind": "receipt", "warehouse_id": w1["id"], "item_id": uuid::Uuid::now_v7(), "quantity": 1})).await?, 422, "validation_failed").await;
+    assert_eq!(unknown["errors"][0]["field"], "item_id");
+    assert_problem(
+        mv(json!({"kind": "gift", "warehouse_id": w1["id"]})).await?,
+        422,
+        "validation_failed",
+    )
+    .await;
+
+    // The counters equal the replay of each ledger.
+    let levels: Value = app
+        .get(&format!(
+            "{t}/stock?item_id={}",
+            item["id"].as_str().unwrap_or("")
+        ))
+        .await
+        .json()
+        .await?;
+    for level in levels["data"].as_array().cloned().unwrap_or_default() {
+        let url = format!(
+            "{t}/stock/movements?warehouse_id={}&item_id={}",
+            level["warehouse_id"].as_str().unwrap_or(""),
+            item["id"].as_str().unwrap_or("")
+        );
+        let ledger: Value = app.get(&url).await.json().await?;
+        let moves: Vec<(aries_tenants::dme::stock::MovementKind, i64)> = ledger["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    serde_json::from_value(m["kind"].clone()).ok()?,
+                    m["quantity"].as_i64()?,
+                ))
+            })
+            .collect();
+        let replayed =
+            aries_tenants::dme::stock::StockCounters::replay(&moves).map_err(|e| e.to_string())?;
+        assert_eq!(Some(replayed.on_hand), level["on_hand"].as_i64(), "{level}");
+        assert_eq!(Some(replayed.available()), level["available"].as_i64());
+    }
+    let on_hand: Vec<i64> = levels["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["on_hand"].as_i64())
+        .collect();
+    assert_eq!(
+        on_hand.iter().sum::<i64>(),
+        9,
+        "10 received, 1 written off; transfers move, they do not create"
+    );
+    assert_problem(
+        app.get(&format!(
+            "{t}/stock/movements?warehouse_id={}",
+            w1["id"].as_str().unwrap_or("")
+        ))
+        .await,
+        422,
+        "invalid_query",
+    )
+    .await;
+    Ok(())
+}
