@@ -3,7 +3,7 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::{
-    health, inventory, locations, oauth, operators, platform, prescribers, security,
+    health, inventory, locations, oauth, operators, payers, platform, prescribers, security,
     tenant_sessions,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
+        payers::create, payers::list, payers::show, payers::update,
         inventory::create_warehouse, inventory::list_warehouses, inventory::show_warehouse, inventory::create_item,
         inventory::list_items, inventory::show_item, inventory::receive_serial, inventory::list_serials,
         inventory::show_serial, inventory::record_event, inventory::serial_history,
@@ -41,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,
         aries_tenants::prescribers::Prescriber, aries_tenants::prescribers::PrescriberInput,
+        aries_tenants::payers::Payer, aries_tenants::payers::PayerInput,
         aries_tenants::inventory::Warehouse, aries_tenants::inventory::WarehouseInput, aries_tenants::inventory::Item,
         aries_tenants::inventory::ItemInput, aries_tenants::inventory::Serial, aries_tenants::inventory::SerialInput,
         aries_tenants::inventory::SerialHistoryEntry, aries_tenants::inventory::MovementInput,
@@ -56,6 +58,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
+         (name = "payers", description = "Insurers and programs"),
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),

@@ -81,6 +81,10 @@ typed_id!(
     SerialId
 );
 typed_id!(
+    /// A payer (insurer or program).
+    PayerId
+);
+typed_id!(
     /// A prescriber (ordering physician, NP, PA).
     PrescriberId
 );

@@ -15,6 +15,7 @@
 //! - [`inventory`]: warehouses, items and serials (status = fold of the serial's events).
 //! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
+//! - [`payers`]: insurers and programs the provider bills.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
@@ -31,6 +32,7 @@ pub mod locations;
 pub mod npi;
 pub mod outbox;
 pub mod page;
+pub mod payers;
 pub mod prescribers;
 pub mod tenant;
 pub mod validation;

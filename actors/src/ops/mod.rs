@@ -5,11 +5,13 @@
 //!
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
+//! - [`payers`]: insurers and programs.
 //! - [`prescribers`]: ordering physicians.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 pub mod inventory;
 pub mod locations;
+pub mod payers;
 pub mod prescribers;
 pub mod security;
 

@@ -7,6 +7,7 @@ pub mod locations;
 pub mod meta;
 pub mod oauth;
 pub mod operators;
+pub mod payers;
 pub mod platform;
 pub mod prescribers;
 pub mod security;
@@ -76,6 +77,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(locations::show))
                     .route(web::patch().to(locations::update))
                     .route(web::delete().to(locations::delete)),
+            )
+            .service(
+                resource("/payers")
+                    .route(web::post().to(payers::create))
+                    .route(web::get().to(payers::list)),
+            )
+            .service(
+                resource("/payers/{payer_id}")
+                    .route(web::get().to(payers::show))
+                    .route(web::patch().to(payers::update)),
             )
             .service(
                 resource("/prescribers")
