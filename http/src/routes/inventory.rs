@@ -4,72 +4,20 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
-use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
-};
-use crate::routes::prescribers::with_etag;
+use crate::extract::{JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error};
+use crate::routes::common::{create, with_etag};
 use crate::state::AppState;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use aries_actors::ops::Idempotent;
 use aries_actors::ops::inventory::{
     CreateItem, CreateWarehouse, GetItem, GetSerial, GetWarehouse, ListItems, ListSerials,
     ListWarehouses, ReceiveSerial, RecordSerialEvent, SerialHistory,
 };
-use aries_actors::ops::{Idempotent, TenantOp};
 use aries_tenants::dme::serials::{SerialEvent, SerialStatus};
 use aries_tenants::inventory::{
     Item, ItemInput, Serial, SerialFilter, SerialInput, Warehouse, WarehouseInput,
 };
 use aries_tenants::page::Page;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// A create with the usual conventions: `Idempotency-Key`, 201, `Location`, `ETag`.
-async fn create<O>(
-    caller: &TenantCaller,
-    req: &HttpRequest,
-    state: &AppState,
-    sha: [u8; 32],
-    op: O,
-    url: impl Fn(&O::Output) -> String,
-    version: impl Fn(&O::Output) -> i64,
-) -> Result<HttpResponse, ApiError>
-where
-    O: TenantOp,
-    O::Output: Serialize + DeserializeOwned,
-{
-    let (value, replayed) = match idempotency_key(req)? {
-        Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256: sha,
-                        op,
-                    },
-                )
-                .await?;
-            (out.value, out.replayed)
-        }
-        None => (
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?,
-            false,
-        ),
-    };
-    let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, url(&value)));
-    if replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
-    let v = version(&value);
-    Ok(with_etag(res.json(&value), v))
-}
 
 /// Create a warehouse.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/warehouses", tag = "inventory", request_body = WarehouseInput, security(("bearer" = [])),

@@ -3,15 +3,13 @@
 //! in that transaction.
 
 use crate::auth::caller::TenantCaller;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id,
-};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PageQuery, if_match, path_id};
+use crate::routes::common::{bool_param, require_object, with_etag};
 use crate::state::AppState;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::{
-    CreateLocation, DeleteLocation, GetLocation, Idempotent, ListLocations, PatchLocation,
+    CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation,
 };
 use aries_tenants::LocationId;
 use aries_tenants::locations::store::ListFilter;
@@ -22,13 +20,6 @@ use serde::Deserialize;
 /// The `{location_id}` of `/v1/tenants/{tenant}/locations/{location_id}` (the tenant is the caller's).
 fn location_id(path: web::Path<(String, String)>) -> Result<LocationId, ApiError> {
     path_id("location_id", &path.into_inner().1)
-}
-
-fn with_etag(mut res: HttpResponse, location: &Location) -> HttpResponse {
-    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", location.version)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res
 }
 
 /// Create a location.
@@ -46,34 +37,16 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
     let op = CreateLocation(body.value);
-    let (location, replayed) = match idempotency_key(&req)? {
-        Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256: body.request_sha256,
-                        op,
-                    },
-                )
-                .await?;
-            (out.value, out.replayed)
-        }
-        None => (
-            state.directory.exec_as(&slug, caller.call(), op).await?,
-            false,
-        ),
-    };
-    let url = format!("/v1/tenants/{slug}/locations/{}", location.id);
-    let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, url));
-    if replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
-    Ok(with_etag(res.json(&location), &location))
+    crate::routes::common::create(
+        &caller,
+        &req,
+        &state,
+        body.request_sha256,
+        op,
+        |l| format!("/v1/tenants/{slug}/locations/{}", l.id),
+        |l| l.version,
+    )
+    .await
 }
 
 /// Filters of the location list.
@@ -106,18 +79,7 @@ pub async fn list(
         cursor: q.cursor,
     }
     .parse()?;
-    let active = match q.active.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            return Err(crate::extract::query_error(
-                "active",
-                "invalid_value",
-                "true or false",
-            ));
-        }
-    };
+    let active = bool_param("active", q.active.as_deref())?;
     let filter = ListFilter {
         only: None,
         q: q.q.filter(|s| !s.trim().is_empty()),
@@ -145,7 +107,10 @@ pub async fn show(
         .directory
         .exec_as(&slug, caller.call(), GetLocation(id))
         .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&location), &location))
+    Ok(with_etag(
+        HttpResponse::Ok().json(&location),
+        location.version,
+    ))
 }
 
 /// Update a location with a JSON merge patch (RFC 7396) of its writable fields. `If-Match` with
@@ -165,17 +130,7 @@ pub async fn update(
     let slug = caller.slug.clone();
     let id = location_id(path)?;
     let if_match = if_match(&req)?;
-    if !body.value.is_object() {
-        return Err(ApiError::with_errors(
-            ErrorCode::ValidationFailed,
-            "a merge patch is a JSON object",
-            vec![aries_tenants::FieldError::new(
-                "",
-                "invalid_type",
-                "expected a JSON object",
-            )],
-        ));
-    }
+    require_object(&body.value)?;
     let location = state
         .directory
         .exec_as(
@@ -188,7 +143,10 @@ pub async fn update(
             },
         )
         .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&location), &location))
+    Ok(with_etag(
+        HttpResponse::Ok().json(&location),
+        location.version,
+    ))
 }
 
 /// Delete a location. `If-Match` makes it conditional.

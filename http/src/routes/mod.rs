@@ -1,6 +1,7 @@
 //! Every route, mounted in one place. Each resource module exports its handlers; `configure`
 //! wires them, and [`crate::openapi::ApiDoc`] lists the same handlers for the OpenAPI document.
 
+pub mod common;
 pub mod health;
 pub mod inventory;
 pub mod locations;

@@ -1,15 +1,11 @@
 //! Payers: `/v1/tenants/{tenant}/payers`. No delete: deactivate with `PATCH {"active": false}`.
 
 use crate::auth::caller::TenantCaller;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
-};
-use crate::routes::prescribers::with_etag;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PageQuery, if_match, path_id};
+use crate::routes::common::{bool_param, require_object, with_etag};
 use crate::state::AppState;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aries_actors::ops::Idempotent;
 use aries_actors::ops::payers::{CreatePayer, GetPayer, ListPayers, PatchPayer};
 use aries_tenants::ids::PayerId;
 use aries_tenants::page::Page;
@@ -27,40 +23,18 @@ pub async fn create(
     state: web::Data<AppState>,
     body: JsonBody<PayerInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = caller.slug.clone();
     let op = CreatePayer(body.value);
-    let (p, replayed) = match idempotency_key(&req)? {
-        Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256: body.request_sha256,
-                        op,
-                    },
-                )
-                .await?;
-            (out.value, out.replayed)
-        }
-        None => (
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?,
-            false,
-        ),
-    };
-    let mut res = HttpResponse::Created();
-    res.insert_header((
-        header::LOCATION,
-        format!("/v1/tenants/{}/payers/{}", caller.slug, p.id),
-    ));
-    if replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
-    Ok(with_etag(res.json(&p), p.version))
+    crate::routes::common::create(
+        &caller,
+        &req,
+        &state,
+        body.request_sha256,
+        op,
+        |v| format!("/v1/tenants/{slug}/payers/{}", v.id),
+        |v| v.version,
+    )
+    .await
 }
 
 /// Filters of the list.
@@ -92,12 +66,7 @@ pub async fn list(
         cursor: q.cursor,
     }
     .parse()?;
-    let active = match q.active.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(query_error("active", "invalid_value", "true or false")),
-    };
+    let active = bool_param("active", q.active.as_deref())?;
     let filter = PayerFilter {
         q: q.q.filter(|s| !s.trim().is_empty()),
         payer_type: q.payer_type,
@@ -146,17 +115,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = payer_id(path)?;
     let if_match = if_match(&req)?;
-    if !body.value.is_object() {
-        return Err(ApiError::with_errors(
-            ErrorCode::ValidationFailed,
-            "a merge patch is a JSON object",
-            vec![aries_tenants::FieldError::new(
-                "",
-                "invalid_type",
-                "expected a JSON object",
-            )],
-        ));
-    }
+    require_object(&body.value)?;
     let p = state
         .directory
         .exec_as(

@@ -2,14 +2,11 @@
 //! `PATCH {"active": false}` (orders keep referring to them).
 
 use crate::auth::caller::TenantCaller;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
-};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PageQuery, if_match, path_id};
+use crate::routes::common::{bool_param, require_object, with_etag};
 use crate::state::AppState;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aries_actors::ops::Idempotent;
 use aries_actors::ops::prescribers::{
     CreatePrescriber, GetPrescriber, ListPrescribers, PatchPrescriber,
 };
@@ -17,14 +14,6 @@ use aries_tenants::ids::PrescriberId;
 use aries_tenants::page::Page;
 use aries_tenants::prescribers::{Prescriber, PrescriberFilter, PrescriberInput};
 use serde::Deserialize;
-
-/// Adds `ETag: "<version>"`.
-pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
-    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{version}\"")) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res
-}
 
 /// Create a prescriber.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/prescribers", tag = "prescribers", request_body = PrescriberInput,
@@ -37,40 +26,18 @@ pub async fn create(
     state: web::Data<AppState>,
     body: JsonBody<PrescriberInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = caller.slug.clone();
     let op = CreatePrescriber(body.value);
-    let (p, replayed) = match idempotency_key(&req)? {
-        Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256: body.request_sha256,
-                        op,
-                    },
-                )
-                .await?;
-            (out.value, out.replayed)
-        }
-        None => (
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?,
-            false,
-        ),
-    };
-    let mut res = HttpResponse::Created();
-    res.insert_header((
-        header::LOCATION,
-        format!("/v1/tenants/{}/prescribers/{}", caller.slug, p.id),
-    ));
-    if replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
-    Ok(with_etag(res.json(&p), p.version))
+    crate::routes::common::create(
+        &caller,
+        &req,
+        &state,
+        body.request_sha256,
+        op,
+        |v| format!("/v1/tenants/{slug}/prescribers/{}", v.id),
+        |v| v.version,
+    )
+    .await
 }
 
 /// Filters of the list.
@@ -102,12 +69,7 @@ pub async fn list(
         cursor: q.cursor,
     }
     .parse()?;
-    let active = match q.active.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(query_error("active", "invalid_value", "true or false")),
-    };
+    let active = bool_param("active", q.active.as_deref())?;
     let filter = PrescriberFilter {
         q: q.q.filter(|s| !s.trim().is_empty()),
         npi: q.npi,
@@ -160,17 +122,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = prescriber_id(path)?;
     let if_match = if_match(&req)?;
-    if !body.value.is_object() {
-        return Err(ApiError::with_errors(
-            ErrorCode::ValidationFailed,
-            "a merge patch is a JSON object",
-            vec![aries_tenants::FieldError::new(
-                "",
-                "invalid_type",
-                "expected a JSON object",
-            )],
-        ));
-    }
+    require_object(&body.value)?;
     let p = state
         .directory
         .exec_as(
