@@ -40,12 +40,15 @@ fn taken(e: sqlx::Error, constraint: &str, code: &'static str, detail: String) -
 // ---- warehouses ----
 
 /// Body of "create a warehouse".
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseInput {
     /// Short code, unique within the tenant (`MAIN`).
     pub code: String,
     pub name: String,
+    /// Inactive warehouses keep their history but receive nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 /// A warehouse.
@@ -72,13 +75,14 @@ pub async fn create_warehouse(
     let name = errs.text("name", &input.name, 200);
     errs.finish(()).map_err(DomainError::Validation)?;
     let w: Warehouse = sqlx::query_as(
-        "insert into warehouse (tenant_id, warehouse_id, code, name) values ($1, $2, $3, $4) \
+        "insert into warehouse (tenant_id, warehouse_id, code, name, active) values ($1, $2, $3, $4, $5) \
          returning warehouse_id, code, name, active, version, created_at",
     )
     .bind(tenant)
     .bind(WarehouseId::new())
     .bind(&code)
     .bind(&name)
+    .bind(input.active.unwrap_or(true))
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| {
@@ -125,7 +129,7 @@ pub async fn list_warehouses(
 // ---- items ----
 
 /// Body of "create an inventory item".
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
     /// Inventory code, unique within the tenant.
@@ -141,6 +145,9 @@ pub struct ItemInput {
     pub manufacturer: Option<String>,
     #[serde(default)]
     pub model_number: Option<String>,
+    /// Inactive items keep their history but take no new orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 /// An inventory item.
@@ -184,8 +191,8 @@ pub async fn create_item(
     }
     errs.finish(()).map_err(DomainError::Validation)?;
     let sql = format!(
-        "insert into inventory_item (tenant_id, item_id, code, name, serialized, oxygen_tank, manufacturer, model_number) \
-         values ($1,$2,$3,$4,$5,$6,$7,$8) returning {ITEM_COLUMNS}"
+        "insert into inventory_item (tenant_id, item_id, code, name, serialized, oxygen_tank, manufacturer, model_number, \
+         active) values ($1,$2,$3,$4,$5,$6,$7,$8,$9) returning {ITEM_COLUMNS}"
     );
     let item: Item = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
@@ -196,6 +203,7 @@ pub async fn create_item(
         .bind(input.oxygen_tank)
         .bind(manufacturer)
         .bind(model)
+        .bind(input.active.unwrap_or(true))
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| {
@@ -529,6 +537,145 @@ pub async fn history(
             occurred_at,
         })
         .collect())
+}
+
+// ---- updates ----
+
+async fn merged<T: Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: &serde_json::Value,
+) -> Result<T, DomainError> {
+    let mut doc = serde_json::to_value(current).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    crate::validation::merge_patch(&mut doc, patch);
+    Ok(crate::validation::from_json_value(doc)?)
+}
+
+/// Merge patch of a warehouse's code, name and active flag (`If-Match` checked).
+pub async fn patch_warehouse(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: WarehouseId,
+    patch: &serde_json::Value,
+    if_match: Option<i64>,
+) -> Result<(Warehouse, bool), DomainError> {
+    let current = get_warehouse(conn, tenant, id).await?;
+    if let Some(v) = if_match
+        && v != current.version
+    {
+        return Err(DomainError::VersionMismatch {
+            current: current.version,
+        });
+    }
+    let before = WarehouseInput {
+        code: current.code.clone(),
+        name: current.name.clone(),
+        active: Some(current.active),
+    };
+    let after: WarehouseInput = merged(&before, patch).await?;
+    let mut errs = ValidationErrors::default();
+    let code = code(&mut errs, &after.code);
+    let name = errs.text("name", &after.name, 200);
+    errs.finish(()).map_err(DomainError::Validation)?;
+    let active = after.active.unwrap_or(true);
+    if (code.as_str(), name.as_str(), active)
+        == (current.code.as_str(), current.name.as_str(), current.active)
+    {
+        return Ok((current, false));
+    }
+    let w: Warehouse = sqlx::query_as(
+        "update warehouse set code = $3, name = $4, active = $5, version = version + 1, updated_at = now()          where tenant_id = $1 and warehouse_id = $2 returning warehouse_id, code, name, active, version, created_at",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(&code)
+    .bind(&name)
+    .bind(active)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| taken(e, "warehouse_code_key", "warehouse_code_taken", format!("a warehouse with code {code} exists")))?;
+    outbox::record(conn, tenant, w.id.as_uuid(), "warehouse.updated", &w).await?;
+    Ok((w, true))
+}
+
+/// Merge patch of an item; whether it is serialized or an oxygen tank cannot change (its serials
+/// and stock depend on it).
+pub async fn patch_item(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: ItemId,
+    patch: &serde_json::Value,
+    if_match: Option<i64>,
+) -> Result<(Item, bool), DomainError> {
+    let current = get_item(conn, tenant, id).await?;
+    if let Some(v) = if_match
+        && v != current.version
+    {
+        return Err(DomainError::VersionMismatch {
+            current: current.version,
+        });
+    }
+    let before = ItemInput {
+        code: current.code.clone(),
+        name: current.name.clone(),
+        serialized: current.serialized,
+        oxygen_tank: current.oxygen_tank,
+        manufacturer: current.manufacturer.clone(),
+        model_number: current.model_number.clone(),
+        active: Some(current.active),
+    };
+    let after: ItemInput = merged(&before, patch).await?;
+    let mut errs = ValidationErrors::default();
+    let code = code(&mut errs, &after.code);
+    let name = errs.text("name", &after.name, 200);
+    let manufacturer = errs.optional_text("manufacturer", after.manufacturer.as_deref(), 100);
+    let model = errs.optional_text("model_number", after.model_number.as_deref(), 100);
+    if after.serialized != current.serialized {
+        errs.push(
+            "serialized",
+            "immutable",
+            "cannot change once the item exists",
+        );
+    }
+    if after.oxygen_tank != current.oxygen_tank {
+        errs.push(
+            "oxygen_tank",
+            "immutable",
+            "cannot change once the item exists",
+        );
+    }
+    errs.finish(()).map_err(DomainError::Validation)?;
+    let active = after.active.unwrap_or(true);
+    let unchanged = code == current.code
+        && name == current.name
+        && manufacturer == current.manufacturer
+        && model == current.model_number
+        && active == current.active;
+    if unchanged {
+        return Ok((current, false));
+    }
+    let sql = format!(
+        "update inventory_item set code = $3, name = $4, manufacturer = $5, model_number = $6, active = $7,          version = version + 1, updated_at = now() where tenant_id = $1 and item_id = $2 returning {ITEM_COLUMNS}"
+    );
+    let item: Item = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(&code)
+        .bind(&name)
+        .bind(manufacturer)
+        .bind(model)
+        .bind(active)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| {
+            taken(
+                e,
+                "inventory_item_code_key",
+                "item_code_taken",
+                format!("an item with code {code} exists"),
+            )
+        })?;
+    outbox::record(conn, tenant, item.id.as_uuid(), "item.updated", &item).await?;
+    Ok((item, true))
 }
 
 // ---- stock ----

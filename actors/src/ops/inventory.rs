@@ -323,3 +323,77 @@ impl TenantOp for StockLedger {
         Box::pin(async move { inv::movements(conn, ctx.tenant, self.warehouse, self.item).await })
     }
 }
+
+/// `PATCH /warehouses/{id}`.
+pub struct PatchWarehouse {
+    /// Which warehouse.
+    pub id: WarehouseId,
+    /// The merge patch.
+    pub patch: serde_json::Value,
+    /// `If-Match` version, when sent.
+    pub if_match: Option<i64>,
+}
+
+impl TenantOp for PatchWarehouse {
+    type Output = Warehouse;
+    const NAME: &'static str = "warehouse.patch";
+    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Warehouse, DomainError>> {
+        Box::pin(async move {
+            let (w, changed) =
+                inv::patch_warehouse(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
+            if changed {
+                ctx.audit(
+                    conn,
+                    "warehouse.updated",
+                    "warehouse",
+                    w.id,
+                    json!({"patch": self.patch}),
+                )
+                .await?;
+            }
+            Ok(w)
+        })
+    }
+}
+
+/// `PATCH /items/{id}`.
+pub struct PatchItem {
+    /// Which item.
+    pub id: ItemId,
+    /// The merge patch.
+    pub patch: serde_json::Value,
+    /// `If-Match` version, when sent.
+    pub if_match: Option<i64>,
+}
+
+impl TenantOp for PatchItem {
+    type Output = Item;
+    const NAME: &'static str = "item.patch";
+    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Item, DomainError>> {
+        Box::pin(async move {
+            let (item, changed) =
+                inv::patch_item(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
+            if changed {
+                ctx.audit(
+                    conn,
+                    "item.updated",
+                    "item",
+                    item.id,
+                    json!({"patch": self.patch}),
+                )
+                .await?;
+            }
+            Ok(item)
+        })
+    }
+}

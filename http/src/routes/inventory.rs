@@ -363,3 +363,59 @@ pub async fn stock_movements(
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
+
+/// Update a warehouse (JSON merge patch; `If-Match` makes it conditional).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/warehouses/{warehouse_id}", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("warehouse_id" = String, Path, format = Uuid),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Warehouse), (status = 412, description = "version_mismatch")))]
+pub async fn update_warehouse(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("warehouse_id", &path.into_inner().1)?;
+    let if_match = if_match(&req)?;
+    crate::routes::common::require_object(&body.value)?;
+    let op = aries_actors::ops::inventory::PatchWarehouse {
+        id,
+        patch: body.value,
+        if_match,
+    };
+    let w = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), op)
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&w), w.version))
+}
+
+/// Update an item (JSON merge patch; `serialized` and `oxygen_tank` cannot change).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/items/{item_id}", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("item_id" = String, Path, format = Uuid),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Item), (status = 412, description = "version_mismatch"), (status = 422, description = "validation_failed")))]
+pub async fn update_item(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("item_id", &path.into_inner().1)?;
+    let if_match = if_match(&req)?;
+    crate::routes::common::require_object(&body.value)?;
+    let op = aries_actors::ops::inventory::PatchItem {
+        id,
+        patch: body.value,
+        if_match,
+    };
+    let item = state
+        .directory
+        .exec_as(&caller.slug, caller.call(), op)
+        .await?;
+    Ok(with_etag(HttpResponse::Ok().json(&item), item.version))
+}

@@ -106,14 +106,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 resource("/warehouses/{warehouse_id}")
-                    .route(web::get().to(inventory::show_warehouse)),
+                    .route(web::get().to(inventory::show_warehouse))
+                    .route(web::patch().to(inventory::update_warehouse)),
             )
             .service(
                 resource("/items")
                     .route(web::post().to(inventory::create_item))
                     .route(web::get().to(inventory::list_items)),
             )
-            .service(resource("/items/{item_id}").route(web::get().to(inventory::show_item)))
+            .service(
+                resource("/items/{item_id}")
+                    .route(web::get().to(inventory::show_item))
+                    .route(web::patch().to(inventory::update_item)),
+            )
             .service(
                 resource("/serials")
                     .route(web::post().to(inventory::receive_serial))

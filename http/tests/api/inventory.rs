@@ -64,6 +64,61 @@ async fn a_serials_life_over_http() -> TestResult {
         .await
         .json()
         .await?;
+    // Updates: conditional, and what serials depend on cannot change.
+    let cpap_path = format!("{t}/items/{}", cpap["id"].as_str().unwrap_or(""));
+    let res = app
+        .req(Method::PATCH, &cpap_path)
+        .header("if-match", "\"1\"")
+        .json(&json!({"manufacturer": "ResMed"}))
+        .send()
+        .await?;
+    assert_eq!(
+        (
+            res.status().as_u16(),
+            res.headers()["etag"].to_str()?.to_owned()
+        ),
+        (200, "\"2\"".to_owned())
+    );
+    assert_problem(
+        app.req(Method::PATCH, &cpap_path)
+            .header("if-match", "\"1\"")
+            .json(&json!({"name": "x"}))
+            .send()
+            .await?,
+        412,
+        "version_mismatch",
+    )
+    .await;
+    let immutable = app
+        .req(Method::PATCH, &cpap_path)
+        .json(&json!({"serialized": false}))
+        .send()
+        .await?;
+    assert_eq!(
+        assert_problem(immutable, 422, "validation_failed").await["errors"][0]["field"],
+        "serialized"
+    );
+    let w2_path = format!("{t}/warehouses/{}", w2["id"].as_str().unwrap_or(""));
+    let renamed: Value = app
+        .req(Method::PATCH, &w2_path)
+        .json(&json!({"name": "North depot"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["version"].as_i64()),
+        (Some("North depot"), Some(2))
+    );
+    assert_problem(
+        app.req(Method::PATCH, &w2_path)
+            .json(&json!({"code": "MAIN"}))
+            .send()
+            .await?,
+        409,
+        "warehouse_code_taken",
+    )
+    .await;
     let bad_tank = app
         .post_json(
             &format!("{t}/items"),
