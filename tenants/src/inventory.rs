@@ -827,7 +827,7 @@ async fn move_stock(
         .counters
         .apply(kind, quantity)
         .map_err(|e| match e {
-            StockError::NonPositive(_) => {
+            StockError::NonPositive(_) | StockError::TooLarge => {
                 let mut errs = ValidationErrors::default();
                 errs.push("quantity", "out_of_range", e.to_string());
                 DomainError::Validation(errs)

@@ -351,6 +351,11 @@ async fn stock_moves_and_the_counters_replay_the_ledger() -> TestResult {
         "validation_failed",
     )
     .await;
+    let huge = mv(json!({"kind": "receipt", "warehouse_id": w1["id"], "item_id": item["id"], "quantity": i64::MAX})).await?;
+    assert_eq!(
+        assert_problem(huge, 422, "validation_failed").await["errors"][0]["field"],
+        "quantity"
+    );
 
     // The counters equal the replay of each ledger.
     let levels: Value = app

@@ -183,7 +183,7 @@ fn choose(rows: &[Row]) -> Allowables {
         .or(if oxygen {
             None
         } else {
-            rent.map(|r| r * Decimal::TEN)
+            rent.and_then(|r| r.checked_mul(Decimal::TEN))
         });
     Allowables { rent, sale }
 }

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The most units one movement may move.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
 /// Counters of one item in one warehouse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StockCounters {
@@ -79,6 +82,9 @@ fn multipliers(kind: MovementKind) -> [i64; 6] {
 pub enum StockError {
     #[error("quantity must be positive for {0:?}")]
     NonPositive(MovementKind),
+    /// Beyond what one movement may move (and what the counters can add without overflow).
+    #[error("quantity must be at most {MAX_QUANTITY} units")]
+    TooLarge,
     #[error("{counter} would become {value} (it cannot go below zero)")]
     WouldGoNegative { counter: &'static str, value: i64 },
 }
@@ -122,6 +128,9 @@ impl StockCounters {
         if kind != MovementKind::Adjustment && quantity <= 0 {
             return Err(StockError::NonPositive(kind));
         }
+        if quantity.unsigned_abs() > MAX_QUANTITY.unsigned_abs() {
+            return Err(StockError::TooLarge);
+        }
         let mut m = multipliers(kind);
         let mut c = self.as_array();
         if kind == MovementKind::Received {
@@ -137,7 +146,9 @@ impl StockCounters {
             m[1] = 0;
         }
         for (slot, mult) in c.iter_mut().zip(m) {
-            *slot += mult * quantity;
+            *slot = slot
+                .checked_add(mult * quantity)
+                .ok_or(StockError::TooLarge)?;
         }
         for (i, value) in c.iter().enumerate() {
             if *value < 0 {
@@ -208,6 +219,14 @@ mod tests {
         );
         assert!(StockCounters::default().apply(Received, 0).is_err());
         assert!(StockCounters::default().apply(Adjustment, -1).is_err());
+        assert_eq!(
+            StockCounters::default().apply(Received, i64::MAX),
+            Err(StockError::TooLarge)
+        );
+        assert_eq!(
+            StockCounters::default().apply(Adjustment, i64::MIN),
+            Err(StockError::TooLarge)
+        );
         let one = StockCounters {
             on_hand: 1,
             ..Default::default()
