@@ -42,3 +42,22 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
         _ => None,
     }
 }
+
+/// `If-Match` against the row's current version: `VersionMismatch` when it names another one.
+pub fn check_version(if_match: Option<i64>, current: i64) -> Result<(), DomainError> {
+    match if_match {
+        Some(expected) if expected != current => Err(DomainError::VersionMismatch { current }),
+        _ => Ok(()),
+    }
+}
+
+/// A resource's writable fields after a JSON merge patch (RFC 7396), re-read through `T` so an
+/// unknown field or a wrong type is a validation error naming the field.
+pub fn patched<T: serde::Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: &serde_json::Value,
+) -> Result<T, DomainError> {
+    let mut doc = serde_json::to_value(current).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    crate::validation::merge_patch(&mut doc, patch);
+    Ok(crate::validation::from_json_value(doc)?)
+}

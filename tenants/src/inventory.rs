@@ -3,7 +3,7 @@
 //! current state named, and nothing is written.
 
 use crate::dme::serials::{self, IllegalTransition, SerialEvent, SerialState, SerialStatus};
-use crate::error::{DomainError, unique_violation};
+use crate::error::{DomainError, check_version, patched, unique_violation};
 use crate::ids::{ItemId, SerialId, TenantId, WarehouseId};
 use crate::outbox;
 use crate::page::PageRequest;
@@ -469,11 +469,7 @@ pub async fn record_event(
     .fetch_optional(&mut *conn)
     .await?;
     let (version, tank) = row.ok_or(DomainError::NotFound("serial"))?;
-    if let Some(v) = if_match
-        && v != version
-    {
-        return Err(DomainError::VersionMismatch { current: version });
-    }
+    check_version(if_match, version)?;
     if let SerialEvent::Return { warehouse } | SerialEvent::TransferOut { to: warehouse } = event {
         get_warehouse(conn, tenant, WarehouseId(*warehouse))
             .await
@@ -541,15 +537,6 @@ pub async fn history(
 
 // ---- updates ----
 
-async fn merged<T: Serialize + serde::de::DeserializeOwned>(
-    current: &T,
-    patch: &serde_json::Value,
-) -> Result<T, DomainError> {
-    let mut doc = serde_json::to_value(current).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    crate::validation::merge_patch(&mut doc, patch);
-    Ok(crate::validation::from_json_value(doc)?)
-}
-
 /// Merge patch of a warehouse's code, name and active flag (`If-Match` checked).
 pub async fn patch_warehouse(
     conn: &mut PgConnection,
@@ -559,19 +546,13 @@ pub async fn patch_warehouse(
     if_match: Option<i64>,
 ) -> Result<(Warehouse, bool), DomainError> {
     let current = get_warehouse(conn, tenant, id).await?;
-    if let Some(v) = if_match
-        && v != current.version
-    {
-        return Err(DomainError::VersionMismatch {
-            current: current.version,
-        });
-    }
+    check_version(if_match, current.version)?;
     let before = WarehouseInput {
         code: current.code.clone(),
         name: current.name.clone(),
         active: Some(current.active),
     };
-    let after: WarehouseInput = merged(&before, patch).await?;
+    let after: WarehouseInput = patched(&before, patch)?;
     let mut errs = ValidationErrors::default();
     let code = code(&mut errs, &after.code);
     let name = errs.text("name", &after.name, 200);
@@ -607,13 +588,7 @@ pub async fn patch_item(
     if_match: Option<i64>,
 ) -> Result<(Item, bool), DomainError> {
     let current = get_item(conn, tenant, id).await?;
-    if let Some(v) = if_match
-        && v != current.version
-    {
-        return Err(DomainError::VersionMismatch {
-            current: current.version,
-        });
-    }
+    check_version(if_match, current.version)?;
     let before = ItemInput {
         code: current.code.clone(),
         name: current.name.clone(),
@@ -623,7 +598,7 @@ pub async fn patch_item(
         model_number: current.model_number.clone(),
         active: Some(current.active),
     };
-    let after: ItemInput = merged(&before, patch).await?;
+    let after: ItemInput = patched(&before, patch)?;
     let mut errs = ValidationErrors::default();
     let code = code(&mut errs, &after.code);
     let name = errs.text("name", &after.name, 200);

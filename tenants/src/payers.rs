@@ -1,10 +1,10 @@
 //! Payers: the insurers and programs a DME provider bills (Medicare, Medicaid, commercial plans…).
 
-use crate::error::{DomainError, unique_violation};
+use crate::error::{DomainError, check_version, patched, unique_violation};
 use crate::ids::{PayerId, TenantId};
 use crate::outbox;
 use crate::page::PageRequest;
-use crate::validation::{ValidationErrors, from_json_value, merge_patch};
+use crate::validation::ValidationErrors;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -244,17 +244,8 @@ pub async fn patch(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(DomainError::NotFound("payer"))?;
-    if let Some(v) = if_match
-        && v != current.version
-    {
-        return Err(DomainError::VersionMismatch {
-            current: current.version,
-        });
-    }
-    let mut doc =
-        serde_json::to_value(current.to_input()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    merge_patch(&mut doc, patch);
-    let f = from_json_value::<PayerInput>(doc)?.parse()?;
+    check_version(if_match, current.version)?;
+    let f = patched(&current.to_input(), patch)?.parse()?;
     if f == current.to_input().parse()? {
         return Ok((current, false));
     }

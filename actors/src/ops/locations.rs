@@ -116,10 +116,9 @@ impl TenantOp for PatchLocation {
     ) -> BoxFuture<'c, Result<Location, DomainError>> {
         Box::pin(async move {
             visible(ctx, self.id)?;
-            let before = store::get(conn, ctx.tenant, self.id).await?.version;
-            let location =
+            let (location, changed) =
                 store::patch(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
-            if location.version != before {
+            if changed {
                 ctx.audit(
                     conn,
                     "location.updated",

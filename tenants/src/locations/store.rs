@@ -3,11 +3,10 @@
 //! Each change writes its outbox event in the same transaction.
 
 use super::model::{Address, Location, LocationFields, LocationInput};
-use crate::error::{DomainError, unique_violation};
+use crate::error::{DomainError, check_version, patched, unique_violation};
 use crate::ids::{LocationId, TenantId};
 use crate::outbox;
 use crate::page::PageRequest;
-use crate::validation::{from_json_value, merge_patch};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -202,14 +201,15 @@ fn escape_like(s: &str) -> String {
 }
 
 /// Applies a JSON merge patch of the writable fields, checking `if_match` against the current
-/// version, and writes a `location.updated` event. A patch that changes nothing still bumps nothing.
+/// version, and writes a `location.updated` event. A patch that changes nothing bumps nothing;
+/// the flag says whether anything changed.
 pub async fn patch(
     conn: &mut PgConnection,
     tenant: TenantId,
     id: LocationId,
     patch: &serde_json::Value,
     if_match: Option<i64>,
-) -> Result<Location, DomainError> {
+) -> Result<(Location, bool), DomainError> {
     let sql = format!(
         "select {COLUMNS} from location where tenant_id = $1 and location_id = $2 for update"
     );
@@ -220,20 +220,11 @@ pub async fn patch(
         .await?
         .map(Location::from)
         .ok_or(DomainError::NotFound("location"))?;
-    if let Some(expected) = if_match
-        && expected != current.version
-    {
-        return Err(DomainError::VersionMismatch {
-            current: current.version,
-        });
-    }
-    let mut doc =
-        serde_json::to_value(current.to_input()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    merge_patch(&mut doc, patch);
-    let input: LocationInput = from_json_value(doc)?;
+    check_version(if_match, current.version)?;
+    let input: LocationInput = patched(&current.to_input(), patch)?;
     let f = input.parse()?;
     if f == current.to_input().parse()? {
-        return Ok(current);
+        return Ok((current, false));
     }
     let sql = format!(
         "update location set code=$3, name=$4, address_line1=$5, address_line2=$6, city=$7, state=$8, \
@@ -249,7 +240,7 @@ pub async fn patch(
         &location,
     )
     .await?;
-    Ok(location)
+    Ok((location, true))
 }
 
 /// Deletes a location (checking `if_match`) and writes a `location.deleted` event.

@@ -2,12 +2,12 @@
 //! provider fills. The NPI is validated by its check digit and unique within the tenant; PECOS
 //! enrolment is kept because Medicare denies claims from orderers not enrolled.
 
-use crate::error::{DomainError, unique_violation};
+use crate::error::{DomainError, check_version, patched, unique_violation};
 use crate::ids::{PrescriberId, TenantId};
 use crate::npi::is_valid_npi;
 use crate::outbox;
 use crate::page::PageRequest;
-use crate::validation::{ValidationErrors, from_json_value, merge_patch};
+use crate::validation::ValidationErrors;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -278,17 +278,8 @@ pub async fn patch(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(DomainError::NotFound("prescriber"))?;
-    if let Some(v) = if_match
-        && v != current.version
-    {
-        return Err(DomainError::VersionMismatch {
-            current: current.version,
-        });
-    }
-    let mut doc =
-        serde_json::to_value(current.to_input()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    merge_patch(&mut doc, patch);
-    let f = from_json_value::<PrescriberInput>(doc)?.parse()?;
+    check_version(if_match, current.version)?;
+    let f = patched(&current.to_input(), patch)?.parse()?;
     if f == current.to_input().parse()? {
         return Ok((current, false));
     }
