@@ -488,6 +488,41 @@ async fn tenant_users_get_console_sessions_with_totp() -> TestResult {
     .json()
     .await?;
     assert_eq!(list["data"].as_array().map(Vec::len), Some(3));
+    // Revoking another of the user's sessions ends it.
+    let other = list["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["current"] == false)
+        .map(|s| s["id"].clone())
+        .unwrap_or_default();
+    let url = format!(
+        "/v1/tenants/clinic/sessions/{}",
+        other.as_str().unwrap_or("")
+    );
+    assert_eq!(
+        with_cookie(&app, &app.base, Method::DELETE, &url, &cookie)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        with_cookie(&app, &app.base, Method::DELETE, &url, &cookie).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let list: Value = with_cookie(
+        &app,
+        &app.base,
+        Method::GET,
+        "/v1/tenants/clinic/sessions",
+        &cookie,
+    )
+    .await
+    .json()
+    .await?;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(2));
     // Disabling the user ends what the session can do (within the credential cache's delay).
     let user: Value = app.get("/v1/tenants/clinic/users").await.json().await?;
     let id = user["data"][0]["id"]

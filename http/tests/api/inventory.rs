@@ -119,6 +119,12 @@ async fn a_serials_life_over_http() -> TestResult {
         "warehouse_code_taken",
     )
     .await;
+    let items: Value = app.get(&format!("{t}/items?limit=1")).await.json().await?;
+    assert!(items["next_cursor"].is_string(), "two items, pages of one");
+    let warehouses: Value = app.get(&format!("{t}/warehouses")).await.json().await?;
+    assert_eq!(warehouses["data"].as_array().map(Vec::len), Some(2));
+    let shown = app.get(&w2_path).await;
+    assert_eq!(shown.headers()["etag"], "\"2\"");
     let bad_tank = app
         .post_json(
             &format!("{t}/items"),
