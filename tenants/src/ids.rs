@@ -89,6 +89,26 @@ typed_id!(
     PrescriberId
 );
 typed_id!(
+    /// A patient (the legacy "customer").
+    PatientId
+);
+typed_id!(
+    /// One of a patient's insurance policies (ranked 1–4).
+    PolicyId
+);
+typed_id!(
+    /// A price list (per payer, or retail).
+    PriceListId
+);
+typed_id!(
+    /// An order (a patient's request for equipment).
+    OrderId
+);
+typed_id!(
+    /// One line of an order (one item, sold or rented).
+    OrderLineId
+);
+typed_id!(
     /// A tenant user (staff member who logs in).
     UserId
 );

@@ -6,8 +6,11 @@
 //!   sale allowables for a state (DOMAIN.md §3.6), and the diff against a price list.
 //! - [`stock`]: stock counters as the replay of the movement ledger.
 //! - [`serials`]: the serial-number state machine; status is the fold of the serial's events.
+//! - [`terms`]: the shared vocabulary of price lists, orders and billing (sale/rent types,
+//!   billing frequencies, invoice dating).
 
 pub mod codes;
 pub mod fee_schedule;
 pub mod serials;
 pub mod stock;
+pub mod terms;
