@@ -6,11 +6,14 @@
 //!   sale allowables for a state (DOMAIN.md §3.6), and the diff against a price list.
 //! - [`stock`]: stock counters as the replay of the movement ledger.
 //! - [`serials`]: the serial-number state machine; status is the fold of the serial's events.
+//! - [`orders`]: order and line state machines, and the missing-information check that gates
+//!   approval and billing.
 //! - [`terms`]: the shared vocabulary of price lists, orders and billing (sale/rent types,
 //!   billing frequencies, invoice dating).
 
 pub mod codes;
 pub mod fee_schedule;
+pub mod orders;
 pub mod serials;
 pub mod stock;
 pub mod terms;
