@@ -144,7 +144,7 @@ pub fn line_transition(state: LineState, transition: Transition) -> Option<LineS
 /// Whether an order whose lines are in these states has ended (every line closed or canceled,
 /// and at least one closed).
 pub fn order_is_finished(lines: &[LineState]) -> bool {
-    lines.iter().any(|l| *l == LineState::Closed)
+    lines.contains(&LineState::Closed)
         && lines
             .iter()
             .all(|l| matches!(l, LineState::Closed | LineState::Canceled))

@@ -53,6 +53,11 @@ pub enum MovementKind {
     Returned,
     /// Back on the shelf after maintenance.
     Repaired,
+    /// A rental delivered from this warehouse came back to another one (paired with
+    /// `ReturnedFromOther` there): it leaves this warehouse's rented count.
+    ReturnedToOther,
+    /// A rental delivered from another warehouse came back here, into maintenance.
+    ReturnedFromOther,
     /// Leaves for another warehouse (paired with `TransferredIn` there).
     TransferredOut,
     /// Arrives from another warehouse.
@@ -72,6 +77,8 @@ fn multipliers(kind: MovementKind) -> [i64; 6] {
         SoldOut => [-1, -1, 0, 0, 1, 0],
         Returned => [0, 0, 0, -1, 0, 1],
         Repaired => [1, 0, 0, 0, 0, -1],
+        ReturnedToOther => [0, 0, 0, -1, 0, 0],
+        ReturnedFromOther => [0, 0, 0, 0, 0, 1],
         TransferredOut => [-1, 0, 0, 0, 0, 0],
         TransferredIn => [1, 0, 0, 0, 0, 0],
     }
@@ -205,6 +212,13 @@ mod tests {
         );
         let c = c.apply(Returned, 1)?.apply(Repaired, 1)?;
         assert_eq!((c.on_hand, c.rented, c.unavailable), (4, 0, 0));
+        // Returned to another warehouse: the pair moves the unit from rented here to maintenance there.
+        let here = c.apply(RentedOut, 1)?.apply(ReturnedToOther, 1)?;
+        let there = StockCounters::default().apply(ReturnedFromOther, 1)?;
+        assert_eq!(
+            (here.rented, here.unavailable, there.unavailable),
+            (0, 0, 1)
+        );
         Ok(())
     }
 
@@ -255,6 +269,8 @@ mod tests {
             Just(SoldOut),
             Just(Returned),
             Just(Repaired),
+            Just(ReturnedToOther),
+            Just(ReturnedFromOther),
             Just(TransferredOut),
             Just(TransferredIn)
         ];
