@@ -362,6 +362,26 @@ pub async fn policies_in_force_on(
     rows_to_policies(rows)
 }
 
+/// `GET …/policies/{id}`: one policy of the patient (404 when it is not theirs).
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    patient: PatientId,
+    id: PolicyId,
+) -> Result<Policy, DomainError> {
+    let sql = format!(
+        "select {} from patient_policy where tenant_id = $1 and patient_id = $2 and policy_id = $3",
+        columns()
+    );
+    let row: Option<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(patient)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.ok_or(DomainError::NotFound("policy"))?.try_into()
+}
+
 async fn fetch_locked(
     conn: &mut PgConnection,
     tenant: TenantId,
