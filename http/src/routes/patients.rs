@@ -115,6 +115,17 @@ pub async fn list(
                 })?,
         ),
     };
+    for (field, v) in [("q", &q.q), ("account_number", &q.account_number)] {
+        if v.as_deref()
+            .is_some_and(|s| s.chars().any(char::is_control))
+        {
+            return Err(query_error(
+                field,
+                "invalid_value",
+                "must not contain control characters",
+            ));
+        }
+    }
     let filter = PatientFilter {
         q: q.q.filter(|s| !s.trim().is_empty()),
         account_number: q.account_number.filter(|s| !s.trim().is_empty()),

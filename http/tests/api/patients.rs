@@ -215,6 +215,11 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
         Vec::<String>::new()
     );
     assert_eq!(names(&get("q=%25".into()).await?), Vec::<String>::new());
+    let bad = app.get(&format!("{T}/patients?q=a%00b")).await;
+    assert_eq!(
+        fields(&assert_problem(bad, 422, "invalid_query").await),
+        pairs(&[("q", "invalid_value")])
+    );
     let page1 = get("date_of_birth=1950-03-04&limit=2".into()).await?;
     assert_eq!(names(&page1), ["Ann", "Bob"]);
     assert!(
@@ -437,6 +442,16 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
     )
     .await;
     assert_eq!(theirs["account_number"], "P000001");
+
+    // Deleting a branch detaches its patients (the patient keeps its version).
+    let res = app
+        .req(Method::DELETE, &format!("{T}/locations/{loc}"))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 204);
+    let detached: Value = app.get(&path).await.json().await?;
+    assert!(detached.get("location_id").is_none(), "{detached}");
+    assert_eq!(detached["primary_prescriber_id"], doc.as_str());
 
     let audit: Value = app
         .get(&format!("{T}/audit?target_type=patient&target_id={ann_id}"))
