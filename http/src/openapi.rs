@@ -2,6 +2,7 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
+use crate::routes::patients;
 use crate::routes::{
     health, inventory, locations, oauth, operators, payers, platform, prescribers, security,
     tenant_sessions,
@@ -18,6 +19,9 @@ use utoipa::{Modify, OpenApi};
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
         payers::create, payers::list, payers::show, payers::update,
+        patients::create, patients::list, patients::show, patients::update, patients::add_policy,
+        patients::list_policies, patients::show_policy, patients::update_policy, patients::remove_policy,
+        patients::rerank,
         inventory::create_warehouse, inventory::list_warehouses, inventory::show_warehouse, inventory::create_item,
         inventory::list_items, inventory::show_item, inventory::receive_serial, inventory::list_serials,
         inventory::show_serial, inventory::record_event, inventory::serial_history,
@@ -44,6 +48,9 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::FieldError, health::Readiness,
         aries_tenants::prescribers::Prescriber, aries_tenants::prescribers::PrescriberInput,
         aries_tenants::payers::Payer, aries_tenants::payers::PayerInput,
+        aries_tenants::patients::Patient, aries_tenants::patients::PatientInput,
+        aries_tenants::patients::PostalAddress, aries_tenants::patients::Policy,
+        aries_tenants::patients::PolicyInput, aries_tenants::patients::policies::RerankInput,
         aries_tenants::inventory::Warehouse, aries_tenants::inventory::WarehouseInput, aries_tenants::inventory::Item,
         aries_tenants::inventory::ItemInput, aries_tenants::inventory::Serial, aries_tenants::inventory::SerialInput,
         aries_tenants::inventory::SerialHistoryEntry, aries_tenants::inventory::MovementInput,
@@ -60,6 +67,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
          (name = "payers", description = "Insurers and programs"),
+         (name = "patients", description = "Patients and their insurance policies ranked 1-4"),
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),

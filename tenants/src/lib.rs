@@ -16,6 +16,7 @@
 //! - [`locations`]: the first tenant resource: branches (input parsing, rules, SQL).
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
 //! - [`payers`]: insurers and programs the provider bills.
+//! - [`patients`]: patients and their insurance policies ranked 1–4.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
@@ -32,6 +33,7 @@ pub mod locations;
 pub mod npi;
 pub mod outbox;
 pub mod page;
+pub mod patients;
 pub mod payers;
 pub mod prescribers;
 pub mod tenant;

@@ -5,12 +5,14 @@
 //!
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
+//! - [`patients`]: patients and their ranked insurance policies.
 //! - [`payers`]: insurers and programs.
 //! - [`prescribers`]: ordering physicians.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 pub mod inventory;
 pub mod locations;
+pub mod patients;
 pub mod payers;
 pub mod prescribers;
 pub mod security;

@@ -8,6 +8,7 @@ pub mod locations;
 pub mod meta;
 pub mod oauth;
 pub mod operators;
+pub mod patients;
 pub mod payers;
 pub mod platform;
 pub mod prescribers;
@@ -88,6 +89,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/payers/{payer_id}")
                     .route(web::get().to(payers::show))
                     .route(web::patch().to(payers::update)),
+            )
+            .service(
+                resource("/patients")
+                    .route(web::post().to(patients::create))
+                    .route(web::get().to(patients::list)),
+            )
+            .service(
+                resource("/patients/{patient_id}")
+                    .route(web::get().to(patients::show))
+                    .route(web::patch().to(patients::update)),
+            )
+            .service(
+                resource("/patients/{patient_id}/policies")
+                    .route(web::post().to(patients::add_policy))
+                    .route(web::get().to(patients::list_policies)),
+            )
+            .service(
+                resource("/patients/{patient_id}/policies/rank")
+                    .route(web::post().to(patients::rerank)),
+            )
+            .service(
+                resource("/patients/{patient_id}/policies/{policy_id}")
+                    .route(web::get().to(patients::show_policy))
+                    .route(web::patch().to(patients::update_policy))
+                    .route(web::delete().to(patients::remove_policy)),
             )
             .service(
                 resource("/prescribers")

@@ -650,6 +650,23 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         &json!({"name": "b-role", "permissions": ["locations:view"]}),
     )
     .await;
+    let b_payer: Value = app
+        .post_json(
+            "/v1/tenants/tenant-b/payers",
+            &json!({"name": "B Payer", "payer_type": "commercial"}),
+        )
+        .await
+        .json()
+        .await?;
+    let b_patient: Value = app
+        .post_json(
+            "/v1/tenants/tenant-b/patients",
+            &json!({"first_name": "B", "last_name": "B", "date_of_birth": "1970-01-01",
+                    "policies": [{"payer_id": b_payer["id"], "policy_number": "1"}]}),
+        )
+        .await
+        .json()
+        .await?;
     let ids: std::collections::HashMap<&str, String> = [
         (
             "location_id",
@@ -665,6 +682,17 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
             client["client_id"].as_str().unwrap_or_default().to_owned(),
         ),
         ("role", "b-role".to_owned()),
+        (
+            "patient_id",
+            b_patient["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "policy_id",
+            b_patient["policies"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
     ]
     .into_iter()
     .collect();
