@@ -16,6 +16,7 @@ mod meta;
 mod payers;
 mod prescribers;
 mod ratelimit;
+mod reference;
 mod security;
 mod shard_failure;
 mod tenants;
