@@ -665,6 +665,7 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
             client["client_id"].as_str().unwrap_or_default().to_owned(),
         ),
         ("role", "b-role".to_owned()),
+        ("code", "E0601".to_owned()),
     ]
     .into_iter()
     .collect();
