@@ -12,6 +12,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 type Row = BTreeMap<String, String>;
+/// A request the mock saw: path, decoded query pairs, `X-App-Token`.
+type Seen = (String, HashMap<String, String>, Option<String>);
 
 const TOKEN: &str = "soda-test-token";
 
@@ -25,7 +27,7 @@ struct MockState {
     /// (dataset, offset) → how many more times that page answers 503.
     failures: Mutex<HashMap<(String, u64), u32>>,
     /// Every request: (path, decoded query pairs, X-App-Token).
-    log: Mutex<Vec<(String, HashMap<String, String>, Option<String>)>>,
+    log: Mutex<Vec<Seen>>,
 }
 
 impl MockState {
@@ -48,7 +50,7 @@ impl MockState {
         }
     }
 
-    fn requests(&self) -> Vec<(String, HashMap<String, String>, Option<String>)> {
+    fn requests(&self) -> Vec<Seen> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
@@ -136,20 +138,15 @@ async fn soda(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     else {
         return soda_error(404, "not_found", &format!("Dataset {dataset} not found"));
     };
-    let num = |k: &str, default: u64| -> Result<u64, HttpResponse> {
-        q.get(k).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| {
-                soda_error(
-                    400,
-                    "query.soql.type-mismatch",
-                    &format!("{k} must be a number"),
-                )
-            })
-        })
+    let num = |k: &str, default: u64| -> Option<u64> {
+        q.get(k).map_or(Some(default), |v| v.parse().ok())
     };
-    let (limit, offset) = match (num("$limit", 1000), num("$offset", 0)) {
-        (Ok(l), Ok(o)) => (l, o),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (Some(limit), Some(offset)) = (num("$limit", 1000), num("$offset", 0)) else {
+        return soda_error(
+            400,
+            "query.soql.type-mismatch",
+            "$limit and $offset must be numbers",
+        );
     };
     let conditions = match q.get("$where").map(|w| parse_where(w)) {
         None => Vec::new(),
