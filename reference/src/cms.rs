@@ -76,6 +76,10 @@ impl ReferenceSource for CmsDataApi {
         MAX_SIZE
     }
 
+    fn check(&self, query: &Query, page: PageSpec) -> Result<(), SourceError> {
+        self.page_url(query, page).map(|_| ())
+    }
+
     async fn fetch_page(&self, query: &Query, page: PageSpec) -> Result<Vec<Record>, SourceError> {
         let url = self.page_url(query, page)?;
         let body = self.http.get(self.name(), &url, &[]).await?;

@@ -118,11 +118,17 @@ pub struct LongFeeColumns {
     pub year: String,
     /// Column of the quarter; empty: `--quarter` for every row.
     pub quarter: String,
+    /// Column of the HCPCS code.
     pub hcpcs: String,
+    /// Column of the pricing modifier (blank allowed).
     pub modifier: String,
+    /// Column of the second modifier (blank allowed).
     pub modifier2: String,
+    /// Column of the two-letter state.
     pub state: String,
+    /// Column of the rural flag.
     pub rural: String,
+    /// Column of the fee.
     pub amount: String,
     /// Column of the category; empty: not read.
     pub category: String,
@@ -131,8 +137,11 @@ pub struct LongFeeColumns {
 /// Column names of the wide fee-schedule shape (state columns are found by their names).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WideFeeColumns {
+    /// Column of the HCPCS code.
     pub hcpcs: String,
+    /// Column of the pricing modifier (blank allowed).
     pub modifier: String,
+    /// Column of the second modifier (blank allowed).
     pub modifier2: String,
     /// Column of the category; empty: not read.
     pub category: String,
@@ -161,14 +170,18 @@ pub struct FeeMapping {
 /// How to read a dataset: its kind and columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mapping {
+    /// Fills `hcpcs_code`.
     Hcpcs(HcpcsColumns),
+    /// Fills `fee_schedule_entry`.
     FeeSchedule(FeeMapping),
 }
 
 /// One catalogue row made from a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mapped {
+    /// A `hcpcs_code` row.
     Hcpcs(HcpcsRow),
+    /// A `fee_schedule_entry` row.
     Fee(FeeRow),
 }
 

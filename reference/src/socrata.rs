@@ -171,6 +171,10 @@ impl ReferenceSource for Socrata {
         MAX_LIMIT
     }
 
+    fn check(&self, query: &Query, page: PageSpec) -> Result<(), SourceError> {
+        self.page_url(query, page).map(|_| ())
+    }
+
     async fn fetch_page(&self, query: &Query, page: PageSpec) -> Result<Vec<Record>, SourceError> {
         let url = self.page_url(query, page)?;
         let headers: Vec<(&'static str, String)> = self

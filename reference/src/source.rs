@@ -58,6 +58,9 @@ pub trait ReferenceSource: Send + Sync {
     fn name(&self) -> &'static str;
     /// Largest page the API serves.
     fn max_page_size(&self) -> u32;
+    /// Checks `query` and the page size can be sent at all (dataset id, SoQL support, limits),
+    /// before a run is opened for it.
+    fn check(&self, query: &Query, page: PageSpec) -> Result<(), SourceError>;
     /// Fetches one page of `query`, in a stable order.
     fn fetch_page(
         &self,

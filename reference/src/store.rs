@@ -72,17 +72,25 @@ pub struct FeeScheduleEntry {
 /// One sync run, as `aries reference status` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncRun {
+    /// The run's id (UUIDv7, so in start order).
     pub sync_id: Uuid,
     /// `hcpcs` or `fee_schedule`.
     pub dataset_kind: String,
     /// `socrata` or `cms`.
     pub source: String,
+    /// The API the data came from.
     pub base_url: String,
+    /// The source's dataset id.
     pub dataset: String,
+    /// When the run began.
     pub started_at: DateTime<Utc>,
+    /// When it ended; `None` while running (or when it died without recording its end).
     pub finished_at: Option<DateTime<Utc>>,
+    /// Records received.
     pub rows_fetched: i64,
+    /// Rows new or changed.
     pub rows_upserted: i64,
+    /// Rows that failed validation.
     pub rows_rejected: i64,
     /// A sample of rejections: `[{"record": n, "reason": "…"}]`.
     pub rejections: serde_json::Value,
@@ -409,12 +417,17 @@ pub async fn list_hcpcs(
 /// Filters of the fee-schedule list (each optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeeFilter {
+    /// Only this (normalised) HCPCS code.
     pub hcpcs: Option<String>,
+    /// Only this two-letter state.
     pub state: Option<String>,
-    /// `Some("")` asks for blank-modifier rows.
+    /// Only this modifier; `Some("")` asks for blank-modifier rows.
     pub modifier: Option<String>,
+    /// Only rural (`true`) or non-rural (`false`) fees.
     pub rural: Option<bool>,
+    /// Only this year.
     pub year: Option<i16>,
+    /// Only this quarter.
     pub quarter: Option<i16>,
 }
 

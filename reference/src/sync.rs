@@ -85,6 +85,9 @@ pub async fn run<S: ReferenceSource>(
     }
     let mut query = plan.query.clone();
     query.select = plan.mapping.select();
+    source
+        .check(&query, PageSpec::first(plan.page_size))
+        .map_err(|e| SyncError::Config(e.to_string()))?;
     let kind = plan.mapping.kind();
     let mut report = SyncReport {
         sync_id: store::start_run(pool, kind, source.name(), &plan.base_url, &query.dataset)

@@ -560,6 +560,44 @@ async fn a_bad_token_or_a_dead_source_fails_clearly_and_is_recorded() -> TestRes
     );
     assert_eq!(mock.requests().len() - before, 3);
 
+    // Requests that cannot work are refused before a run is opened or anything is sent.
+    let before = mock.requests().len();
+    for (args, says) in [
+        (
+            vec![
+                "--source",
+                "cms",
+                "--dataset",
+                CMS_HCPCS,
+                "--where",
+                "a = 'b'",
+            ],
+            "the CMS data API takes no SoQL",
+        ),
+        (
+            vec!["--source", "socrata", "--dataset", "NOT-A-4X4"],
+            "is not a Socrata dataset id",
+        ),
+        (
+            vec![
+                "--source",
+                "cms",
+                "--dataset",
+                CMS_HCPCS,
+                "--page-size",
+                "5001",
+            ],
+            "the page size must be 1 to 5000",
+        ),
+    ] {
+        let mut all = vec!["reference", "sync", "hcpcs", "--base-url", &base];
+        all.extend(args);
+        let out = app.cli_env(&all, &[FAST_RETRIES]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    assert_eq!(mock.requests().len(), before);
+
     assert_eq!(count(&app, "select count(*) from hcpcs_code").await, 0);
     let runs: Vec<(String, Option<String>, i64)> = sqlx::query_as(
         "select status, error, rows_fetched from reference_sync order by started_at",
