@@ -301,7 +301,7 @@ async fn run_in_tenant_tx<O: TenantOp>(
     let tenant = loaded.tenant.id;
     let principal = match (O::ACCESS, &call.credential) {
         (Access::Anonymous, _) => None,
-        (Access::Requires(_), None) => {
+        (Access::Requires(_) | Access::Authenticated, None) => {
             return Err(TenantError::Domain(DomainError::Unauthenticated(
                 "no credential",
             )));
@@ -315,6 +315,11 @@ async fn run_in_tenant_tx<O: TenantOp>(
             p.require(needed).map_err(TenantError::Domain)?;
             Some(p)
         }
+        (Access::Authenticated, Some(c)) => match credentials.resolve(&mut tx, tenant, c).await {
+            Ok(p) => Some(p),
+            Err(DomainError::Database(e)) => return Err(unavailable(e)),
+            Err(e) => return Err(TenantError::Domain(e)),
+        },
     };
     let ctx = OpContext {
         tenant,

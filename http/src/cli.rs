@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage operator accounts.
     #[command(subcommand)]
     Operators(OperatorsCommand),
+    /// Global reference data (HCPCS catalogue, fee schedules) from public APIs.
+    #[command(subcommand)]
+    Reference(ReferenceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenants(cmd) => tenants(&settings, cmd).await?,
         Command::Shards(cmd) => shards(&settings, cmd).await?,
         Command::Operators(cmd) => operators(&settings, cmd).await?,
+        Command::Reference(cmd) => reference(&settings, cmd).await?,
     }
     Ok(())
 }
@@ -371,5 +375,197 @@ async fn operators(settings: &Settings, cmd: OperatorsCommand) -> anyhow::Result
             }
         }
     }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReferenceCommand {
+    /// Fetch a dataset page by page and upsert it into the catalog (idempotent; run it again to
+    /// finish a failed run). Never runs on a request's path.
+    Sync {
+        /// `hcpcs` or `fee-schedule`.
+        #[arg(value_parser = ["hcpcs", "fee-schedule"])]
+        kind: String,
+        /// `socrata` (SODA 2.x) or `cms` (data.cms.gov data API).
+        #[arg(long, value_parser = ["socrata", "cms"])]
+        source: String,
+        /// The API's base URL (default: reference.socrata_base_url / reference.cms_base_url).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Socrata 4x4 (`abcd-1234`) or CMS dataset UUID.
+        #[arg(long)]
+        dataset: String,
+        /// A SoQL condition (`$where`), Socrata only.
+        #[arg(long = "where")]
+        soql_where: Option<String>,
+        /// An equality filter COLUMN=VALUE (repeatable): SoQL `column = 'value'` or CMS `filter[COLUMN]=value`.
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        /// Map a field to another column, FIELD=COLUMN (repeatable; `FIELD=` unmaps an optional one).
+        #[arg(long = "map")]
+        maps: Vec<String>,
+        /// Fee schedules: the year when the dataset has no year column (always for `cms`).
+        #[arg(long)]
+        year: Option<i16>,
+        /// Fee schedules: the quarter (1-4) when the dataset has no quarter column.
+        #[arg(long)]
+        quarter: Option<i16>,
+        /// Read the Socrata app token from this environment variable (default: reference.socrata_app_token).
+        #[arg(long)]
+        app_token_env: Option<String>,
+        /// Rows per request (default: reference.page_size).
+        #[arg(long)]
+        page_size: Option<u32>,
+    },
+    /// List recent sync runs, newest first.
+    Status {
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+/// `A=B` → `("A", "B")`.
+fn pair(raw: &str, what: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = raw
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("{what} `{raw}` is not NAME=VALUE"))?;
+    Ok((k.trim().to_owned(), v.to_owned()))
+}
+
+async fn reference(settings: &Settings, cmd: ReferenceCommand) -> anyhow::Result<()> {
+    use aries_reference::mapping::{DatasetKind, Mapping};
+    use aries_reference::{CmsDataApi, HttpFetcher, Query, RetryPolicy, Socrata, SyncPlan};
+    use aries_shards::connect::{Role, lazy_pool};
+    use secrecy::ExposeSecret as _;
+    use std::time::Duration;
+
+    // Writes to the reference tables are the owner role's: the app role only reads them.
+    let pool = lazy_pool(
+        &settings.database.catalog_url,
+        Role::Owner,
+        &settings.database,
+    )?;
+    let cfg = &settings.reference;
+    match cmd {
+        ReferenceCommand::Status { limit } => {
+            println!(
+                "{:<25} {:<12} {:<8} {:<9} {:>8} {:>8} {:>8}  DATASET / ERROR",
+                "STARTED", "KIND", "SOURCE", "STATUS", "FETCHED", "UPSERTED", "REJECTED"
+            );
+            for r in aries_reference::store::recent_runs(&pool, limit.clamp(1, 1000)).await? {
+                println!(
+                    "{:<25} {:<12} {:<8} {:<9} {:>8} {:>8} {:>8}  {}{}",
+                    r.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    r.dataset_kind,
+                    r.source,
+                    r.status,
+                    r.rows_fetched,
+                    r.rows_upserted,
+                    r.rows_rejected,
+                    r.dataset,
+                    r.error.map(|e| format!(" / {e}")).unwrap_or_default()
+                );
+            }
+        }
+        ReferenceCommand::Sync {
+            kind,
+            source,
+            base_url,
+            dataset,
+            soql_where,
+            filters,
+            maps,
+            year,
+            quarter,
+            app_token_env,
+            page_size,
+        } => {
+            let kind = if kind == "hcpcs" {
+                DatasetKind::Hcpcs
+            } else {
+                DatasetKind::FeeSchedule
+            };
+            let mut mapping = Mapping::default_for(kind, &source);
+            for m in &maps {
+                let (field, column) = pair(m, "--map")?;
+                mapping
+                    .set_column(&field, &column)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
+            if let Mapping::FeeSchedule(m) = &mut mapping {
+                m.year = year
+                    .map(|y| aries_reference::mapping::year(&y.to_string()))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--year: {e}"))?;
+                m.quarter = quarter
+                    .map(|q| aries_reference::mapping::quarter(&q.to_string()))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--quarter: {e}"))?;
+            } else if year.is_some() || quarter.is_some() {
+                anyhow::bail!("--year and --quarter are for fee schedules");
+            }
+            let query = Query {
+                dataset,
+                select: Vec::new(),
+                soql_where,
+                filters: filters
+                    .iter()
+                    .map(|f| pair(f, "--filter"))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            let http = HttpFetcher::new(RetryPolicy {
+                max_retries: cfg.max_retries,
+                base_delay: Duration::from_millis(cfg.retry_base_ms),
+                max_delay: Duration::from_secs(30),
+                timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+            })?;
+            let page_size = page_size.unwrap_or(cfg.page_size);
+            let result = if source == "socrata" {
+                let token = match &app_token_env {
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!(
+                            "--app-token-env: the environment variable {var} is not set"
+                        )
+                    })?),
+                    None => cfg
+                        .socrata_app_token
+                        .as_ref()
+                        .map(|t| t.expose_secret().to_owned()),
+                };
+                let base = base_url.unwrap_or_else(|| cfg.socrata_base_url.clone());
+                let api = Socrata::new(&base, token, http)?;
+                let plan = SyncPlan {
+                    mapping,
+                    query,
+                    page_size,
+                    base_url: base,
+                };
+                aries_reference::sync::run(&pool, &api, &plan).await
+            } else {
+                if app_token_env.is_some() {
+                    anyhow::bail!("the CMS data API takes no app token");
+                }
+                let base = base_url.unwrap_or_else(|| cfg.cms_base_url.clone());
+                let api = CmsDataApi::new(&base, http)?;
+                let plan = SyncPlan {
+                    mapping,
+                    query,
+                    page_size,
+                    base_url: base,
+                };
+                aries_reference::sync::run(&pool, &api, &plan).await
+            };
+            let report = result?;
+            println!(
+                "sync {} succeeded: fetched {}, upserted {}, rejected {}, pages {}",
+                report.sync_id, report.fetched, report.upserted, report.rejected, report.pages
+            );
+            for r in &report.rejections {
+                println!("  rejected record {}: {}", r.record, r.reason);
+            }
+        }
+    }
+    pool.close().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::patients;
+use crate::routes::reference;
 use crate::routes::{
     health, inventory, locations, oauth, operators, payers, platform, prescribers, security,
     tenant_sessions,
@@ -40,6 +41,7 @@ use utoipa::{Modify, OpenApi};
         security::list_audit, security::verify_audit,
         tenant_sessions::login, tenant_sessions::enrol, tenant_sessions::confirm, tenant_sessions::list,
         tenant_sessions::revoke, tenant_sessions::logout,
+        reference::show_hcpcs, reference::list_hcpcs, reference::list_fees,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -62,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::auth::users::UserStatus, aries_tenants::auth::api_keys::ApiKey,
         aries_tenants::auth::clients::OauthClient, aries_tenants::auth::roles::CustomRoleInput,
         aries_tenants::audit::AuditEvent, aries_tenants::audit::Verification,
+        aries_reference::store::HcpcsCode, aries_reference::store::FeeScheduleEntry,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -71,7 +74,8 @@ use utoipa::{Modify, OpenApi};
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
-         (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"))
+         (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),
+         (name = "reference", description = "Global reference data: HCPCS codes and fee schedules (read-only, filled by `aries reference sync`)"))
 )]
 pub struct ApiDoc;
 

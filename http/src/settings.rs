@@ -29,6 +29,59 @@ pub struct Settings {
     /// `[log]`: log filter and format.
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
+    /// `[reference]`: defaults of `aries reference sync` (base URLs, app token, paging, retries).
+    pub reference: ReferenceSettings,
+}
+
+/// Defaults of `aries reference sync` (the SODA service; never used on a request's path).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferenceSettings {
+    /// Socrata domain used when `--base-url` is not given.
+    pub socrata_base_url: String,
+    /// Socrata app token sent as `X-App-Token` (unless `--app-token-env` names another); secret.
+    pub socrata_app_token: Option<SecretString>,
+    /// data.cms.gov host used when `--base-url` is not given.
+    pub cms_base_url: String,
+    /// Rows per request when `--page-size` is not given.
+    pub page_size: u32,
+    /// Limit on each request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Retries of a request that failed with 429, 5xx, a timeout or a broken connection.
+    pub max_retries: u32,
+    /// Delay before the first retry, doubled for each further one (a `Retry-After` may ask for more).
+    pub retry_base_ms: u64,
+}
+
+impl Default for ReferenceSettings {
+    fn default() -> Self {
+        Self {
+            socrata_base_url: "https://data.healthdata.gov".into(),
+            socrata_app_token: None,
+            cms_base_url: "https://data.cms.gov".into(),
+            page_size: 1000,
+            timeout_ms: 30_000,
+            max_retries: 4,
+            retry_base_ms: 500,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReferenceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReferenceSettings")
+            .field("socrata_base_url", &self.socrata_base_url)
+            .field(
+                "socrata_app_token",
+                &self.socrata_app_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("cms_base_url", &self.cms_base_url)
+            .field("page_size", &self.page_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .finish()
+    }
 }
 
 /// What the rate limiter does when Redis does not answer.
@@ -310,15 +363,25 @@ mod tests {
             )?;
             jail.set_env("ARIES__DATABASE__APP_PASSWORD", "from-env");
             jail.set_env("ARIES__AUTH__OPERATOR_TOKEN", "tok-secret");
+            jail.set_env("ARIES__REFERENCE__SOCRATA_APP_TOKEN", "soda-secret");
             let s = Settings::load(Some(Path::new("a.toml"))).map_err(|e| *e)?;
             assert_eq!(s.http.bind, "127.0.0.1:9000");
             assert_eq!(s.http.body_limit_bytes, 256 * 1024);
             assert_eq!(s.database.app_password.expose_secret(), "from-env");
+            assert_eq!(
+                s.reference
+                    .socrata_app_token
+                    .as_ref()
+                    .map(|t| t.expose_secret()),
+                Some("soda-secret")
+            );
+            assert_eq!(s.reference.page_size, 1000);
             let debug = format!("{s:?}");
             assert!(
                 !debug.contains("from-env")
                     && !debug.contains("tok-secret")
-                    && !debug.contains("guest"),
+                    && !debug.contains("guest")
+                    && !debug.contains("soda-secret"),
                 "{debug}"
             );
             Ok(())

@@ -8,6 +8,7 @@
 //! - [`patients`]: patients and their ranked insurance policies.
 //! - [`payers`]: insurers and programs.
 //! - [`prescribers`]: ordering physicians.
+//! - [`reference`]: the credential check in front of the global reference data.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 pub mod inventory;
@@ -15,6 +16,7 @@ pub mod locations;
 pub mod patients;
 pub mod payers;
 pub mod prescribers;
+pub mod reference;
 pub mod security;
 
 pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};
@@ -38,6 +40,8 @@ pub enum Access {
     Requires(Permission),
     /// Anyone: the operation authenticates by itself (the token endpoint's grants).
     Anonymous,
+    /// Any resolved principal of the tenant, whatever its roles (global reference data).
+    Authenticated,
 }
 
 /// What an operation knows of its call besides its own input.

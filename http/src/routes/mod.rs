@@ -12,6 +12,7 @@ pub mod patients;
 pub mod payers;
 pub mod platform;
 pub mod prescribers;
+pub mod reference;
 pub mod security;
 pub mod tenant_sessions;
 
@@ -219,7 +220,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/mfa/totp").route(web::post().to(tenant_sessions::enrol)))
             .service(resource("/mfa/totp/confirm").route(web::post().to(tenant_sessions::confirm)))
             .service(resource("/audit").route(web::get().to(security::list_audit)))
-            .service(resource("/audit/verify").route(web::get().to(security::verify_audit))),
+            .service(resource("/audit/verify").route(web::get().to(security::verify_audit)))
+            .service(resource("/reference/hcpcs").route(web::get().to(reference::list_hcpcs)))
+            .service(
+                resource("/reference/hcpcs/{code}").route(web::get().to(reference::show_hcpcs)),
+            )
+            .service(
+                resource("/reference/fee-schedule").route(web::get().to(reference::list_fees)),
+            ),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(oauth::jwks)))
     .service(resource("/health/live").route(web::get().to(health::live)))

@@ -490,6 +490,20 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("running aries {args:?}: {e}"))
     }
 
+    /// Runs the `aries` binary with this app's configuration plus `env`.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_aries"))
+            .args(args)
+            .envs(
+                self.settings_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("running aries {args:?}: {e}"))
+    }
+
     pub fn registry(&self) -> &ShardRegistry {
         self.app_state.directory.shards()
     }

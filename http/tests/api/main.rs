@@ -17,6 +17,7 @@ mod patients;
 mod payers;
 mod prescribers;
 mod ratelimit;
+mod reference;
 mod security;
 mod shard_failure;
 mod tenants;

@@ -693,6 +693,7 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
                 .unwrap_or_default()
                 .to_owned(),
         ),
+        ("code", "E0601".to_owned()),
     ]
     .into_iter()
     .collect();
