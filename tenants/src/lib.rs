@@ -17,6 +17,7 @@
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
 //! - [`payers`]: insurers and programs the provider bills.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
+//! - [`price_lists`]: price lists and their rows per item; fee-schedule import, percentage adjustment.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
@@ -34,6 +35,7 @@ pub mod outbox;
 pub mod page;
 pub mod payers;
 pub mod prescribers;
+pub mod price_lists;
 pub mod tenant;
 pub mod validation;
 

@@ -7,12 +7,14 @@
 //! - [`locations`]: the location resource.
 //! - [`payers`]: insurers and programs.
 //! - [`prescribers`]: ordering physicians.
+//! - [`price_lists`]: price lists, their rows, fee-schedule import and percentage adjustment.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 pub mod inventory;
 pub mod locations;
 pub mod payers;
 pub mod prescribers;
+pub mod price_lists;
 pub mod security;
 
 pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};
