@@ -68,6 +68,10 @@ error_codes! {
         "The serial's current state does not allow this event; `detail` names the state."),
     PayerNameTaken => (StatusCode::CONFLICT, "payer_name_taken", "Payer name taken",
         "The tenant already has a payer with this name."),
+    PriceListNameTaken => (StatusCode::CONFLICT, "price_list_name_taken", "Price list name taken",
+        "The tenant already has a price list with this name."),
+    FeeScheduleInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "fee_schedule_invalid", "Fee schedule not readable",
+        "The fee-schedule file could not be read (no header row with HCPCS, Mod and Mod2; a bad code or amount on the line named) or has no column for the state asked; `detail` says which, `errors` names the field (`csv` or `state`)."),
     UserEmailTaken => (StatusCode::CONFLICT, "user_email_taken", "E-mail taken",
         "Another user of this tenant already has this e-mail address."),
     RoleNameTaken => (StatusCode::CONFLICT, "role_name_taken", "Role name taken",
@@ -183,6 +187,10 @@ impl ApiError {
                 .unwrap_or_default();
             return Self::with_errors(ErrorCode::MalformedJson, detail, errs.0);
         }
+        if let Some(e) = errs.0.iter().find(|e| e.code == "fee_schedule_invalid") {
+            let detail = e.message.clone();
+            return Self::with_errors(ErrorCode::FeeScheduleInvalid, detail, errs.0);
+        }
         Self::with_errors(ErrorCode::ValidationFailed, errs.to_string(), errs.0)
     }
 }
@@ -278,6 +286,7 @@ impl From<DomainError> for ApiError {
                 "user_email_taken" => ApiError::new(ErrorCode::UserEmailTaken, detail),
                 "prescriber_npi_taken" => ApiError::new(ErrorCode::PrescriberNpiTaken, detail),
                 "payer_name_taken" => ApiError::new(ErrorCode::PayerNameTaken, detail),
+                "price_list_name_taken" => ApiError::new(ErrorCode::PriceListNameTaken, detail),
                 "warehouse_code_taken" => ApiError::new(ErrorCode::WarehouseCodeTaken, detail),
                 "item_code_taken" => ApiError::new(ErrorCode::ItemCodeTaken, detail),
                 "serial_number_taken" => ApiError::new(ErrorCode::SerialNumberTaken, detail),

@@ -2,6 +2,7 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
+use crate::routes::price_lists;
 use crate::routes::{
     health, inventory, locations, oauth, operators, payers, platform, prescribers, security,
     tenant_sessions,
@@ -18,6 +19,9 @@ use utoipa::{Modify, OpenApi};
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
         payers::create, payers::list, payers::show, payers::update,
+        price_lists::create, price_lists::list, price_lists::show, price_lists::update, price_lists::list_items,
+        price_lists::show_item, price_lists::put_item, price_lists::delete_item, price_lists::import_fee_schedule,
+        price_lists::adjust,
         inventory::create_warehouse, inventory::list_warehouses, inventory::show_warehouse, inventory::create_item,
         inventory::list_items, inventory::show_item, inventory::receive_serial, inventory::list_serials,
         inventory::show_serial, inventory::record_event, inventory::serial_history,
@@ -44,6 +48,14 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::FieldError, health::Readiness,
         aries_tenants::prescribers::Prescriber, aries_tenants::prescribers::PrescriberInput,
         aries_tenants::payers::Payer, aries_tenants::payers::PayerInput,
+        aries_tenants::price_lists::PriceList, aries_tenants::price_lists::PriceListInput,
+        aries_tenants::price_lists::PriceListItem, aries_tenants::price_lists::PriceListItemInput,
+        aries_tenants::price_lists::Prices, aries_tenants::price_lists::PriceField,
+        aries_tenants::price_lists::FeeScheduleImportInput, aries_tenants::price_lists::FeeScheduleImport,
+        aries_tenants::price_lists::AllowableChange, aries_tenants::price_lists::AdjustInput,
+        aries_tenants::price_lists::Adjustment, aries_tenants::price_lists::PriceChange,
+        aries_tenants::dme::terms::OrderType, aries_tenants::dme::terms::SaleRentType,
+        aries_tenants::dme::terms::BillingFrequency, aries_tenants::dme::terms::BillItemOn,
         aries_tenants::inventory::Warehouse, aries_tenants::inventory::WarehouseInput, aries_tenants::inventory::Item,
         aries_tenants::inventory::ItemInput, aries_tenants::inventory::Serial, aries_tenants::inventory::SerialInput,
         aries_tenants::inventory::SerialHistoryEntry, aries_tenants::inventory::MovementInput,
@@ -60,6 +72,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
          (name = "payers", description = "Insurers and programs"),
+         (name = "price-lists", description = "Price lists, their rows per item, fee-schedule import and percentage adjustment"),
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),

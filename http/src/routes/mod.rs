@@ -11,6 +11,7 @@ pub mod operators;
 pub mod payers;
 pub mod platform;
 pub mod prescribers;
+pub mod price_lists;
 pub mod security;
 pub mod tenant_sessions;
 
@@ -88,6 +89,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/payers/{payer_id}")
                     .route(web::get().to(payers::show))
                     .route(web::patch().to(payers::update)),
+            )
+            .service(
+                resource("/price-lists")
+                    .route(web::post().to(price_lists::create))
+                    .route(web::get().to(price_lists::list)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}")
+                    .route(web::get().to(price_lists::show))
+                    .route(web::patch().to(price_lists::update)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/items")
+                    .route(web::get().to(price_lists::list_items)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/items/{item_id}")
+                    .route(web::get().to(price_lists::show_item))
+                    .route(web::put().to(price_lists::put_item))
+                    .route(web::delete().to(price_lists::delete_item)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/fee-schedule-import")
+                    .route(web::post().to(price_lists::import_fee_schedule)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/adjust")
+                    .route(web::post().to(price_lists::adjust)),
             )
             .service(
                 resource("/prescribers")
