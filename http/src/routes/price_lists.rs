@@ -11,7 +11,9 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error};
+use crate::extract::{
+    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
+};
 use crate::routes::common::{bool_param, require_object, with_etag};
 use crate::state::AppState;
 use actix_web::http::header;
@@ -295,21 +297,22 @@ pub async fn delete_item(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Runs `op`, under the request's `Idempotency-Key` when it has one.
+/// Runs `op` under the request's `Idempotency-Key` when it has one, and answers 200 with its
+/// output (`Idempotent-Replayed: true` when it is the stored answer to an earlier request).
 async fn maybe_idempotent<O>(
     caller: &TenantCaller,
     req: &HttpRequest,
     state: &AppState,
     request_sha256: [u8; 32],
     op: O,
-) -> Result<O::Output, ApiError>
+) -> Result<HttpResponse, ApiError>
 where
     O: TenantOp,
     O::Output: serde::Serialize + DeserializeOwned,
 {
-    Ok(match idempotency_key(req)? {
+    let (value, replayed) = match idempotency_key(req)? {
         Some(key) => {
-            state
+            let out = state
                 .directory
                 .exec_as(
                     &caller.slug,
@@ -320,16 +323,22 @@ where
                         op,
                     },
                 )
-                .await?
-                .value
+                .await?;
+            (out.value, out.replayed)
         }
-        None => {
+        None => (
             state
                 .directory
                 .exec_as(&caller.slug, caller.call(), op)
-                .await?
-        }
-    })
+                .await?,
+            false,
+        ),
+    };
+    let mut res = HttpResponse::Ok();
+    if replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    Ok(res.json(&value))
 }
 
 /// Options of a `text/csv` import, as query parameters.
@@ -469,15 +478,14 @@ pub async fn import_fee_schedule(
             ));
         }
     };
-    let out: FeeScheduleImport = maybe_idempotent(
+    maybe_idempotent(
         &caller,
         &req,
         &state,
         sha,
         ImportFeeSchedule { list, input },
     )
-    .await?;
-    Ok(HttpResponse::Ok().json(&out))
+    .await
 }
 
 /// Raise or lower prices of this list by a percentage (negative lowers; above -100), each rounded
@@ -497,7 +505,7 @@ pub async fn adjust(
     body: JsonBody<AdjustInput>,
 ) -> Result<HttpResponse, ApiError> {
     let list = list_id(path)?;
-    let out: Adjustment = maybe_idempotent(
+    maybe_idempotent(
         &caller,
         &req,
         &state,
@@ -507,6 +515,5 @@ pub async fn adjust(
             input: body.value,
         },
     )
-    .await?;
-    Ok(HttpResponse::Ok().json(&out))
+    .await
 }

@@ -15,6 +15,7 @@ mod malformed;
 mod meta;
 mod payers;
 mod prescribers;
+mod price_lists;
 mod ratelimit;
 mod security;
 mod shard_failure;
