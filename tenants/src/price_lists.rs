@@ -1097,10 +1097,12 @@ pub async fn import_fee_schedule(
             sale: r.prices.sale_allowable,
         })
         .collect();
+    let by_item: std::collections::HashMap<String, &PriceListItem> =
+        rows.iter().map(|r| (r.item_id.to_string(), r)).collect();
     let mut changes = Vec::new();
     let mut writes = Vec::new();
     for c in fee_schedule::diff(&listed, &schedule) {
-        let Some(row) = rows.iter().find(|r| r.item_id.to_string() == c.item) else {
+        let Some(row) = by_item.get(&c.item) else {
             continue;
         };
         let rent_after = c.rent_after.map(two_places);

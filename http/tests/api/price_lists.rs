@@ -87,6 +87,7 @@ fn row<'a>(rows: &'a [(String, Four)], code: &str) -> &'a Four {
 }
 
 struct Fixture {
+    tenant: Value,
     t: String,
     list1: String,
     list2: String,
@@ -94,7 +95,7 @@ struct Fixture {
 
 /// A tenant with five items and two lists pricing them the same way (rows put through the API).
 async fn two_lists(app: &TestApp, slug: &str) -> Result<Fixture, Box<dyn std::error::Error>> {
-    app.create_tenant(slug).await;
+    let tenant = app.create_tenant(slug).await;
     let t = format!("/v1/tenants/{slug}");
     let items = [
         ("CPAP", "E0601"),
@@ -127,6 +128,7 @@ async fn two_lists(app: &TestApp, slug: &str) -> Result<Fixture, Box<dyn std::er
         lists.push(list);
     }
     Ok(Fixture {
+        tenant,
         t,
         list1: lists[0].clone(),
         list2: lists[1].clone(),
@@ -654,6 +656,36 @@ async fn fee_schedule_import_into_one_list() -> TestResult {
     ];
     want.sort_unstable();
     assert_eq!(audited, want);
+    // And one outbox event each, carrying the diff.
+    let id = TestApp::tenant_id(&f.tenant);
+    let pool = app.shard_pool(TestApp::shard_index(&f.tenant));
+    let mut tx = aries_shards::begin_tenant_tx(&pool, id).await?;
+    let events = aries_tenants::outbox::list(&mut tx, id).await?;
+    let imports: Vec<(String, Value)> = events
+        .iter()
+        .filter(|e| e.event_type == "price_list.fee_schedule_imported")
+        .map(|e| {
+            (
+                e.aggregate_id.to_string(),
+                e.payload["rows_changed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        imports,
+        [
+            (f.list1.clone(), json!(4)),
+            (f.list1.clone(), json!(0)),
+            (f.list2.clone(), json!(4))
+        ]
+    );
+    assert_eq!(
+        events
+            .iter()
+            .find(|e| e.event_type == "price_list.fee_schedule_imported")
+            .map(|e| e.payload["changes"].clone()),
+        Some(out["changes"].clone())
+    );
     Ok(())
 }
 
