@@ -74,6 +74,10 @@ error_codes! {
         "A patient has at most four insurance policies (ranks 1 to 4); remove one first."),
     PayerInactive => (StatusCode::CONFLICT, "payer_inactive", "Payer inactive",
         "The payer is inactive and takes no new policies; reactivate it or choose another."),
+    PriceListNameTaken => (StatusCode::CONFLICT, "price_list_name_taken", "Price list name taken",
+        "The tenant already has a price list with this name."),
+    FeeScheduleInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "fee_schedule_invalid", "Fee schedule not readable",
+        "The fee-schedule file could not be read (no header row with HCPCS, Mod and Mod2; a bad code or amount on the line named) or has no column for the state asked; `detail` says which, `errors` names the field (`csv` or `state`)."),
     UserEmailTaken => (StatusCode::CONFLICT, "user_email_taken", "E-mail taken",
         "Another user of this tenant already has this e-mail address."),
     RoleNameTaken => (StatusCode::CONFLICT, "role_name_taken", "Role name taken",
@@ -189,6 +193,10 @@ impl ApiError {
                 .unwrap_or_default();
             return Self::with_errors(ErrorCode::MalformedJson, detail, errs.0);
         }
+        if let Some(e) = errs.0.iter().find(|e| e.code == "fee_schedule_invalid") {
+            let detail = e.message.clone();
+            return Self::with_errors(ErrorCode::FeeScheduleInvalid, detail, errs.0);
+        }
         Self::with_errors(ErrorCode::ValidationFailed, errs.to_string(), errs.0)
     }
 }
@@ -284,6 +292,7 @@ impl From<DomainError> for ApiError {
                 "user_email_taken" => ApiError::new(ErrorCode::UserEmailTaken, detail),
                 "prescriber_npi_taken" => ApiError::new(ErrorCode::PrescriberNpiTaken, detail),
                 "payer_name_taken" => ApiError::new(ErrorCode::PayerNameTaken, detail),
+                "price_list_name_taken" => ApiError::new(ErrorCode::PriceListNameTaken, detail),
                 "warehouse_code_taken" => ApiError::new(ErrorCode::WarehouseCodeTaken, detail),
                 "item_code_taken" => ApiError::new(ErrorCode::ItemCodeTaken, detail),
                 "serial_number_taken" => ApiError::new(ErrorCode::SerialNumberTaken, detail),

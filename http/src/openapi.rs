@@ -3,6 +3,7 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::patients;
+use crate::routes::price_lists;
 use crate::routes::reference;
 use crate::routes::{
     health, inventory, locations, oauth, operators, payers, platform, prescribers, security,
@@ -23,6 +24,9 @@ use utoipa::{Modify, OpenApi};
         patients::create, patients::list, patients::show, patients::update, patients::add_policy,
         patients::list_policies, patients::show_policy, patients::update_policy, patients::remove_policy,
         patients::rerank,
+        price_lists::create, price_lists::list, price_lists::show, price_lists::update, price_lists::list_items,
+        price_lists::show_item, price_lists::put_item, price_lists::delete_item, price_lists::import_fee_schedule,
+        price_lists::adjust,
         inventory::create_warehouse, inventory::list_warehouses, inventory::show_warehouse, inventory::create_item,
         inventory::list_items, inventory::show_item, inventory::receive_serial, inventory::list_serials,
         inventory::show_serial, inventory::record_event, inventory::serial_history,
@@ -53,6 +57,14 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::patients::Patient, aries_tenants::patients::PatientInput,
         aries_tenants::patients::PostalAddress, aries_tenants::patients::Policy,
         aries_tenants::patients::PolicyInput, aries_tenants::patients::policies::RerankInput,
+        aries_tenants::price_lists::PriceList, aries_tenants::price_lists::PriceListInput,
+        aries_tenants::price_lists::PriceListItem, aries_tenants::price_lists::PriceListItemInput,
+        aries_tenants::price_lists::Prices, aries_tenants::price_lists::PriceField,
+        aries_tenants::price_lists::FeeScheduleImportInput, aries_tenants::price_lists::FeeScheduleImport,
+        aries_tenants::price_lists::AllowableChange, aries_tenants::price_lists::AdjustInput,
+        aries_tenants::price_lists::Adjustment, aries_tenants::price_lists::PriceChange,
+        aries_tenants::dme::terms::OrderType, aries_tenants::dme::terms::SaleRentType,
+        aries_tenants::dme::terms::BillingFrequency, aries_tenants::dme::terms::BillItemOn,
         aries_tenants::inventory::Warehouse, aries_tenants::inventory::WarehouseInput, aries_tenants::inventory::Item,
         aries_tenants::inventory::ItemInput, aries_tenants::inventory::Serial, aries_tenants::inventory::SerialInput,
         aries_tenants::inventory::SerialHistoryEntry, aries_tenants::inventory::MovementInput,
@@ -71,6 +83,7 @@ use utoipa::{Modify, OpenApi};
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
          (name = "payers", description = "Insurers and programs"),
          (name = "patients", description = "Patients and their insurance policies ranked 1-4"),
+         (name = "price-lists", description = "Price lists, their rows per item, fee-schedule import and percentage adjustment"),
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),

@@ -18,6 +18,7 @@
 //! - [`payers`]: insurers and programs the provider bills.
 //! - [`patients`]: patients and their insurance policies ranked 1–4.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
+//! - [`price_lists`]: price lists and their rows per item; fee-schedule import, percentage adjustment.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
@@ -36,6 +37,7 @@ pub mod page;
 pub mod patients;
 pub mod payers;
 pub mod prescribers;
+pub mod price_lists;
 pub mod tenant;
 pub mod validation;
 

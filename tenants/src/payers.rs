@@ -1,7 +1,7 @@
 //! Payers: the insurers and programs a DME provider bills (Medicare, Medicaid, commercial plans…).
 
 use crate::error::{DomainError, check_version, patched, unique_violation};
-use crate::ids::{PayerId, TenantId};
+use crate::ids::{PayerId, PriceListId, TenantId};
 use crate::outbox;
 use crate::page::PageRequest;
 use crate::validation::ValidationErrors;
@@ -42,6 +42,11 @@ pub struct PayerInput {
     /// Inactive payers take no new policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// The payer's default price list (legacy PriceCodeID): where its orders' lines take prices
+    /// from unless the order says otherwise. Must exist; `null` in a patch clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub default_price_list_id: Option<PriceListId>,
 }
 
 /// Validated fields.
@@ -54,6 +59,8 @@ pub struct PayerFields {
     pub basis: String,
     pub participating: bool,
     pub active: bool,
+    /// The default price list, checked to exist when written.
+    pub default_price_list_id: Option<PriceListId>,
 }
 
 impl PayerInput {
@@ -92,6 +99,7 @@ impl PayerInput {
             basis,
             participating: self.participating.unwrap_or(true),
             active: self.active.unwrap_or(true),
+            default_price_list_id: self.default_price_list_id,
         })
     }
 }
@@ -111,6 +119,10 @@ pub struct Payer {
     pub basis: String,
     pub participating: bool,
     pub active: bool,
+    /// The payer's default price list, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub default_price_list_id: Option<PriceListId>,
     /// The `ETag`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -127,11 +139,13 @@ impl Payer {
             basis: Some(self.basis.clone()),
             participating: Some(self.participating),
             active: Some(self.active),
+            default_price_list_id: self.default_price_list_id,
         }
     }
 }
 
-const COLUMNS: &str = "payer_id, name, payer_type, phone, claim_channel, basis, participating, active, version, created_at, updated_at";
+const COLUMNS: &str = "payer_id, name, payer_type, phone, claim_channel, basis, participating, active, \
+     default_price_list_id, version, created_at, updated_at";
 
 async fn write(
     conn: &mut PgConnection,
@@ -150,6 +164,7 @@ async fn write(
         .bind(&f.basis)
         .bind(f.participating)
         .bind(f.active)
+        .bind(f.default_price_list_id)
         .fetch_one(conn)
         .await
         .map_err(|e| match unique_violation(&e) {
@@ -161,15 +176,37 @@ async fn write(
         })
 }
 
+/// A default price list must exist (an unknown id is a 422 on the field, not a 404 of the payer).
+async fn check_price_list(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &PayerFields,
+) -> Result<(), DomainError> {
+    let Some(id) = f.default_price_list_id else {
+        return Ok(());
+    };
+    if crate::price_lists::exists(conn, tenant, id).await? {
+        return Ok(());
+    }
+    let mut errs = ValidationErrors::default();
+    errs.push(
+        "default_price_list_id",
+        "not_found",
+        format!("no price list {id}"),
+    );
+    Err(DomainError::Validation(errs))
+}
+
 pub async fn create(
     conn: &mut PgConnection,
     tenant: TenantId,
     input: &PayerInput,
 ) -> Result<Payer, DomainError> {
     let f = input.parse()?;
+    check_price_list(conn, tenant, &f).await?;
     let sql = format!(
-        "insert into payer (tenant_id, payer_id, name, payer_type, phone, claim_channel, basis, participating, active) \
-         values ($1,$2,$3,$4,$5,$6,$7,$8,$9) returning {COLUMNS}"
+        "insert into payer (tenant_id, payer_id, name, payer_type, phone, claim_channel, basis, participating, active, \
+         default_price_list_id) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) returning {COLUMNS}"
     );
     let p = write(conn, sql, tenant, PayerId::new(), &f).await?;
     outbox::record(conn, tenant, p.id.as_uuid(), "payer.created", &p).await?;
@@ -249,9 +286,10 @@ pub async fn patch(
     if f == current.to_input().parse()? {
         return Ok((current, false));
     }
+    check_price_list(conn, tenant, &f).await?;
     let sql = format!(
         "update payer set name=$3, payer_type=$4, phone=$5, claim_channel=$6, basis=$7, participating=$8, active=$9, \
-         version = version + 1, updated_at = now() where tenant_id = $1 and payer_id = $2 returning {COLUMNS}"
+         default_price_list_id=$10, version = version + 1, updated_at = now() where tenant_id = $1 and payer_id = $2 returning {COLUMNS}"
     );
     let p = write(conn, sql, tenant, id, &f).await?;
     outbox::record(conn, tenant, p.id.as_uuid(), "payer.updated", &p).await?;

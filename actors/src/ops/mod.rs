@@ -9,6 +9,7 @@
 //! - [`payers`]: insurers and programs.
 //! - [`prescribers`]: ordering physicians.
 //! - [`reference`]: the credential check in front of the global reference data.
+//! - [`price_lists`]: price lists, their rows, fee-schedule import and percentage adjustment.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 pub mod inventory;
@@ -16,6 +17,7 @@ pub mod locations;
 pub mod patients;
 pub mod payers;
 pub mod prescribers;
+pub mod price_lists;
 pub mod reference;
 pub mod security;
 

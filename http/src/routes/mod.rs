@@ -12,6 +12,7 @@ pub mod patients;
 pub mod payers;
 pub mod platform;
 pub mod prescribers;
+pub mod price_lists;
 pub mod reference;
 pub mod security;
 pub mod tenant_sessions;
@@ -115,6 +116,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(patients::show_policy))
                     .route(web::patch().to(patients::update_policy))
                     .route(web::delete().to(patients::remove_policy)),
+            )
+            .service(
+                resource("/price-lists")
+                    .route(web::post().to(price_lists::create))
+                    .route(web::get().to(price_lists::list)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}")
+                    .route(web::get().to(price_lists::show))
+                    .route(web::patch().to(price_lists::update)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/items")
+                    .route(web::get().to(price_lists::list_items)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/items/{item_id}")
+                    .route(web::get().to(price_lists::show_item))
+                    .route(web::put().to(price_lists::put_item))
+                    .route(web::delete().to(price_lists::delete_item)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/fee-schedule-import")
+                    .route(web::post().to(price_lists::import_fee_schedule)),
+            )
+            .service(
+                resource("/price-lists/{price_list_id}/adjust")
+                    .route(web::post().to(price_lists::adjust)),
             )
             .service(
                 resource("/prescribers")

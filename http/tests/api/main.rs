@@ -16,6 +16,7 @@ mod meta;
 mod patients;
 mod payers;
 mod prescribers;
+mod price_lists;
 mod ratelimit;
 mod reference;
 mod security;

@@ -106,7 +106,7 @@ names!(
         Owner => "owner",
         /// Everything but the tenant's credentials policy (owners manage roles).
         Admin => "admin",
-        /// Claims, payments and reports; reads the rest.
+        /// Claims, payments, reports and price lists (fee-schedule imports, adjustments); reads the rest.
         Billing => "billing",
         /// Patients, prescribers and orders; reads the rest it needs.
         Intake => "intake",
@@ -158,6 +158,7 @@ impl RoleName {
                 .collect(),
             RoleName::Billing => view_of(&ops)
                 .chain(all_actions(&[Billing, Payments, Reports]))
+                .chain(all_actions(&[PriceLists]))
                 .collect(),
             RoleName::Intake => view_of(&ops)
                 .chain(all_actions(&[Patients, Prescribers, Orders]))
@@ -249,6 +250,10 @@ mod tests {
             billing.allows(Permission::new(Payments, Process))
                 && !billing.allows(Permission::new(Orders, Edit))
         );
+        assert!(
+            billing.allows(Permission::new(PriceLists, Process))
+                && billing.allows(Permission::new(PriceLists, Edit))
+        );
         let intake = set(&["intake"]);
         assert!(
             intake.allows(Permission::new(Orders, Edit))
@@ -258,6 +263,11 @@ mod tests {
         assert!(
             warehouse.allows(Permission::new(Serials, Process))
                 && !warehouse.allows(Permission::new(Patients, Edit))
+        );
+        assert!(
+            !intake.allows(Permission::new(PriceLists, Process))
+                && !warehouse.allows(Permission::new(PriceLists, Edit))
+                && intake.allows(Permission::new(PriceLists, View))
         );
     }
 
