@@ -17,6 +17,7 @@
 //! - [`idempotency`]: Idempotency-Key handling for tenant writes, in the write's own transaction.
 //! - [`payers`]: insurers and programs the provider bills.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
+//! - [`orders`]: orders and lines from intake through approval, delivery and pickup.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod inventory;
 pub mod locations;
 pub mod npi;
+pub mod orders;
 pub mod outbox;
 pub mod page;
 pub mod payers;
