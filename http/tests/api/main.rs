@@ -13,6 +13,7 @@ mod locations;
 mod logs;
 mod malformed;
 mod meta;
+mod orders;
 mod payers;
 mod prescribers;
 mod ratelimit;
