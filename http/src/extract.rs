@@ -103,6 +103,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// The body of an action (`POST …/approve`, `…/deliver`): JSON like [`JsonBody`], or no body at
+/// all, which stands for `{}` (the action's defaults).
+pub struct ActionBody<T>(pub JsonBody<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ActionBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let empty = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+            || (!headers.contains_key(header::CONTENT_LENGTH)
+                && !headers.contains_key(header::TRANSFER_ENCODING));
+        if empty && !headers.contains_key(header::CONTENT_TYPE) {
+            let mut digest = Sha256::new();
+            digest.update(req.method().as_str().as_bytes());
+            digest.update(b" ");
+            digest.update(req.path().as_bytes());
+            digest.update(b"\n{}");
+            let value = from_json_slice::<T>(b"{}").map_err(ApiError::validation);
+            let sha: [u8; 32] = digest.finalize().into();
+            return Box::pin(async move {
+                Ok(ActionBody(JsonBody {
+                    value: value?,
+                    request_sha256: sha,
+                }))
+            });
+        }
+        let inner = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { inner.await.map(ActionBody) })
+    }
+}
+
 /// Set (to `true`) on a response that replays the stored answer to an earlier request.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 

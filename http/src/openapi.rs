@@ -6,8 +6,8 @@ use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
 use crate::routes::{
-    health, inventory, locations, oauth, operators, payers, platform, prescribers, security,
-    tenant_sessions,
+    health, inventory, locations, oauth, operators, orders, payers, platform, prescribers,
+    security, tenant_sessions,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,6 +32,9 @@ use utoipa::{Modify, OpenApi};
         inventory::show_serial, inventory::record_event, inventory::serial_history,
         inventory::record_movement, inventory::stock, inventory::stock_movements, inventory::update_warehouse,
         inventory::update_item,
+        orders::create, orders::list, orders::show, orders::update, orders::missing_information,
+        orders::add_line, orders::show_line, orders::update_line, orders::delete_line, orders::approve,
+        orders::cancel, orders::deliver, orders::pickup,
         health::live, health::ready,
         platform::bootstrap_api_key, platform::rotate_signing_key, platform::list_audit, platform::verify_audit,
         operators::login, operators::enrol_totp, operators::confirm_totp, operators::list_sessions,
@@ -77,6 +80,14 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::auth::clients::OauthClient, aries_tenants::auth::roles::CustomRoleInput,
         aries_tenants::audit::AuditEvent, aries_tenants::audit::Verification,
         aries_reference::store::HcpcsCode, aries_reference::store::FeeScheduleEntry,
+        aries_tenants::orders::Order, aries_tenants::orders::OrderLine, aries_tenants::orders::OrderInput,
+        aries_tenants::orders::LineInput, aries_tenants::orders::DeliverInput, aries_tenants::orders::DeliverLine,
+        aries_tenants::orders::PickupInput, aries_tenants::orders::CancelInput, aries_tenants::orders::LineStateText,
+        aries_tenants::dme::orders::OrderState, aries_tenants::dme::orders::LineState,
+        aries_tenants::dme::orders::MissingInfo, aries_tenants::dme::orders::MissingScope,
+        aries_tenants::dme::terms::SaleRentType, aries_tenants::dme::terms::BillingFrequency,
+        aries_tenants::dme::terms::BillItemOn, aries_tenants::dme::terms::OrderType,
+        orders::ApproveInput, orders::MissingList,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -85,6 +96,7 @@ use utoipa::{Modify, OpenApi};
          (name = "patients", description = "Patients and their insurance policies ranked 1-4"),
          (name = "price-lists", description = "Price lists, their rows per item, fee-schedule import and percentage adjustment"),
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
+         (name = "orders", description = "Orders and lines: intake, approval, delivery, pickup"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),

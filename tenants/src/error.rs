@@ -21,6 +21,9 @@ pub enum DomainError {
     /// The principal is known but lacks a permission; the text names it.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The order lacks information it needs for approval or billing; each entry says what.
+    #[error("missing information: {} problem(s)", .0.len())]
+    MissingInformation(Vec<crate::dme::orders::MissingInfo>),
     /// `If-Match` named a version that is no longer current.
     #[error("version mismatch: the current version is {current}")]
     VersionMismatch { current: i64 },

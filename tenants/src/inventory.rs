@@ -758,19 +758,26 @@ fn level_from(r: LevelRow) -> StockLevel {
 const LEVEL_COLUMNS: &str =
     "warehouse_id, item_id, on_hand, committed, on_order, rented, sold, unavailable, version";
 
-/// Applies one movement to a level (creating the level at zero), appending the ledger line.
 /// One movement to apply.
-struct Move<'a> {
-    warehouse: WarehouseId,
-    item: ItemId,
-    kind: MovementKind,
-    quantity: i64,
-    /// Pairs the halves of a transfer.
-    transfer: Option<uuid::Uuid>,
-    note: Option<&'a str>,
+pub struct Move<'a> {
+    /// The level's warehouse.
+    pub warehouse: WarehouseId,
+    /// The level's item.
+    pub item: ItemId,
+    /// What happened (decides which counters change).
+    pub kind: MovementKind,
+    /// Units (signed for adjustments only).
+    pub quantity: i64,
+    /// Pairs the halves of a transfer (or of a return into another warehouse).
+    pub transfer: Option<uuid::Uuid>,
+    /// Why, for people reading the ledger.
+    pub note: Option<&'a str>,
 }
 
-async fn move_stock(
+/// Applies one movement to a level (creating the level at zero), appending the ledger line in the
+/// same transaction; a movement the counters refuse is 409 `insufficient_stock`. The caller
+/// records the outbox event (one per business change, not per ledger line).
+pub async fn move_stock(
     conn: &mut PgConnection,
     tenant: TenantId,
     m: Move<'_>,

@@ -19,6 +19,7 @@
 //! - [`patients`]: patients and their insurance policies ranked 1–4.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
 //! - [`price_lists`]: price lists and their rows per item; fee-schedule import, percentage adjustment.
+//! - [`orders`]: orders and lines from intake through approval, delivery and pickup.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod inventory;
 pub mod locations;
 pub mod npi;
+pub mod orders;
 pub mod outbox;
 pub mod page;
 pub mod patients;

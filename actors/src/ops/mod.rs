@@ -6,14 +6,45 @@
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
 //! - [`patients`]: patients and their ranked insurance policies.
+//! - [`orders`]: orders and lines: intake, approval, delivery, pickup, cancellation.
 //! - [`payers`]: insurers and programs.
 //! - [`prescribers`]: ordering physicians.
 //! - [`reference`]: the credential check in front of the global reference data.
 //! - [`price_lists`]: price lists, their rows, fee-schedule import and percentage adjustment.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
+/// Declares a tenant operation: a struct whose fields are the request, its output, its name (for
+/// traces and metrics), who may run it, and the body that runs in the tenant transaction with the
+/// struct as `op`, the connection and the [`OpContext`] bound to the names given.
+macro_rules! tenant_op {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($(#[$fdoc:meta])* $field:ident : $fty:ty),* $(,)? }
+        -> $out:ty, $op_name:literal, $access:expr,
+        |$op:ident, $conn:ident, $ctx:ident| $body:block
+    ) => {
+        $(#[$doc])*
+        pub struct $name { $($(#[$fdoc])* pub $field: $fty),* }
+
+        impl $crate::ops::TenantOp for $name {
+            type Output = $out;
+            const NAME: &'static str = $op_name;
+            const ACCESS: $crate::ops::Access = $access;
+            fn run<'c>(
+                self,
+                $conn: &'c mut sqlx::PgConnection,
+                $ctx: &'c $crate::ops::OpContext,
+            ) -> futures::future::BoxFuture<'c, Result<$out, aries_tenants::DomainError>> {
+                let $op = self;
+                Box::pin(async move $body)
+            }
+        }
+    };
+}
+
 pub mod inventory;
 pub mod locations;
+pub mod orders;
 pub mod patients;
 pub mod payers;
 pub mod prescribers;

@@ -19,23 +19,21 @@ pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
     res
 }
 
-/// Runs a create with the API's conventions: an `Idempotency-Key` replays the first response
-/// (`Idempotent-Replayed: true`), the answer is 201 with `Location` (from `url`) and `ETag` (from
-/// `version`).
-pub async fn create<O>(
+/// Runs an operation under the request's `Idempotency-Key` when it carries one (API.md: any
+/// `POST` may): the first answer is stored with the write, and a retry gets it again. Returns the
+/// output and whether it is such a replay.
+pub async fn run_keyed<O>(
     caller: &TenantCaller,
     req: &HttpRequest,
     state: &AppState,
     request_sha256: [u8; 32],
     op: O,
-    url: impl Fn(&O::Output) -> String,
-    version: impl Fn(&O::Output) -> i64,
-) -> Result<HttpResponse, ApiError>
+) -> Result<(O::Output, bool), ApiError>
 where
     O: TenantOp,
     O::Output: Serialize + DeserializeOwned,
 {
-    let (value, replayed) = match idempotency_key(req)? {
+    Ok(match idempotency_key(req)? {
         Some(key) => {
             let out = state
                 .directory
@@ -58,12 +56,36 @@ where
                 .await?,
             false,
         ),
-    };
-    let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, url(&value)));
+    })
+}
+
+/// Marks a replayed answer (`Idempotent-Replayed: true`).
+pub fn mark_replayed(res: &mut actix_web::HttpResponseBuilder, replayed: bool) {
     if replayed {
         res.insert_header((IDEMPOTENT_REPLAYED, "true"));
     }
+}
+
+/// Runs a create with the API's conventions: an `Idempotency-Key` replays the first response
+/// (`Idempotent-Replayed: true`), the answer is 201 with `Location` (from `url`) and `ETag` (from
+/// `version`).
+pub async fn create<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    request_sha256: [u8; 32],
+    op: O,
+    url: impl Fn(&O::Output) -> String,
+    version: impl Fn(&O::Output) -> i64,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize + DeserializeOwned,
+{
+    let (value, replayed) = run_keyed(caller, req, state, request_sha256, op).await?;
+    let mut res = HttpResponse::Created();
+    res.insert_header((header::LOCATION, url(&value)));
+    mark_replayed(&mut res, replayed);
     let v = version(&value);
     Ok(with_etag(res.json(&value), v))
 }

@@ -8,6 +8,7 @@ pub mod locations;
 pub mod meta;
 pub mod oauth;
 pub mod operators;
+pub mod orders;
 pub mod patients;
 pub mod payers;
 pub mod platform;
@@ -174,6 +175,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/items/{item_id}")
                     .route(web::get().to(inventory::show_item))
                     .route(web::patch().to(inventory::update_item)),
+            )
+            .service(
+                resource("/orders")
+                    .route(web::post().to(orders::create))
+                    .route(web::get().to(orders::list)),
+            )
+            .service(
+                resource("/orders/{order_id}")
+                    .route(web::get().to(orders::show))
+                    .route(web::patch().to(orders::update)),
+            )
+            .service(
+                resource("/orders/{order_id}/missing-information")
+                    .route(web::get().to(orders::missing_information)),
+            )
+            .service(resource("/orders/{order_id}/approve").route(web::post().to(orders::approve)))
+            .service(resource("/orders/{order_id}/cancel").route(web::post().to(orders::cancel)))
+            .service(resource("/orders/{order_id}/deliver").route(web::post().to(orders::deliver)))
+            .service(resource("/orders/{order_id}/lines").route(web::post().to(orders::add_line)))
+            .service(
+                resource("/orders/{order_id}/lines/{line_id}")
+                    .route(web::get().to(orders::show_line))
+                    .route(web::patch().to(orders::update_line))
+                    .route(web::delete().to(orders::delete_line)),
+            )
+            .service(
+                resource("/orders/{order_id}/lines/{line_id}/pickup")
+                    .route(web::post().to(orders::pickup)),
             )
             .service(
                 resource("/serials")

@@ -13,6 +13,7 @@ mod locations;
 mod logs;
 mod malformed;
 mod meta;
+mod orders;
 mod patients;
 mod payers;
 mod prescribers;

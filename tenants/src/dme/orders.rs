@@ -239,6 +239,8 @@ pub struct OrderFacts {
     /// Whether the order bills the patient only (no insurance), which needs no policy.
     pub self_pay: bool,
     pub prescriber: Option<PrescriberFacts>,
+    /// The order names the warehouse it is delivered from (stock is committed there).
+    pub has_warehouse: bool,
     pub diagnosis_count: usize,
     pub lines: Vec<LineFacts>,
 }
@@ -393,6 +395,14 @@ pub fn missing_information(facts: &OrderFacts, as_of: NaiveDate) -> Vec<MissingI
         }
     }
 
+    if !facts.has_warehouse {
+        push(
+            S::Order,
+            None,
+            "missing_warehouse",
+            "the order names no warehouse to deliver from".into(),
+        );
+    }
     if facts.diagnosis_count == 0 {
         push(
             S::Order,
@@ -513,6 +523,7 @@ mod tests {
                 pecos_enrolled: true,
                 license_expires: Some(day("2030-01-01")),
             }),
+            has_warehouse: true,
             diagnosis_count: 1,
             lines: vec![LineFacts {
                 id: Uuid::from_u128(9),
