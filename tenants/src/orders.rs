@@ -1835,6 +1835,63 @@ pub async fn pickup(
     Ok(order)
 }
 
+/// After a fee-schedule import into `list`, carries the new allowables to the list's order lines
+/// that are still new (approved lines keep the price they were approved with): a rental line takes
+/// the rent allowable, a sale the sale allowable, and rent to purchase also the sale allowable of
+/// its last month. Returns the lines changed (with `dry_run`, the lines that would change, and
+/// nothing is written).
+pub async fn reprice_new_lines(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    list: PriceListId,
+    changes: &[crate::price_lists::AllowableChange],
+    dry_run: bool,
+) -> Result<Vec<OrderLineId>, DomainError> {
+    const NEW_ALLOWABLE: &str = "case when sale_rent_type in ('one_time_sale', 'reoccurring_sale') \
+        then coalesce($5, allowable_price) else coalesce($4, allowable_price) end";
+    const NEW_SALE: &str = "case when sale_rent_type = 'rent_to_purchase' \
+        then coalesce($5, sale_allowable_price) else sale_allowable_price end";
+    let filter = format!(
+        "tenant_id = $1 and price_list_id = $2 and item_id = $3 and state = 'new' \
+         and (allowable_price is distinct from ({NEW_ALLOWABLE}) or sale_allowable_price is distinct from ({NEW_SALE}))"
+    );
+    let sql = if dry_run {
+        format!("select order_line_id, order_id from order_line where {filter}")
+    } else {
+        format!(
+            "update order_line set allowable_price = {NEW_ALLOWABLE}, sale_allowable_price = {NEW_SALE}, \
+             version = version + 1, updated_at = now() where {filter} returning order_line_id, order_id"
+        )
+    };
+    let mut lines = Vec::new();
+    let mut orders: Vec<OrderId> = Vec::new();
+    for c in changes {
+        let rows: Vec<(OrderLineId, OrderId)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(tenant)
+            .bind(list)
+            .bind(c.item_id)
+            .bind(c.rent_allowable_after)
+            .bind(c.sale_allowable_after)
+            .fetch_all(&mut *conn)
+            .await?;
+        for (line, order) in rows {
+            lines.push(line);
+            if !orders.contains(&order) {
+                orders.push(order);
+            }
+        }
+    }
+    if !dry_run {
+        for order in orders {
+            bump(conn, tenant, order).await?;
+            let o = load(conn, tenant, order, false).await?;
+            outbox::record(conn, tenant, order.as_uuid(), "order.repriced", &o).await?;
+        }
+    }
+    lines.sort();
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -998,6 +998,10 @@ pub struct FeeScheduleImportInput {
     /// Return the diff without writing anything.
     #[serde(default)]
     pub dry_run: bool,
+    /// Also re-price the allowables of this list's order lines that are still new (not yet
+    /// approved): rentals take the new rent allowable, sales the new sale allowable.
+    #[serde(default)]
+    pub cascade_to_open_lines: bool,
 }
 
 /// The change an import makes to one row.
@@ -1056,6 +1060,11 @@ pub struct FeeScheduleImport {
     pub missing_codes: Vec<Hcpcs>,
     /// One entry per changed row, in item-id order.
     pub changes: Vec<AllowableChange>,
+    /// With `cascade_to_open_lines`: the new order lines whose allowable followed the import (or,
+    /// with `dry_run`, would).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub lines_repriced: Vec<crate::ids::OrderLineId>,
 }
 
 fn schedule_error(e: ImportError) -> DomainError {
@@ -1151,6 +1160,7 @@ pub async fn import_fee_schedule(
         codes_not_in_file: missing.len(),
         missing_codes: missing.into_iter().collect(),
         changes,
+        lines_repriced: Vec::new(),
     };
     if !input.dry_run {
         write_prices(conn, tenant, list, &writes).await?;

@@ -267,8 +267,18 @@ impl TenantOp for ImportFeeSchedule {
         ctx: &'c OpContext,
     ) -> BoxFuture<'c, Result<FeeScheduleImport, DomainError>> {
         Box::pin(async move {
-            let out =
+            let mut out =
                 price_lists::import_fee_schedule(conn, ctx.tenant, self.list, &self.input).await?;
+            if self.input.cascade_to_open_lines {
+                out.lines_repriced = aries_tenants::orders::reprice_new_lines(
+                    conn,
+                    ctx.tenant,
+                    self.list,
+                    &out.changes,
+                    out.dry_run,
+                )
+                .await?;
+            }
             if !out.dry_run {
                 ctx.audit(
                     conn,
@@ -280,6 +290,7 @@ impl TenantOp for ImportFeeSchedule {
                         "file_bytes": self.input.csv.len(), "rows_read": out.rows_read,
                         "rows_ignored": out.rows_ignored, "codes_in_file": out.codes_in_file,
                         "rows_changed": out.rows_changed, "codes_not_in_file": out.codes_not_in_file,
+                        "lines_repriced": out.lines_repriced,
                     }),
                 )
                 .await?;

@@ -351,6 +351,8 @@ pub struct ImportQuery {
     pub rural: Option<String>,
     /// With a `text/csv` body: `true` returns the diff without writing.
     pub dry_run: Option<String>,
+    /// With a `text/csv` body: `true` also re-prices the list's new order lines.
+    pub cascade_to_open_lines: Option<String>,
 }
 
 fn essence(req: &HttpRequest) -> String {
@@ -438,6 +440,9 @@ pub async fn import_fee_schedule(
                 .ok_or_else(|| query_error("state", "required", "the state column to read"))?;
             let rural = bool_param("rural", q.rural.as_deref())?.unwrap_or(false);
             let dry_run = bool_param("dry_run", q.dry_run.as_deref())?.unwrap_or(false);
+            let cascade_to_open_lines =
+                bool_param("cascade_to_open_lines", q.cascade_to_open_lines.as_deref())?
+                    .unwrap_or(false);
             let (csv, sha) = csv_body(&req, payload).await?;
             (
                 FeeScheduleImportInput {
@@ -445,6 +450,7 @@ pub async fn import_fee_schedule(
                     state: st,
                     rural,
                     dry_run,
+                    cascade_to_open_lines,
                 },
                 sha,
             )

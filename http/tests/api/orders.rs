@@ -935,3 +935,111 @@ async fn order_input_is_validated_field_by_field() -> TestResult {
     assert_eq!(foreign.status(), 404);
     Ok(())
 }
+
+#[actix_web::test]
+async fn a_fee_schedule_import_can_reprice_new_lines() -> TestResult {
+    let app = TestApp::spawn().await;
+    let w = world(&app, "reprice-dme").await?;
+    let t = &w.t;
+    let res = app
+        .req(Method::PATCH, &format!("{t}/patients/{}", id(&w.patient)))
+        .json(&json!({"signature_on_file": true}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let open = created(
+        &app,
+        &format!("{t}/orders"),
+        json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"],
+               "lines": [{"item_id": w.cpap["id"]}, {"item_id": w.mask["id"]}]}),
+    )
+    .await?;
+    let approved = created(
+        &app,
+        &format!("{t}/orders"),
+        json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"]}]}),
+    )
+    .await?;
+    let res = app
+        .post_json(&format!("{t}/orders/{}/approve", id(&approved)), &json!({}))
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await?);
+    let csv = "HCPCS,Mod,Mod2,JURIS,CATG,Ceiling,Floor,TX (NR),TX (R),Description\n\
+               E0601,RR,,D,CR,90.00,70.00,82.00,84.30,CPAP device\n\
+               E0601,NU,,D,CR,900.00,700.00,820.00,843.00,CPAP device\n\
+               A7034,NU,,D,SU,50.00,30.00,33.50,35.00,Nasal mask\n";
+    let import = format!("{t}/price-lists/{}/fee-schedule-import", id(&w.list));
+    let mut expected = vec![
+        open["lines"][0]["id"].clone(),
+        open["lines"][1]["id"].clone(),
+    ];
+    expected.sort_by_key(|v| v.as_str().unwrap_or("").to_owned());
+    // A dry run names the lines it would re-price and changes nothing.
+    let res = app
+        .post_json(
+            &import,
+            &json!({"csv": csv, "state": "TX", "dry_run": true, "cascade_to_open_lines": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await?);
+    let dry: Value = res.json().await?;
+    assert_eq!(dry["lines_repriced"], json!(expected));
+    let unchanged: Value = app
+        .get(&format!("{t}/orders/{}", id(&open)))
+        .await
+        .json()
+        .await?;
+    assert_eq!(unchanged["lines"][0]["allowable_price"], "80.10");
+    // The import itself: new lines follow (rent for the rental, sale for the sale), the approved
+    // order keeps the price it was approved with, and the order's version moves.
+    let res = app
+        .post_json(
+            &import,
+            &json!({"csv": csv, "state": "TX", "cascade_to_open_lines": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await?);
+    let done: Value = res.json().await?;
+    assert_eq!(done["lines_repriced"], json!(expected));
+    let repriced: Value = app
+        .get(&format!("{t}/orders/{}", id(&open)))
+        .await
+        .json()
+        .await?;
+    assert_eq!(
+        (
+            &repriced["lines"][0]["allowable_price"],
+            &repriced["lines"][1]["allowable_price"]
+        ),
+        (&json!("82.00"), &json!("33.50"))
+    );
+    assert_eq!(
+        repriced["lines"][0]["billable_price"], "120.00",
+        "billable prices are not the schedule's"
+    );
+    assert_eq!(
+        repriced["version"].as_i64(),
+        open["version"].as_i64().map(|v| v + 1)
+    );
+    let kept: Value = app
+        .get(&format!("{t}/orders/{}", id(&approved)))
+        .await
+        .json()
+        .await?;
+    assert_eq!(kept["lines"][0]["allowable_price"], "31.25");
+    // Without the flag, order lines are left alone.
+    let again = "HCPCS,Mod,Mod2,JURIS,CATG,Ceiling,Floor,TX (NR),TX (R),Description\n\
+                 A7034,NU,,D,SU,50.00,30.00,34.00,35.00,Nasal mask\n";
+    let res = app
+        .post_json(&import, &json!({"csv": again, "state": "TX"}))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await?["lines_repriced"], json!([]));
+    let still: Value = app
+        .get(&format!("{t}/orders/{}", id(&open)))
+        .await
+        .json()
+        .await?;
+    assert_eq!(still["lines"][1]["allowable_price"], "33.50");
+    Ok(())
+}
