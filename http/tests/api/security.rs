@@ -667,6 +667,65 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         .await
         .json()
         .await?;
+    // One of each inventory and order resource, so every `{..._id}` of the walk names a real row.
+    let b = "/v1/tenants/tenant-b";
+    let b_warehouse: Value = app
+        .post_json(
+            &format!("{b}/warehouses"),
+            &json!({"code": "w", "name": "W"}),
+        )
+        .await
+        .json()
+        .await?;
+    let b_item: Value = app
+        .post_json(
+            &format!("{b}/items"),
+            &json!({"code": "i", "name": "I", "serialized": true}),
+        )
+        .await
+        .json()
+        .await?;
+    let b_serial: Value = app
+        .post_json(
+            &format!("{b}/serials"),
+            &json!({"item_id": b_item["id"], "serial_number": "S1", "warehouse_id": b_warehouse["id"]}),
+        )
+        .await
+        .json()
+        .await?;
+    let b_prescriber: Value = app
+        .post_json(
+            &format!("{b}/prescribers"),
+            &json!({"first_name": "P", "last_name": "Q", "npi": "1234567893"}),
+        )
+        .await
+        .json()
+        .await?;
+    let b_list: Value = app
+        .post_json(&format!("{b}/price-lists"), &json!({"name": "B list"}))
+        .await
+        .json()
+        .await?;
+    app.req(
+        Method::PUT,
+        &format!(
+            "{b}/price-lists/{}/items/{}",
+            b_list["id"].as_str().unwrap_or_default(),
+            b_item["id"].as_str().unwrap_or_default()
+        ),
+    )
+    .json(&json!({"hcpcs": "E0601", "rent_allowable": "1.00"}))
+    .send()
+    .await?;
+    let b_order: Value = app
+        .post_json(
+            &format!("{b}/orders"),
+            &json!({"patient_id": b_patient["id"], "lines": [{"item_id": b_item["id"], "price_list_id": b_list["id"]}]}),
+        )
+        .await
+        .json()
+        .await?;
+    let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
     let ids: std::collections::HashMap<&str, String> = [
         (
             "location_id",
@@ -694,6 +753,14 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
                 .to_owned(),
         ),
         ("code", "E0601".to_owned()),
+        ("payer_id", id_of(&b_payer)),
+        ("prescriber_id", id_of(&b_prescriber)),
+        ("warehouse_id", id_of(&b_warehouse)),
+        ("item_id", id_of(&b_item)),
+        ("serial_id", id_of(&b_serial)),
+        ("price_list_id", id_of(&b_list)),
+        ("order_id", id_of(&b_order)),
+        ("line_id", id_of(&b_order["lines"][0])),
     ]
     .into_iter()
     .collect();
@@ -735,6 +802,10 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         {
             let m = Method::from_bytes(method.to_uppercase().as_bytes())?;
             let path = fill(template, "tenant-b", &ids);
+            assert!(
+                !path.contains('{') && !path.contains("//"),
+                "{template}: give the walk a real id of tenant B for each parameter ({path})"
+            );
             for (label, credential) in [("A's API key", &a_key), ("A's access token", &a_token)] {
                 let res = app
                     .client
