@@ -1451,4 +1451,133 @@ mod tests {
             Some("end_date_passed".into())
         );
     }
+
+    // ---- properties ----------------------------------------------------------------------
+
+    use proptest::prelude::*;
+
+    fn arb_line() -> impl Strategy<Value = BillingLine> {
+        let money = (0i64..200_000).prop_map(|c| Decimal::new(c, 2));
+        let kinds = (
+            proptest::sample::select(T::ALL.to_vec()),
+            proptest::sample::select(F::ALL.to_vec()),
+            proptest::sample::select(On::ALL.to_vec()),
+            proptest::option::of(proptest::sample::select(F::ALL.to_vec())),
+            1i32..5,
+            proptest::sample::subsequence(vec!["RR", "KH", "KX", "GA", "NU", "BP"], 0..=4),
+        );
+        let prices = (
+            proptest::option::weighted(0.95, money.clone()),
+            proptest::option::weighted(0.95, money.clone()),
+            proptest::option::weighted(0.95, money.clone()),
+            proptest::option::weighted(0.95, money),
+            any::<bool>(),
+            any::<bool>(),
+        );
+        // Deliveries 2006-01-01 .. ~2031, straddling the 2027-07-01 version.
+        let dates = (
+            0i64..9_200,
+            proptest::option::of(-40i64..1_500),
+            proptest::option::of(0i64..1_500),
+        );
+        (kinds, prices, dates).prop_map(
+            |((t, f, on, of, q, mods), (b, a, sb, sa, taxable, flat), (d, end, pickup))| {
+                let delivery = day("2006-01-01") + chrono::Duration::days(d);
+                BillingLine {
+                    sale_rent_type: t,
+                    billing_frequency: f,
+                    bill_item_on: on,
+                    quantity: q,
+                    ordered_frequency: of,
+                    modifiers: mods.into_iter().map(String::from).collect(),
+                    billable_price: b,
+                    allowable_price: a,
+                    sale_billable_price: sb,
+                    sale_allowable_price: sa,
+                    taxable,
+                    flat_rate: flat,
+                    delivery_date: delivery,
+                    pickup_date: pickup.map(|p| delivery + chrono::Duration::days(p)),
+                    end_date: end.map(|e| delivery + chrono::Duration::days(e)),
+                    billing_month: 0,
+                    dos_from: delivery,
+                }
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Consecutive charges cover the days of service with no overlap and no gap, months count
+        /// 1, 2, 3… once each, nothing is billed before its invoice date, amounts are never
+        /// negative and always in cents, and at most four modifiers.
+        #[test]
+        fn charges_are_contiguous_counted_once_and_never_negative(
+            l in arb_line(), horizon in 0i64..1_200, rate in 0i64..1_500,
+        ) {
+            let as_of = l.delivery_date + chrono::Duration::days(horizon);
+            let (charges, cur, _) = charges_until(&l, as_of, Decimal::new(rate, 4));
+            for (i, c) in charges.iter().enumerate() {
+                prop_assert_eq!(c.billing_month, i as i32 + 1);
+                prop_assert!(c.dos_from <= c.dos_to);
+                prop_assert!(c.invoice_date <= as_of);
+                prop_assert!(c.modifiers.len() <= 4);
+                for v in [c.billable, c.allowable, c.tax] {
+                    prop_assert!(v >= Decimal::ZERO && v.scale() == 2, "{v}");
+                }
+                prop_assert!(c.quantity >= Decimal::ZERO);
+            }
+            for w in charges.windows(2) {
+                prop_assert_eq!(w[0].dos_to.succ_opt(), Some(w[1].dos_from), "{:?}", w);
+            }
+            prop_assert_eq!(cur.billing_month, charges.len() as i32);
+            if let Some(last) = charges.last() {
+                prop_assert!(cur.dos_from > last.dos_from);
+            }
+        }
+
+        /// Catching up in two steps gives exactly what one call gives.
+        #[test]
+        fn catching_up_in_steps_equals_one_call(
+            l in arb_line(), h1 in 0i64..900, h2 in 0i64..900, rate in 0i64..1_500,
+        ) {
+            let rate = Decimal::new(rate, 4);
+            let a1 = l.delivery_date + chrono::Duration::days(h1.min(h2));
+            let a2 = l.delivery_date + chrono::Duration::days(h1.max(h2));
+            let (mut first, cur, closed1) = charges_until(&l, a1, rate);
+            let (rest, cur2, closed2) = charges_until(&l.at(cur), a2, rate);
+            if closed1 {
+                prop_assert!(rest.is_empty());
+                prop_assert_eq!(cur2, cur);
+            }
+            first.extend(rest);
+            prop_assert_eq!((first, cur2, closed2), charges_until(&l, a2, rate));
+        }
+
+        /// `closes` says exactly whether the next cycle is Closed, and a closed line produces
+        /// nothing more at any date.
+        #[test]
+        fn a_closed_line_produces_nothing_more(l in arb_line(), horizon in 0i64..1_200) {
+            let as_of = l.delivery_date + chrono::Duration::days(horizon);
+            let mut line = l.clone();
+            while let Cycle::Bill { next, closes, charge } = next_cycle(&line, as_of, Decimal::ZERO) {
+                prop_assert_eq!(next.billing_month, charge.billing_month);
+                line = line.at(next);
+                let after = next_cycle(&line, far(), Decimal::ZERO);
+                prop_assert_eq!(closes, matches!(after, Cycle::Closed { .. }), "{:?}", after);
+                if closes {
+                    break;
+                }
+            }
+            let (_, cur, closed) = charges_until(&l, as_of, Decimal::ZERO);
+            if closed {
+                let done = l.at(cur);
+                let after = next_cycle(&done, far(), Decimal::ZERO);
+                prop_assert!(matches!(after, Cycle::Closed { .. }), "{:?}", after);
+                let (more, cur2, still) = charges_until(&done, far(), Decimal::ZERO);
+                prop_assert_eq!((more.len(), cur2, still), (0, cur, true));
+            }
+        }
+    }
 }
