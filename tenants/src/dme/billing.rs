@@ -271,24 +271,16 @@ pub const RULE_SETS: &[RuleSet] = &[
         rent_to_purchase_months: 10,
         oxygen_months: 60,
     },
-    // HYPOTHETICAL, asked for by the task to exercise versioning: a 36-month oxygen cap for
-    // periods from 2027-07-01. Not a real CMS rule: confirm or remove before that date.
-    RuleSet {
-        version: "dmepos-2027-07",
-        effective_from: date(2027, 7, 1),
-        capped_rental_months: 13,
-        capped_rental_kx_from: 12,
-        rent_to_purchase_months: 10,
-        oxygen_months: 36,
-    },
 ];
 
 /// The rule set in force for a period starting on `dos_from`; None before 2006-01-01.
 pub fn rule_set_for(dos_from: NaiveDate) -> Option<&'static RuleSet> {
-    RULE_SETS
-        .iter()
-        .rev()
-        .find(|r| r.effective_from <= dos_from)
+    rule_set_in(RULE_SETS, dos_from)
+}
+
+/// The rule set of `table` (oldest first) in force for a period starting on `dos_from`.
+pub fn rule_set_in(table: &'static [RuleSet], dos_from: NaiveDate) -> Option<&'static RuleSet> {
+    table.iter().rev().find(|r| r.effective_from <= dos_from)
 }
 
 /// The first day of period `index` (0-based) of a line delivered on `delivery`: +1 day / week /
@@ -482,13 +474,17 @@ impl From<Stop> for Cycle {
 }
 
 /// The period at `cursor`, or why it cannot bill whatever the date (closed or held).
-fn open_period(line: &BillingLine, cursor: Cursor) -> Result<OpenPeriod, Stop> {
+fn open_period(
+    table: &'static [RuleSet],
+    line: &BillingLine,
+    cursor: Cursor,
+) -> Result<OpenPeriod, Stop> {
     if cursor.billing_month < 0 {
         return Err(Stop::Held(HoldReason::InvalidCursor));
     }
     // The cap rules depend on when the rental began, so a line delivered before the first
     // version never bills under it, even for periods after 2006-01-01.
-    if rule_set_for(line.delivery_date).is_none() {
+    if rule_set_in(table, line.delivery_date).is_none() {
         return Err(Stop::Closed(CloseReason::UnsupportedLegacyRules));
     }
     let index = cursor.billing_month;
@@ -497,7 +493,8 @@ fn open_period(line: &BillingLine, cursor: Cursor) -> Result<OpenPeriod, Stop> {
     if cursor.dos_from != start {
         return Err(Stop::Held(HoldReason::CursorMismatch { expected: start }));
     }
-    let rules = rule_set_for(start).ok_or(Stop::Closed(CloseReason::UnsupportedLegacyRules))?;
+    let rules =
+        rule_set_in(table, start).ok_or(Stop::Closed(CloseReason::UnsupportedLegacyRules))?;
     let limit = months_billed(line.sale_rent_type, line.billing_frequency, rules);
     if let Some((_, reason)) = limit.filter(|(last, _)| index >= *last) {
         return Err(Stop::Closed(reason));
@@ -560,8 +557,14 @@ fn unit_prices(line: &BillingLine, open: &OpenPeriod) -> (Decimal, Decimal) {
     )
 }
 
-fn cycle_at(line: &BillingLine, cursor: Cursor, as_of: NaiveDate, tax_rate: Decimal) -> Cycle {
-    let open = match open_period(line, cursor) {
+fn cycle_at(
+    table: &'static [RuleSet],
+    line: &BillingLine,
+    cursor: Cursor,
+    as_of: NaiveDate,
+    tax_rate: Decimal,
+) -> Cycle {
+    let open = match open_period(table, line, cursor) {
         Ok(open) => open,
         Err(stop) => return stop.into(),
     };
@@ -609,7 +612,7 @@ fn cycle_at(line: &BillingLine, cursor: Cursor, as_of: NaiveDate, tax_rate: Deci
         billing_month: open.month,
         dos_from: open.next_start,
     };
-    let closes = matches!(open_period(line, next), Err(Stop::Closed(_)));
+    let closes = matches!(open_period(table, line, next), Err(Stop::Closed(_)));
     Cycle::Bill {
         charge: Charge {
             billing_month: open.month,
@@ -638,7 +641,18 @@ fn last_day_of_month(d: NaiveDate) -> NaiveDate {
 /// The line's next step at `as_of`: the charge for its cursor's period if that is due, else why
 /// not. `tax_rate` is a fraction (0.0825 for 8.25 %), applied when the line is taxable.
 pub fn next_cycle(line: &BillingLine, as_of: NaiveDate, tax_rate: Decimal) -> Cycle {
-    cycle_at(line, line.cursor(), as_of, tax_rate)
+    next_cycle_with(RULE_SETS, line, as_of, tax_rate)
+}
+
+/// [`next_cycle`] under another table of rule versions (tests of versioning; a future rule set
+/// before it enters [`RULE_SETS`]).
+pub fn next_cycle_with(
+    table: &'static [RuleSet],
+    line: &BillingLine,
+    as_of: NaiveDate,
+    tax_rate: Decimal,
+) -> Cycle {
+    cycle_at(table, line, line.cursor(), as_of, tax_rate)
 }
 
 /// Every charge the line produces from its cursor up to `as_of` (repeatedly applying next_cycle),
@@ -649,10 +663,20 @@ pub fn charges_until(
     as_of: NaiveDate,
     tax_rate: Decimal,
 ) -> (Vec<Charge>, Cursor, bool) {
+    charges_until_with(RULE_SETS, line, as_of, tax_rate)
+}
+
+/// [`charges_until`] under another table of rule versions.
+pub fn charges_until_with(
+    table: &'static [RuleSet],
+    line: &BillingLine,
+    as_of: NaiveDate,
+    tax_rate: Decimal,
+) -> (Vec<Charge>, Cursor, bool) {
     let mut charges = Vec::new();
     let mut cursor = line.cursor();
     loop {
-        match cycle_at(line, cursor, as_of, tax_rate) {
+        match cycle_at(table, line, cursor, as_of, tax_rate) {
             Cycle::Bill {
                 charge,
                 next,
@@ -1252,18 +1276,36 @@ mod tests {
 
     // ---- versions, legacy, cursor --------------------------------------------------------
 
+    /// A made-up later version (a 36-month oxygen cap from 2027-07-01), only for these tests: the
+    /// production table holds real rules only.
+    const VERSIONED: &[RuleSet] = &[
+        RULE_SETS[0],
+        RuleSet {
+            version: "test-oxygen-36",
+            effective_from: date(2027, 7, 1),
+            oxygen_months: 36,
+            ..RULE_SETS[0]
+        },
+    ];
+
     #[test]
     fn rule_sets_are_chosen_by_date_of_service() {
-        let v = |d: &str| rule_set_for(day(d)).map(|r| r.version);
+        let v = |d: &str| rule_set_in(VERSIONED, day(d)).map(|r| r.version);
         assert_eq!(v("2005-12-31"), None);
         assert_eq!(v("2006-01-01"), Some("dmepos-2006"));
         assert_eq!(v("2027-06-30"), Some("dmepos-2006"));
-        assert_eq!(v("2027-07-01"), Some("dmepos-2027-07"));
-        assert!(
-            RULE_SETS
-                .windows(2)
-                .all(|w| w[0].effective_from < w[1].effective_from)
+        assert_eq!(v("2027-07-01"), Some("test-oxygen-36"));
+        assert_eq!(
+            rule_set_for(day("2040-01-01")).map(|r| r.version),
+            Some("dmepos-2006")
         );
+        for table in [RULE_SETS, VERSIONED] {
+            assert!(
+                table
+                    .windows(2)
+                    .all(|w| w[0].effective_from < w[1].effective_from)
+            );
+        }
     }
 
     #[test]
@@ -1278,12 +1320,12 @@ mod tests {
             On::DayOfDelivery,
             "2025-01-01",
         );
-        let (charges, cur, closed) = charges_until(&l, far(), Decimal::ZERO);
+        let (charges, cur, closed) = charges_until_with(VERSIONED, &l, far(), Decimal::ZERO);
         assert_eq!(
             (
                 charges.len(),
                 count(&charges, "dmepos-2006"),
-                count(&charges, "dmepos-2027-07")
+                count(&charges, "test-oxygen-36")
             ),
             (36, 30, 6)
         );
@@ -1293,7 +1335,7 @@ mod tests {
         );
         assert_eq!((cur, closed), (cursor(36, "2028-01-01"), true));
         // What was billed before the change is exactly what the old rules billed.
-        let (before, _, _) = charges_until(&l, day("2027-06-30"), Decimal::ZERO);
+        let (before, _, _) = charges_until_with(VERSIONED, &l, day("2027-06-30"), Decimal::ZERO);
         assert_eq!(before.as_slice(), charges.get(..30).unwrap_or_default());
 
         // Delivered 2023-06-01: month 49 (2027-06-01) is billed under the 60-month rule; month 50
@@ -1304,13 +1346,13 @@ mod tests {
             On::DayOfDelivery,
             "2023-06-01",
         );
-        let (charges, cur, closed) = charges_until(&l, far(), Decimal::ZERO);
+        let (charges, cur, closed) = charges_until_with(VERSIONED, &l, far(), Decimal::ZERO);
         assert_eq!(
             (charges.len(), count(&charges, "dmepos-2006"), cur, closed),
             (49, 49, cursor(49, "2027-07-01"), true)
         );
         assert_eq!(
-            next_cycle(&l.at(cur), far(), Decimal::ZERO),
+            next_cycle_with(VERSIONED, &l.at(cur), far(), Decimal::ZERO),
             Cycle::Closed {
                 reason: CloseReason::LastMonthBilled
             }
@@ -1323,7 +1365,7 @@ mod tests {
             On::DayOfDelivery,
             "2021-01-10",
         );
-        let (charges, _, closed) = charges_until(&l, far(), Decimal::ZERO);
+        let (charges, _, closed) = charges_until_with(VERSIONED, &l, far(), Decimal::ZERO);
         assert_eq!(
             (charges.len(), count(&charges, "dmepos-2006"), closed),
             (60, 60, true)
@@ -1331,8 +1373,8 @@ mod tests {
 
         // Other types are unchanged by the new version.
         let l = line(T::CappedRental, F::Monthly, On::DayOfDelivery, "2027-01-01");
-        let (charges, _, _) = charges_until(&l, far(), Decimal::ZERO);
-        assert_eq!((charges.len(), count(&charges, "dmepos-2027-07")), (13, 7));
+        let (charges, _, _) = charges_until_with(VERSIONED, &l, far(), Decimal::ZERO);
+        assert_eq!((charges.len(), count(&charges, "test-oxygen-36")), (13, 7));
     }
 
     #[test]
@@ -1474,7 +1516,7 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
         );
-        // Deliveries 2006-01-01 .. ~2031, straddling the 2027-07-01 version.
+        // Deliveries 2006-01-01 .. ~2031.
         let dates = (
             0i64..9_200,
             proptest::option::of(-40i64..1_500),
