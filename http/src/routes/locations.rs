@@ -36,7 +36,7 @@ pub async fn create(
     body: JsonBody<LocationInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreateLocation(body.value);
+    let op = CreateLocation { input: body.value };
     crate::routes::common::create(
         &caller,
         &req,
@@ -105,7 +105,7 @@ pub async fn show(
     let id = location_id(path)?;
     let location = state
         .directory
-        .exec_as(&slug, caller.call(), GetLocation(id))
+        .exec_as(&slug, caller.call(), GetLocation { id })
         .await?;
     Ok(with_etag(
         HttpResponse::Ok().json(&location),

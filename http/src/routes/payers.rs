@@ -24,7 +24,7 @@ pub async fn create(
     body: JsonBody<PayerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreatePayer(body.value);
+    let op = CreatePayer { input: body.value };
     crate::routes::common::create(
         &caller,
         &req,
@@ -95,7 +95,7 @@ pub async fn show(
     let id = payer_id(path)?;
     let p = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetPayer(id))
+        .exec_as(&caller.slug, caller.call(), GetPayer { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
 }

@@ -27,7 +27,7 @@ pub async fn create(
     body: JsonBody<PrescriberInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreatePrescriber(body.value);
+    let op = CreatePrescriber { input: body.value };
     crate::routes::common::create(
         &caller,
         &req,
@@ -102,7 +102,7 @@ pub async fn show(
     let id = prescriber_id(path)?;
     let p = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetPrescriber(id))
+        .exec_as(&caller.slug, caller.call(), GetPrescriber { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
 }
