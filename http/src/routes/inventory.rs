@@ -34,7 +34,7 @@ pub async fn create_warehouse(
         &req,
         &state,
         body.request_sha256,
-        CreateWarehouse(body.value),
+        CreateWarehouse { input: body.value },
         |w| format!("/v1/tenants/{slug}/warehouses/{}", w.id),
         |w| w.version,
     )
@@ -52,7 +52,7 @@ pub async fn list_warehouses(
     let page = query.parse()?;
     let rows = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListWarehouses(page))
+        .exec_as(&caller.slug, caller.call(), ListWarehouses { page })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |w| w.id.as_uuid())))
 }
@@ -68,7 +68,7 @@ pub async fn show_warehouse(
     let id = path_id("warehouse_id", &path.into_inner().1)?;
     let w = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetWarehouse(id))
+        .exec_as(&caller.slug, caller.call(), GetWarehouse { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&w), w.version))
 }
@@ -88,7 +88,7 @@ pub async fn create_item(
         &req,
         &state,
         body.request_sha256,
-        CreateItem(body.value),
+        CreateItem { input: body.value },
         |i| format!("/v1/tenants/{slug}/items/{}", i.id),
         |i| i.version,
     )
@@ -106,7 +106,7 @@ pub async fn list_items(
     let page = query.parse()?;
     let rows = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListItems(page))
+        .exec_as(&caller.slug, caller.call(), ListItems { page })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |i| i.id.as_uuid())))
 }
@@ -122,7 +122,7 @@ pub async fn show_item(
     let id = path_id("item_id", &path.into_inner().1)?;
     let i = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetItem(id))
+        .exec_as(&caller.slug, caller.call(), GetItem { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&i), i.version))
 }
@@ -142,7 +142,7 @@ pub async fn receive_serial(
         &req,
         &state,
         body.request_sha256,
-        ReceiveSerial(body.value),
+        ReceiveSerial { input: body.value },
         |s| format!("/v1/tenants/{slug}/serials/{}", s.id),
         |s| s.version,
     )
@@ -215,7 +215,7 @@ pub async fn show_serial(
     let id = path_id("serial_id", &path.into_inner().1)?;
     let s = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetSerial(id))
+        .exec_as(&caller.slug, caller.call(), GetSerial { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&s), s.version))
 }
@@ -261,7 +261,7 @@ pub async fn serial_history(
     let id = path_id("serial_id", &path.into_inner().1)?;
     let data = state
         .directory
-        .exec_as(&caller.slug, caller.call(), SerialHistory(id))
+        .exec_as(&caller.slug, caller.call(), SerialHistory { id })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -277,7 +277,7 @@ pub async fn record_movement(
     state: web::Data<AppState>,
     body: JsonBody<aries_tenants::inventory::MovementInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = aries_actors::ops::inventory::RecordMovement(body.value);
+    let op = aries_actors::ops::inventory::RecordMovement { input: body.value };
     let levels = match idempotency_key(&req)? {
         Some(key) => {
             state
