@@ -53,7 +53,7 @@ pub async fn create(
     body: JsonBody<PatientInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreatePatient(body.value);
+    let op = CreatePatient { input: body.value };
     crate::routes::common::create(
         &caller,
         &req,
@@ -151,7 +151,7 @@ pub async fn show(
     let id = patient_id(path)?;
     let p = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetPatient(id))
+        .exec_as(&caller.slug, caller.call(), GetPatient { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
 }
@@ -234,7 +234,7 @@ pub async fn list_policies(
     let patient = patient_id(path)?;
     let data = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListPolicies(patient))
+        .exec_as(&caller.slug, caller.call(), ListPolicies { patient })
         .await?;
     Ok(HttpResponse::Ok().json(Page {
         data,
