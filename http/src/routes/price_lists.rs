@@ -53,7 +53,7 @@ pub async fn create(
         &req,
         &state,
         body.request_sha256,
-        CreatePriceList(body.value),
+        CreatePriceList { input: body.value },
         |v| format!("/v1/tenants/{slug}/price-lists/{}", v.id),
         |v| v.version,
     )
@@ -119,7 +119,7 @@ pub async fn show(
     let id = list_id(path)?;
     let l = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetPriceList(id))
+        .exec_as(&caller.slug, caller.call(), GetPriceList { id })
         .await?;
     Ok(with_etag(HttpResponse::Ok().json(&l), l.version))
 }
