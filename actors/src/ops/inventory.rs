@@ -1,399 +1,216 @@
 //! Warehouse, item and serial operations.
 
-use super::{Access, OpContext, TenantOp};
-use aries_tenants::DomainError;
+use super::Access;
 use aries_tenants::auth::{Action, Permission, Resource};
 use aries_tenants::dme::serials::SerialEvent;
 use aries_tenants::ids::{ItemId, SerialId, WarehouseId};
 use aries_tenants::inventory::{
-    self as inv, Item, ItemInput, Serial, SerialFilter, SerialHistoryEntry, SerialInput, Warehouse,
-    WarehouseInput,
+    self as inv, Item, ItemInput, MovementInput, Serial, SerialFilter, SerialHistoryEntry,
+    SerialInput, StockLevel, StockMovement, Warehouse, WarehouseInput,
 };
 use aries_tenants::page::PageRequest;
-use futures::future::BoxFuture;
 use serde_json::json;
-use sqlx::PgConnection;
 
 const fn needs(resource: Resource, action: Action) -> Access {
     Access::Requires(Permission::new(resource, action))
 }
 
-/// `POST /warehouses`.
-pub struct CreateWarehouse(pub WarehouseInput);
+tenant_op!(
+    /// `POST /warehouses`.
+    CreateWarehouse {
+        /// The new warehouse.
+        input: WarehouseInput,
+    } -> Warehouse, "warehouse.create", needs(Resource::Inventory, Action::Edit),
+    |op, conn, ctx| {
+        let w = inv::create_warehouse(conn, ctx.tenant, &op.input).await?;
+        ctx.audit(conn, "warehouse.created", "warehouse", w.id, json!({"code": w.code})).await?;
+        Ok(w)
+    }
+);
 
-impl TenantOp for CreateWarehouse {
-    type Output = Warehouse;
-    const NAME: &'static str = "warehouse.create";
-    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Warehouse, DomainError>> {
-        Box::pin(async move {
-            let w = inv::create_warehouse(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(
-                conn,
-                "warehouse.created",
-                "warehouse",
-                w.id,
-                json!({"code": w.code}),
-            )
+tenant_op!(
+    /// `GET /warehouses`.
+    ListWarehouses {
+        /// Which page.
+        page: PageRequest,
+    } -> Vec<Warehouse>, "warehouse.list", needs(Resource::Inventory, Action::View),
+    |op, conn, ctx| { inv::list_warehouses(conn, ctx.tenant, op.page).await }
+);
+
+tenant_op!(
+    /// `GET /warehouses/{id}`.
+    GetWarehouse {
+        /// Which warehouse.
+        id: WarehouseId,
+    } -> Warehouse, "warehouse.get", needs(Resource::Inventory, Action::View),
+    |op, conn, ctx| { inv::get_warehouse(conn, ctx.tenant, op.id).await }
+);
+
+tenant_op!(
+    /// `POST /items`.
+    CreateItem {
+        /// The new item.
+        input: ItemInput,
+    } -> Item, "item.create", needs(Resource::Inventory, Action::Edit),
+    |op, conn, ctx| {
+        let item = inv::create_item(conn, ctx.tenant, &op.input).await?;
+        ctx.audit(conn, "item.created", "item", item.id, json!({"code": item.code})).await?;
+        Ok(item)
+    }
+);
+
+tenant_op!(
+    /// `GET /items`.
+    ListItems {
+        /// Which page.
+        page: PageRequest,
+    } -> Vec<Item>, "item.list", needs(Resource::Inventory, Action::View),
+    |op, conn, ctx| { inv::list_items(conn, ctx.tenant, op.page).await }
+);
+
+tenant_op!(
+    /// `GET /items/{id}`.
+    GetItem {
+        /// Which item.
+        id: ItemId,
+    } -> Item, "item.get", needs(Resource::Inventory, Action::View),
+    |op, conn, ctx| { inv::get_item(conn, ctx.tenant, op.id).await }
+);
+
+tenant_op!(
+    /// `POST /serials`: receive a serial into a warehouse.
+    ReceiveSerial {
+        /// The serial and where it arrives.
+        input: SerialInput,
+    } -> Serial, "serial.receive", needs(Resource::Serials, Action::Edit),
+    |op, conn, ctx| {
+        let s = inv::receive_serial(conn, ctx.tenant, &op.input).await?;
+        ctx.audit(conn, "serial.received", "serial", s.id, json!({"serial_number": s.serial_number}))
             .await?;
-            Ok(w)
-        })
+        Ok(s)
     }
-}
+);
 
-/// `GET /warehouses`.
-pub struct ListWarehouses(pub PageRequest);
+tenant_op!(
+    /// `GET /serials/{id}`.
+    GetSerial {
+        /// Which serial.
+        id: SerialId,
+    } -> Serial, "serial.get", needs(Resource::Serials, Action::View),
+    |op, conn, ctx| { inv::get_serial(conn, ctx.tenant, op.id).await }
+);
 
-impl TenantOp for ListWarehouses {
-    type Output = Vec<Warehouse>;
-    const NAME: &'static str = "warehouse.list";
-    const ACCESS: Access = needs(Resource::Inventory, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Warehouse>, DomainError>> {
-        Box::pin(async move { inv::list_warehouses(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `GET /serials`.
+    ListSerials {
+        /// Which page.
+        page: PageRequest,
+        /// Which serials.
+        filter: SerialFilter,
+    } -> Vec<Serial>, "serial.list", needs(Resource::Serials, Action::View),
+    |op, conn, ctx| { inv::list_serials(conn, ctx.tenant, op.page, &op.filter).await }
+);
+
+tenant_op!(
+    /// `POST /serials/{id}/events`.
+    RecordSerialEvent {
+        /// Which serial.
+        id: SerialId,
+        /// What happened.
+        event: SerialEvent,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Serial, "serial.event", needs(Resource::Serials, Action::Process),
+    |op, conn, ctx| {
+        let s = inv::record_event(conn, ctx.tenant, op.id, &op.event, op.if_match).await?;
+        let details = serde_json::to_value(&op.event).unwrap_or_default();
+        ctx.audit(conn, &format!("serial.{}", op.event.name()), "serial", s.id, details).await?;
+        Ok(s)
     }
-}
+);
 
-/// `GET /warehouses/{id}`.
-pub struct GetWarehouse(pub WarehouseId);
-
-impl TenantOp for GetWarehouse {
-    type Output = Warehouse;
-    const NAME: &'static str = "warehouse.get";
-    const ACCESS: Access = needs(Resource::Inventory, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Warehouse, DomainError>> {
-        Box::pin(async move { inv::get_warehouse(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `GET /serials/{id}/history`.
+    SerialHistory {
+        /// Which serial.
+        id: SerialId,
+    } -> Vec<SerialHistoryEntry>, "serial.history", needs(Resource::Serials, Action::View),
+    |op, conn, ctx| {
+        inv::get_serial(conn, ctx.tenant, op.id).await?;
+        inv::history(conn, ctx.tenant, op.id).await
     }
-}
+);
 
-/// `POST /items`.
-pub struct CreateItem(pub ItemInput);
-
-impl TenantOp for CreateItem {
-    type Output = Item;
-    const NAME: &'static str = "item.create";
-    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Item, DomainError>> {
-        Box::pin(async move {
-            let item = inv::create_item(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(
-                conn,
-                "item.created",
-                "item",
-                item.id,
-                json!({"code": item.code}),
-            )
-            .await?;
-            Ok(item)
-        })
+tenant_op!(
+    /// `POST /stock/movements`.
+    RecordMovement {
+        /// The movement.
+        input: MovementInput,
+    } -> Vec<StockLevel>, "stock.move", needs(Resource::Inventory, Action::Process),
+    |op, conn, ctx| {
+        let levels = inv::record_movement(conn, ctx.tenant, &op.input).await?;
+        let item = levels.first().map(|l| l.item_id.to_string()).unwrap_or_default();
+        ctx.audit(conn, "stock.moved", "item", item, json!({"levels": levels})).await?;
+        Ok(levels)
     }
-}
+);
 
-/// `GET /items`.
-pub struct ListItems(pub PageRequest);
+tenant_op!(
+    /// `GET /stock`.
+    StockLevels {
+        /// Only this warehouse.
+        warehouse: Option<WarehouseId>,
+        /// Only this item.
+        item: Option<ItemId>,
+    } -> Vec<StockLevel>, "stock.levels", needs(Resource::Inventory, Action::View),
+    |op, conn, ctx| { inv::stock_levels(conn, ctx.tenant, op.warehouse, op.item).await }
+);
 
-impl TenantOp for ListItems {
-    type Output = Vec<Item>;
-    const NAME: &'static str = "item.list";
-    const ACCESS: Access = needs(Resource::Inventory, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Item>, DomainError>> {
-        Box::pin(async move { inv::list_items(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `GET /stock/movements`.
+    StockLedger {
+        /// The warehouse.
+        warehouse: WarehouseId,
+        /// The item.
+        item: ItemId,
+    } -> Vec<StockMovement>, "stock.ledger", needs(Resource::Inventory, Action::View),
+    |op, conn, ctx| { inv::movements(conn, ctx.tenant, op.warehouse, op.item).await }
+);
+
+tenant_op!(
+    /// `PATCH /warehouses/{id}`.
+    PatchWarehouse {
+        /// Which warehouse.
+        id: WarehouseId,
+        /// The merge patch.
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Warehouse, "warehouse.patch", needs(Resource::Inventory, Action::Edit),
+    |op, conn, ctx| {
+        let (w, changed) = inv::patch_warehouse(conn, ctx.tenant, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "warehouse.updated", "warehouse", w.id, json!({"patch": op.patch})).await?;
+        }
+        Ok(w)
     }
-}
+);
 
-/// `GET /items/{id}`.
-pub struct GetItem(pub ItemId);
-
-impl TenantOp for GetItem {
-    type Output = Item;
-    const NAME: &'static str = "item.get";
-    const ACCESS: Access = needs(Resource::Inventory, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Item, DomainError>> {
-        Box::pin(async move { inv::get_item(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `PATCH /items/{id}`.
+    PatchItem {
+        /// Which item.
+        id: ItemId,
+        /// The merge patch.
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Item, "item.patch", needs(Resource::Inventory, Action::Edit),
+    |op, conn, ctx| {
+        let (item, changed) = inv::patch_item(conn, ctx.tenant, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "item.updated", "item", item.id, json!({"patch": op.patch})).await?;
+        }
+        Ok(item)
     }
-}
-
-/// `POST /serials`: receive a serial into a warehouse.
-pub struct ReceiveSerial(pub SerialInput);
-
-impl TenantOp for ReceiveSerial {
-    type Output = Serial;
-    const NAME: &'static str = "serial.receive";
-    const ACCESS: Access = needs(Resource::Serials, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Serial, DomainError>> {
-        Box::pin(async move {
-            let s = inv::receive_serial(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(
-                conn,
-                "serial.received",
-                "serial",
-                s.id,
-                json!({"serial_number": s.serial_number}),
-            )
-            .await?;
-            Ok(s)
-        })
-    }
-}
-
-/// `GET /serials/{id}`.
-pub struct GetSerial(pub SerialId);
-
-impl TenantOp for GetSerial {
-    type Output = Serial;
-    const NAME: &'static str = "serial.get";
-    const ACCESS: Access = needs(Resource::Serials, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Serial, DomainError>> {
-        Box::pin(async move { inv::get_serial(conn, ctx.tenant, self.0).await })
-    }
-}
-
-/// `GET /serials`.
-pub struct ListSerials {
-    /// Which page.
-    pub page: PageRequest,
-    /// Which serials.
-    pub filter: SerialFilter,
-}
-
-impl TenantOp for ListSerials {
-    type Output = Vec<Serial>;
-    const NAME: &'static str = "serial.list";
-    const ACCESS: Access = needs(Resource::Serials, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Serial>, DomainError>> {
-        Box::pin(async move { inv::list_serials(conn, ctx.tenant, self.page, &self.filter).await })
-    }
-}
-
-/// `POST /serials/{id}/events`.
-pub struct RecordSerialEvent {
-    /// Which serial.
-    pub id: SerialId,
-    /// What happened.
-    pub event: SerialEvent,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for RecordSerialEvent {
-    type Output = Serial;
-    const NAME: &'static str = "serial.event";
-    const ACCESS: Access = needs(Resource::Serials, Action::Process);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Serial, DomainError>> {
-        Box::pin(async move {
-            let s =
-                inv::record_event(conn, ctx.tenant, self.id, &self.event, self.if_match).await?;
-            let details = serde_json::to_value(&self.event).unwrap_or_default();
-            ctx.audit(
-                conn,
-                &format!("serial.{}", self.event.name()),
-                "serial",
-                s.id,
-                details,
-            )
-            .await?;
-            Ok(s)
-        })
-    }
-}
-
-/// `GET /serials/{id}/history`.
-pub struct SerialHistory(pub SerialId);
-
-impl TenantOp for SerialHistory {
-    type Output = Vec<SerialHistoryEntry>;
-    const NAME: &'static str = "serial.history";
-    const ACCESS: Access = needs(Resource::Serials, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            inv::get_serial(conn, ctx.tenant, self.0).await?;
-            inv::history(conn, ctx.tenant, self.0).await
-        })
-    }
-}
-
-/// `POST /stock/movements`.
-pub struct RecordMovement(pub aries_tenants::inventory::MovementInput);
-
-impl TenantOp for RecordMovement {
-    type Output = Vec<aries_tenants::inventory::StockLevel>;
-    const NAME: &'static str = "stock.move";
-    const ACCESS: Access = needs(Resource::Inventory, Action::Process);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            let levels = inv::record_movement(conn, ctx.tenant, &self.0).await?;
-            let item = levels
-                .first()
-                .map(|l| l.item_id.to_string())
-                .unwrap_or_default();
-            ctx.audit(conn, "stock.moved", "item", item, json!({"levels": levels}))
-                .await?;
-            Ok(levels)
-        })
-    }
-}
-
-/// `GET /stock`.
-pub struct StockLevels {
-    /// Only this warehouse.
-    pub warehouse: Option<WarehouseId>,
-    /// Only this item.
-    pub item: Option<ItemId>,
-}
-
-impl TenantOp for StockLevels {
-    type Output = Vec<aries_tenants::inventory::StockLevel>;
-    const NAME: &'static str = "stock.levels";
-    const ACCESS: Access = needs(Resource::Inventory, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(
-            async move { inv::stock_levels(conn, ctx.tenant, self.warehouse, self.item).await },
-        )
-    }
-}
-
-/// `GET /stock/movements`.
-pub struct StockLedger {
-    /// The warehouse.
-    pub warehouse: WarehouseId,
-    /// The item.
-    pub item: ItemId,
-}
-
-impl TenantOp for StockLedger {
-    type Output = Vec<aries_tenants::inventory::StockMovement>;
-    const NAME: &'static str = "stock.ledger";
-    const ACCESS: Access = needs(Resource::Inventory, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move { inv::movements(conn, ctx.tenant, self.warehouse, self.item).await })
-    }
-}
-
-/// `PATCH /warehouses/{id}`.
-pub struct PatchWarehouse {
-    /// Which warehouse.
-    pub id: WarehouseId,
-    /// The merge patch.
-    pub patch: serde_json::Value,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for PatchWarehouse {
-    type Output = Warehouse;
-    const NAME: &'static str = "warehouse.patch";
-    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Warehouse, DomainError>> {
-        Box::pin(async move {
-            let (w, changed) =
-                inv::patch_warehouse(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
-            if changed {
-                ctx.audit(
-                    conn,
-                    "warehouse.updated",
-                    "warehouse",
-                    w.id,
-                    json!({"patch": self.patch}),
-                )
-                .await?;
-            }
-            Ok(w)
-        })
-    }
-}
-
-/// `PATCH /items/{id}`.
-pub struct PatchItem {
-    /// Which item.
-    pub id: ItemId,
-    /// The merge patch.
-    pub patch: serde_json::Value,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for PatchItem {
-    type Output = Item;
-    const NAME: &'static str = "item.patch";
-    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Item, DomainError>> {
-        Box::pin(async move {
-            let (item, changed) =
-                inv::patch_item(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
-            if changed {
-                ctx.audit(
-                    conn,
-                    "item.updated",
-                    "item",
-                    item.id,
-                    json!({"patch": self.patch}),
-                )
-                .await?;
-            }
-            Ok(item)
-        })
-    }
-}
+);

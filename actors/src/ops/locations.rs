@@ -1,15 +1,13 @@
 //! Location operations. A principal limited to some locations sees and changes only those (others
 //! answer 404, as if they did not exist).
 
-use super::{Access, OpContext, TenantOp};
+use super::{Access, OpContext};
 use aries_tenants::auth::{Action, Permission, Resource};
 use aries_tenants::locations::store::{self, ListFilter};
 use aries_tenants::locations::{Location, LocationInput};
 use aries_tenants::page::PageRequest;
 use aries_tenants::{DomainError, LocationId};
-use futures::future::BoxFuture;
 use serde_json::json;
-use sqlx::PgConnection;
 
 const fn needs(action: Action) -> Access {
     Access::Requires(Permission::new(Resource::Locations, action))
@@ -23,138 +21,81 @@ fn visible(ctx: &OpContext, id: LocationId) -> Result<(), DomainError> {
     }
 }
 
-/// `POST /locations`.
-pub struct CreateLocation(pub LocationInput);
-
-impl TenantOp for CreateLocation {
-    type Output = Location;
-    const NAME: &'static str = "location.create";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Location, DomainError>> {
-        Box::pin(async move {
-            let location = store::create(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(
-                conn,
-                "location.created",
-                "location",
-                location.id,
-                json!({"code": location.code}),
-            )
+tenant_op!(
+    /// `POST /locations`.
+    CreateLocation {
+        /// The new location.
+        input: LocationInput,
+    } -> Location, "location.create", needs(Action::Edit),
+    |op, conn, ctx| {
+        let location = store::create(conn, ctx.tenant, &op.input).await?;
+        ctx.audit(conn, "location.created", "location", location.id, json!({"code": location.code}))
             .await?;
-            Ok(location)
-        })
+        Ok(location)
     }
-}
+);
 
-/// `GET /locations/{id}`.
-pub struct GetLocation(pub LocationId);
-
-impl TenantOp for GetLocation {
-    type Output = Location;
-    const NAME: &'static str = "location.get";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Location, DomainError>> {
-        Box::pin(async move {
-            visible(ctx, self.0)?;
-            store::get(conn, ctx.tenant, self.0).await
-        })
+tenant_op!(
+    /// `GET /locations/{id}`.
+    GetLocation {
+        /// Which location.
+        id: LocationId,
+    } -> Location, "location.get", needs(Action::View),
+    |op, conn, ctx| {
+        visible(ctx, op.id)?;
+        store::get(conn, ctx.tenant, op.id).await
     }
-}
+);
 
-/// `GET /locations`.
-pub struct ListLocations {
-    /// Which page.
-    pub page: PageRequest,
-    /// Which locations.
-    pub filter: ListFilter,
-}
-
-impl TenantOp for ListLocations {
-    type Output = Vec<Location>;
-    const NAME: &'static str = "location.list";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        mut self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Location>, DomainError>> {
-        Box::pin(async move {
-            if let Some(p) = &ctx.principal {
-                self.filter.only = p.location_ids.clone();
-            }
-            store::list(conn, ctx.tenant, self.page, &self.filter).await
-        })
+tenant_op!(
+    /// `GET /locations`.
+    ListLocations {
+        /// Which page.
+        page: PageRequest,
+        /// Which locations.
+        filter: ListFilter,
+    } -> Vec<Location>, "location.list", needs(Action::View),
+    |op, conn, ctx| {
+        let mut filter = op.filter;
+        if let Some(p) = &ctx.principal {
+            filter.only = p.location_ids.clone();
+        }
+        store::list(conn, ctx.tenant, op.page, &filter).await
     }
-}
+);
 
-/// `PATCH /locations/{id}` (JSON merge patch).
-pub struct PatchLocation {
-    /// Which location.
-    pub id: LocationId,
-    /// The merge patch (an object).
-    pub patch: serde_json::Value,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for PatchLocation {
-    type Output = Location;
-    const NAME: &'static str = "location.patch";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Location, DomainError>> {
-        Box::pin(async move {
-            visible(ctx, self.id)?;
-            let (location, changed) =
-                store::patch(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
-            if changed {
-                ctx.audit(
-                    conn,
-                    "location.updated",
-                    "location",
-                    location.id,
-                    json!({"patch": self.patch}),
-                )
+tenant_op!(
+    /// `PATCH /locations/{id}` (JSON merge patch).
+    PatchLocation {
+        /// Which location.
+        id: LocationId,
+        /// The merge patch (an object).
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Location, "location.patch", needs(Action::Edit),
+    |op, conn, ctx| {
+        visible(ctx, op.id)?;
+        let (location, changed) = store::patch(conn, ctx.tenant, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "location.updated", "location", location.id, json!({"patch": op.patch}))
                 .await?;
-            }
-            Ok(location)
-        })
+        }
+        Ok(location)
     }
-}
+);
 
-/// `DELETE /locations/{id}`.
-pub struct DeleteLocation {
-    /// Which location.
-    pub id: LocationId,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for DeleteLocation {
-    type Output = ();
-    const NAME: &'static str = "location.delete";
-    const ACCESS: Access = needs(Action::Delete);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(), DomainError>> {
-        Box::pin(async move {
-            visible(ctx, self.id)?;
-            store::delete(conn, ctx.tenant, self.id, self.if_match).await?;
-            ctx.audit(conn, "location.deleted", "location", self.id, json!({}))
-                .await
-        })
+tenant_op!(
+    /// `DELETE /locations/{id}`.
+    DeleteLocation {
+        /// Which location.
+        id: LocationId,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> (), "location.delete", needs(Action::Delete),
+    |op, conn, ctx| {
+        visible(ctx, op.id)?;
+        store::delete(conn, ctx.tenant, op.id, op.if_match).await?;
+        ctx.audit(conn, "location.deleted", "location", op.id, json!({})).await
     }
-}
+);

@@ -2,310 +2,168 @@
 //! to patients; set `inactive_date` instead). Every write is audited against the patient
 //! (`target_type` `patient`), policy writes naming the policy in the details.
 
-use super::{Access, OpContext, TenantOp};
-use aries_tenants::DomainError;
+use super::Access;
 use aries_tenants::auth::{Action, Permission, Resource};
 use aries_tenants::ids::{PatientId, PolicyId};
 use aries_tenants::page::PageRequest;
 use aries_tenants::patients::policies::{self, RerankInput};
 use aries_tenants::patients::{self, Patient, PatientFilter, PatientInput, Policy, PolicyInput};
-use futures::future::BoxFuture;
 use serde_json::json;
-use sqlx::PgConnection;
 
 const fn needs(action: Action) -> Access {
     Access::Requires(Permission::new(Resource::Patients, action))
 }
 
-/// `POST /patients` (with optional embedded policies).
-pub struct CreatePatient(pub PatientInput);
-
-impl TenantOp for CreatePatient {
-    type Output = Patient;
-    const NAME: &'static str = "patient.create";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Patient, DomainError>> {
-        Box::pin(async move {
-            let p = patients::create(conn, ctx.tenant, &self.0).await?;
-            let policy_ids: Vec<String> = p
-                .policies
-                .iter()
-                .flatten()
-                .map(|x| x.id.to_string())
-                .collect();
-            ctx.audit(
-                conn,
-                "patient.created",
-                "patient",
-                p.id,
-                json!({"account_number": p.account_number, "policy_ids": policy_ids}),
-            )
+tenant_op!(
+    /// `POST /patients` (with optional embedded policies).
+    CreatePatient {
+        /// The new patient and its policies.
+        input: PatientInput,
+    } -> Patient, "patient.create", needs(Action::Edit),
+    |op, conn, ctx| {
+        let p = patients::create(conn, ctx.tenant, &op.input).await?;
+        let policy_ids: Vec<String> = p.policies.iter().flatten().map(|x| x.id.to_string()).collect();
+        ctx.audit(conn, "patient.created", "patient", p.id,
+            json!({"account_number": p.account_number, "policy_ids": policy_ids}))
             .await?;
-            Ok(p)
-        })
+        Ok(p)
     }
-}
+);
 
-/// `GET /patients/{id}` (with policies).
-pub struct GetPatient(pub PatientId);
+tenant_op!(
+    /// `GET /patients/{id}` (with policies).
+    GetPatient {
+        /// Which patient.
+        id: PatientId,
+    } -> Patient, "patient.get", needs(Action::View),
+    |op, conn, ctx| { patients::get(conn, ctx.tenant, op.id).await }
+);
 
-impl TenantOp for GetPatient {
-    type Output = Patient;
-    const NAME: &'static str = "patient.get";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Patient, DomainError>> {
-        Box::pin(async move { patients::get(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `GET /patients` (search).
+    ListPatients {
+        /// Which page.
+        page: PageRequest,
+        /// Which patients.
+        filter: PatientFilter,
+    } -> Vec<Patient>, "patient.list", needs(Action::View),
+    |op, conn, ctx| { patients::list(conn, ctx.tenant, op.page, &op.filter).await }
+);
+
+tenant_op!(
+    /// `PATCH /patients/{id}` (JSON merge patch).
+    PatchPatient {
+        /// Which patient.
+        id: PatientId,
+        /// The merge patch.
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Patient, "patient.patch", needs(Action::Edit),
+    |op, conn, ctx| {
+        let (p, changed) = patients::patch(conn, ctx.tenant, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "patient.updated", "patient", p.id, json!({"patch": op.patch})).await?;
+        }
+        Ok(p)
     }
-}
+);
 
-/// `GET /patients` (search).
-pub struct ListPatients {
-    /// Which page.
-    pub page: PageRequest,
-    /// Which patients.
-    pub filter: PatientFilter,
-}
-
-impl TenantOp for ListPatients {
-    type Output = Vec<Patient>;
-    const NAME: &'static str = "patient.list";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Patient>, DomainError>> {
-        Box::pin(async move { patients::list(conn, ctx.tenant, self.page, &self.filter).await })
+tenant_op!(
+    /// `POST /patients/{id}/policies`.
+    AddPolicy {
+        /// Whose policy.
+        patient: PatientId,
+        /// The policy, with an optional rank to insert at.
+        input: PolicyInput,
+    } -> Policy, "patient.policy_add", needs(Action::Edit),
+    |op, conn, ctx| {
+        let p = policies::add(conn, ctx.tenant, op.patient, &op.input).await?;
+        ctx.audit(conn, "patient.policy_added", "patient", op.patient,
+            json!({"policy_id": p.id, "payer_id": p.payer_id, "rank": p.rank}))
+            .await?;
+        Ok(p)
     }
-}
+);
 
-/// `PATCH /patients/{id}` (JSON merge patch).
-pub struct PatchPatient {
-    /// Which patient.
-    pub id: PatientId,
-    /// The merge patch.
-    pub patch: serde_json::Value,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
+tenant_op!(
+    /// `GET /patients/{id}/policies`.
+    ListPolicies {
+        /// Whose policies.
+        patient: PatientId,
+    } -> Vec<Policy>, "patient.policy_list", needs(Action::View),
+    |op, conn, ctx| { policies::list(conn, ctx.tenant, op.patient).await }
+);
 
-impl TenantOp for PatchPatient {
-    type Output = Patient;
-    const NAME: &'static str = "patient.patch";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Patient, DomainError>> {
-        Box::pin(async move {
-            let (p, changed) =
-                patients::patch(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
-            if changed {
-                ctx.audit(
-                    conn,
-                    "patient.updated",
-                    "patient",
-                    p.id,
-                    json!({"patch": self.patch}),
-                )
+tenant_op!(
+    /// `GET /patients/{id}/policies/{policy_id}`.
+    GetPolicy {
+        /// Whose policy.
+        patient: PatientId,
+        /// Which policy.
+        id: PolicyId,
+    } -> Policy, "patient.policy_get", needs(Action::View),
+    |op, conn, ctx| { policies::get(conn, ctx.tenant, op.patient, op.id).await }
+);
+
+tenant_op!(
+    /// `PATCH /patients/{id}/policies/{policy_id}` (JSON merge patch).
+    PatchPolicy {
+        /// Whose policy.
+        patient: PatientId,
+        /// Which policy.
+        id: PolicyId,
+        /// The merge patch.
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Policy, "patient.policy_patch", needs(Action::Edit),
+    |op, conn, ctx| {
+        let (p, changed) =
+            policies::patch(conn, ctx.tenant, op.patient, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "patient.policy_updated", "patient", op.patient,
+                json!({"policy_id": p.id, "patch": op.patch}))
                 .await?;
-            }
-            Ok(p)
-        })
+        }
+        Ok(p)
     }
-}
+);
 
-/// `POST /patients/{id}/policies`.
-pub struct AddPolicy {
-    /// Whose policy.
-    pub patient: PatientId,
-    /// The policy, with an optional rank to insert at.
-    pub input: PolicyInput,
-}
-
-impl TenantOp for AddPolicy {
-    type Output = Policy;
-    const NAME: &'static str = "patient.policy_add";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Policy, DomainError>> {
-        Box::pin(async move {
-            let p = policies::add(conn, ctx.tenant, self.patient, &self.input).await?;
-            ctx.audit(
-                conn,
-                "patient.policy_added",
-                "patient",
-                self.patient,
-                json!({"policy_id": p.id, "payer_id": p.payer_id, "rank": p.rank}),
-            )
+tenant_op!(
+    /// `DELETE /patients/{id}/policies/{policy_id}`.
+    RemovePolicy {
+        /// Whose policy.
+        patient: PatientId,
+        /// Which policy.
+        id: PolicyId,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> (), "patient.policy_remove", needs(Action::Delete),
+    |op, conn, ctx| {
+        let p = policies::remove(conn, ctx.tenant, op.patient, op.id, op.if_match).await?;
+        ctx.audit(conn, "patient.policy_removed", "patient", op.patient,
+            json!({"policy_id": p.id, "payer_id": p.payer_id, "rank": p.rank}))
             .await?;
-            Ok(p)
-        })
+        Ok(())
     }
-}
+);
 
-/// `GET /patients/{id}/policies`.
-pub struct ListPolicies(pub PatientId);
-
-impl TenantOp for ListPolicies {
-    type Output = Vec<Policy>;
-    const NAME: &'static str = "patient.policy_list";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Policy>, DomainError>> {
-        Box::pin(async move { policies::list(conn, ctx.tenant, self.0).await })
-    }
-}
-
-/// `GET /patients/{id}/policies/{policy_id}`.
-pub struct GetPolicy {
-    /// Whose policy.
-    pub patient: PatientId,
-    /// Which policy.
-    pub id: PolicyId,
-}
-
-impl TenantOp for GetPolicy {
-    type Output = Policy;
-    const NAME: &'static str = "patient.policy_get";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Policy, DomainError>> {
-        Box::pin(async move { policies::get(conn, ctx.tenant, self.patient, self.id).await })
-    }
-}
-
-/// `PATCH /patients/{id}/policies/{policy_id}` (JSON merge patch).
-pub struct PatchPolicy {
-    /// Whose policy.
-    pub patient: PatientId,
-    /// Which policy.
-    pub id: PolicyId,
-    /// The merge patch.
-    pub patch: serde_json::Value,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for PatchPolicy {
-    type Output = Policy;
-    const NAME: &'static str = "patient.policy_patch";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Policy, DomainError>> {
-        Box::pin(async move {
-            let (p, changed) = policies::patch(
-                conn,
-                ctx.tenant,
-                self.patient,
-                self.id,
-                &self.patch,
-                self.if_match,
-            )
-            .await?;
-            if changed {
-                ctx.audit(
-                    conn,
-                    "patient.policy_updated",
-                    "patient",
-                    self.patient,
-                    json!({"policy_id": p.id, "patch": self.patch}),
-                )
+tenant_op!(
+    /// `POST /patients/{id}/policies/rank`.
+    RerankPolicies {
+        /// Whose policies.
+        patient: PatientId,
+        /// The complete new order.
+        input: RerankInput,
+    } -> Vec<Policy>, "patient.policy_rerank", needs(Action::Edit),
+    |op, conn, ctx| {
+        let (list, changed) = policies::rerank(conn, ctx.tenant, op.patient, &op.input).await?;
+        if changed {
+            let order: Vec<String> = list.iter().map(|p| p.id.to_string()).collect();
+            ctx.audit(conn, "patient.policies_reranked", "patient", op.patient, json!({"policy_ids": order}))
                 .await?;
-            }
-            Ok(p)
-        })
+        }
+        Ok(list)
     }
-}
-
-/// `DELETE /patients/{id}/policies/{policy_id}`.
-pub struct RemovePolicy {
-    /// Whose policy.
-    pub patient: PatientId,
-    /// Which policy.
-    pub id: PolicyId,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for RemovePolicy {
-    type Output = ();
-    const NAME: &'static str = "patient.policy_remove";
-    const ACCESS: Access = needs(Action::Delete);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(), DomainError>> {
-        Box::pin(async move {
-            let p =
-                policies::remove(conn, ctx.tenant, self.patient, self.id, self.if_match).await?;
-            ctx.audit(
-                conn,
-                "patient.policy_removed",
-                "patient",
-                self.patient,
-                json!({"policy_id": p.id, "payer_id": p.payer_id, "rank": p.rank}),
-            )
-            .await?;
-            Ok(())
-        })
-    }
-}
-
-/// `POST /patients/{id}/policies/rank`.
-pub struct RerankPolicies {
-    /// Whose policies.
-    pub patient: PatientId,
-    /// The complete new order.
-    pub input: RerankInput,
-}
-
-impl TenantOp for RerankPolicies {
-    type Output = Vec<Policy>;
-    const NAME: &'static str = "patient.policy_rerank";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Policy>, DomainError>> {
-        Box::pin(async move {
-            let (list, changed) =
-                policies::rerank(conn, ctx.tenant, self.patient, &self.input).await?;
-            if changed {
-                let order: Vec<String> = list.iter().map(|p| p.id.to_string()).collect();
-                ctx.audit(
-                    conn,
-                    "patient.policies_reranked",
-                    "patient",
-                    self.patient,
-                    json!({"policy_ids": order}),
-                )
-                .await?;
-            }
-            Ok(list)
-        })
-    }
-}
+);

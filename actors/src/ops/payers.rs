@@ -1,116 +1,64 @@
 //! Payer operations (no delete: policies will refer to payers; deactivate instead).
 
-use super::{Access, OpContext, TenantOp};
-use aries_tenants::DomainError;
+use super::Access;
 use aries_tenants::auth::{Action, Permission, Resource};
 use aries_tenants::ids::PayerId;
 use aries_tenants::page::PageRequest;
 use aries_tenants::payers::{self, Payer, PayerFilter, PayerInput};
-use futures::future::BoxFuture;
 use serde_json::json;
-use sqlx::PgConnection;
 
 const fn needs(action: Action) -> Access {
     Access::Requires(Permission::new(Resource::Payers, action))
 }
 
-/// `POST /payers`.
-pub struct CreatePayer(pub PayerInput);
-
-impl TenantOp for CreatePayer {
-    type Output = Payer;
-    const NAME: &'static str = "payer.create";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Payer, DomainError>> {
-        Box::pin(async move {
-            let p = payers::create(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(
-                conn,
-                "payer.created",
-                "payer",
-                p.id,
-                json!({"name": p.name}),
-            )
-            .await?;
-            Ok(p)
-        })
+tenant_op!(
+    /// `POST /payers`.
+    CreatePayer {
+        /// The new payer.
+        input: PayerInput,
+    } -> Payer, "payer.create", needs(Action::Edit),
+    |op, conn, ctx| {
+        let p = payers::create(conn, ctx.tenant, &op.input).await?;
+        ctx.audit(conn, "payer.created", "payer", p.id, json!({"name": p.name})).await?;
+        Ok(p)
     }
-}
+);
 
-/// `GET /payers/{id}`.
-pub struct GetPayer(pub PayerId);
+tenant_op!(
+    /// `GET /payers/{id}`.
+    GetPayer {
+        /// Which payer.
+        id: PayerId,
+    } -> Payer, "payer.get", needs(Action::View),
+    |op, conn, ctx| { payers::get(conn, ctx.tenant, op.id).await }
+);
 
-impl TenantOp for GetPayer {
-    type Output = Payer;
-    const NAME: &'static str = "payer.get";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Payer, DomainError>> {
-        Box::pin(async move { payers::get(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `GET /payers`.
+    ListPayers {
+        /// Which page.
+        page: PageRequest,
+        /// Which payers.
+        filter: PayerFilter,
+    } -> Vec<Payer>, "payer.list", needs(Action::View),
+    |op, conn, ctx| { payers::list(conn, ctx.tenant, op.page, &op.filter).await }
+);
+
+tenant_op!(
+    /// `PATCH /payers/{id}` (JSON merge patch).
+    PatchPayer {
+        /// Which payer.
+        id: PayerId,
+        /// The merge patch.
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Payer, "payer.patch", needs(Action::Edit),
+    |op, conn, ctx| {
+        let (p, changed) = payers::patch(conn, ctx.tenant, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "payer.updated", "payer", p.id, json!({"patch": op.patch})).await?;
+        }
+        Ok(p)
     }
-}
-
-/// `GET /payers`.
-pub struct ListPayers {
-    /// Which page.
-    pub page: PageRequest,
-    /// Which payers.
-    pub filter: PayerFilter,
-}
-
-impl TenantOp for ListPayers {
-    type Output = Vec<Payer>;
-    const NAME: &'static str = "payer.list";
-    const ACCESS: Access = needs(Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<Payer>, DomainError>> {
-        Box::pin(async move { payers::list(conn, ctx.tenant, self.page, &self.filter).await })
-    }
-}
-
-/// `PATCH /payers/{id}` (JSON merge patch).
-pub struct PatchPayer {
-    /// Which payer.
-    pub id: PayerId,
-    /// The merge patch.
-    pub patch: serde_json::Value,
-    /// `If-Match` version, when sent.
-    pub if_match: Option<i64>,
-}
-
-impl TenantOp for PatchPayer {
-    type Output = Payer;
-    const NAME: &'static str = "payer.patch";
-    const ACCESS: Access = needs(Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Payer, DomainError>> {
-        Box::pin(async move {
-            let (p, changed) =
-                payers::patch(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
-            if changed {
-                ctx.audit(
-                    conn,
-                    "payer.updated",
-                    "payer",
-                    p.id,
-                    json!({"patch": self.patch}),
-                )
-                .await?;
-            }
-            Ok(p)
-        })
-    }
-}
+);

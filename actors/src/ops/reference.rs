@@ -3,23 +3,10 @@
 //! credential, so the tenant's actor checks it first like on every tenant route (tenant active,
 //! credential valid and not revoked). Any role may read: the data is public.
 
-use super::{Access, OpContext, TenantOp};
-use aries_tenants::DomainError;
-use futures::future::BoxFuture;
-use sqlx::PgConnection;
+use super::Access;
 
-/// Resolves the caller; succeeds for any principal of the tenant.
-pub struct ReadReference;
-
-impl TenantOp for ReadReference {
-    type Output = ();
-    const NAME: &'static str = "reference.read";
-    const ACCESS: Access = Access::Authenticated;
-    fn run<'c>(
-        self,
-        _conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(), DomainError>> {
-        Box::pin(async move { ctx.principal().map(|_| ()) })
-    }
-}
+tenant_op!(
+    /// Resolves the caller; succeeds for any principal of the tenant.
+    ReadReference {} -> (), "reference.read", Access::Authenticated,
+    |_op, _conn, ctx| { ctx.principal().map(|_| ()) }
+);

@@ -2,7 +2,7 @@
 //! users, API keys, OAuth clients and custom roles. A principal may only hand out roles whose
 //! permissions it holds itself, so an admin cannot mint an owner key.
 
-use super::{Access, OpContext, TenantOp};
+use super::{Access, OpContext};
 use crate::auth::PrincipalId;
 use aries_tenants::DomainError;
 use aries_tenants::auth::api_keys::{self, ApiKey};
@@ -15,7 +15,6 @@ use aries_tenants::auth::users::{self, NewUserInput, User, UserStatus};
 use aries_tenants::ids::{ApiKeyId, FamilyId, UserId};
 use aries_tenants::page::PageRequest;
 use aries_tenants::validation::ValidationErrors;
-use futures::future::BoxFuture;
 use serde_json::json;
 use sqlx::PgConnection;
 use std::sync::OnceLock;
@@ -71,178 +70,141 @@ async fn verify_slowly(password: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
-/// `grant_type=password`.
-pub struct PasswordGrant {
-    /// The user's login name.
-    pub email: String,
-    /// The password, in clear (never logged).
-    pub password: String,
-    /// Lifetime of the refresh token issued.
-    pub refresh_lifetime: chrono::Duration,
-}
-
-impl TenantOp for PasswordGrant {
-    type Output = GrantResult;
-    const NAME: &'static str = "oauth.password";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<GrantResult, DomainError>> {
-        Box::pin(async move {
-            let found = users::find_for_login(conn, ctx.tenant, &self.email).await?;
-            let (user, hash) = match found {
-                Some((user, Some(hash))) => (Some(user), hash),
-                _ => (None, decoy_hash().to_owned()),
-            };
-            let ok = verify_slowly(self.password, hash).await;
-            let Some(user) = user.filter(|u| ok && u.status == UserStatus::Active) else {
-                let email = self.email.trim().to_lowercase();
-                ctx.audit(
-                    conn,
-                    "auth.login_failed",
-                    "user",
-                    &email,
-                    json!({"grant": "password"}),
-                )
-                .await?;
-                return Ok(Err(Refused::InvalidGrant));
-            };
-            ctx.audit_as(
+tenant_op!(
+    /// `grant_type=password`.
+    PasswordGrant {
+        /// The user's login name.
+        email: String,
+        /// The password, in clear (never logged).
+        password: String,
+        /// Lifetime of the refresh token issued.
+        refresh_lifetime: chrono::Duration,
+    } -> GrantResult, "oauth.password", Access::Anonymous,
+    |op, conn, ctx| {
+        let found = users::find_for_login(conn, ctx.tenant, &op.email).await?;
+        let (user, hash) = match found {
+            Some((user, Some(hash))) => (Some(user), hash),
+            _ => (None, decoy_hash().to_owned()),
+        };
+        let ok = verify_slowly(op.password, hash).await;
+        let Some(user) = user.filter(|u| ok && u.status == UserStatus::Active) else {
+            let email = op.email.trim().to_lowercase();
+            ctx.audit(
                 conn,
-                format!("user:{}", user.id),
-                "auth.login",
+                "auth.login_failed",
                 "user",
-                user.id,
+                &email,
                 json!({"grant": "password"}),
             )
             .await?;
-            let token = refresh::issue(
-                conn,
-                ctx.tenant,
-                user.id,
-                FamilyId::new(),
-                self.refresh_lifetime,
-            )
-            .await?;
-            Ok(Ok(Granted {
-                subject: GrantSubject::User(user.id),
-                roles: user.roles,
-                refresh_token: Some(token),
-            }))
-        })
+            return Ok(Err(Refused::InvalidGrant));
+        };
+        ctx.audit_as(
+            conn,
+            format!("user:{}", user.id),
+            "auth.login",
+            "user",
+            user.id,
+            json!({"grant": "password"}),
+        )
+        .await?;
+        let token = refresh::issue(
+            conn,
+            ctx.tenant,
+            user.id,
+            FamilyId::new(),
+            op.refresh_lifetime,
+        )
+        .await?;
+        Ok(Ok(Granted {
+            subject: GrantSubject::User(user.id),
+            roles: user.roles,
+            refresh_token: Some(token),
+        }))
     }
-}
+);
 
-/// `grant_type=refresh_token`.
-pub struct RefreshGrant {
-    /// The presented refresh token.
-    pub token: String,
-    /// Lifetime of the replacement.
-    pub refresh_lifetime: chrono::Duration,
-}
-
-impl TenantOp for RefreshGrant {
-    type Output = GrantResult;
-    const NAME: &'static str = "oauth.refresh";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<GrantResult, DomainError>> {
-        Box::pin(async move {
-            match refresh::rotate(conn, ctx.tenant, &self.token, self.refresh_lifetime).await? {
-                Rotation::Rotated { user, token } => {
-                    match users::standing(conn, ctx.tenant, user).await? {
-                        Some((UserStatus::Active, roles, _)) => Ok(Ok(Granted {
-                            subject: GrantSubject::User(user),
-                            roles,
-                            refresh_token: Some(token),
-                        })),
-                        _ => Ok(Err(Refused::InvalidGrant)),
-                    }
-                }
-                Rotation::Reused => {
-                    tracing::warn!(tenant = %ctx.tenant, "a rotated refresh token was presented again; its family is revoked");
-                    ctx.audit(
-                        conn,
-                        "auth.refresh_reused",
-                        "refresh_family",
-                        "revoked",
-                        json!({}),
-                    )
-                    .await?;
-                    Ok(Err(Refused::InvalidGrant))
-                }
-                Rotation::Invalid => Ok(Err(Refused::InvalidGrant)),
-            }
-        })
-    }
-}
-
-/// `grant_type=client_credentials`.
-pub struct ClientCredentialsGrant {
-    /// The client's public id.
-    pub client_id: String,
-    /// The client's secret (never logged).
-    pub client_secret: String,
-}
-
-impl TenantOp for ClientCredentialsGrant {
-    type Output = GrantResult;
-    const NAME: &'static str = "oauth.client_credentials";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<GrantResult, DomainError>> {
-        Box::pin(async move {
-            match clients::authenticate(conn, ctx.tenant, &self.client_id, &self.client_secret)
-                .await?
-            {
-                Some(c) => Ok(Ok(Granted {
-                    subject: GrantSubject::Client(c.client_id),
-                    roles: c.roles,
-                    refresh_token: None,
-                })),
-                None => {
-                    ctx.audit(
-                        conn,
-                        "auth.client_failed",
-                        "oauth_client",
-                        &self.client_id,
-                        json!({}),
-                    )
-                    .await?;
-                    Ok(Err(Refused::InvalidClient))
+tenant_op!(
+    /// `grant_type=refresh_token`.
+    RefreshGrant {
+        /// The presented refresh token.
+        token: String,
+        /// Lifetime of the replacement.
+        refresh_lifetime: chrono::Duration,
+    } -> GrantResult, "oauth.refresh", Access::Anonymous,
+    |op, conn, ctx| {
+        match refresh::rotate(conn, ctx.tenant, &op.token, op.refresh_lifetime).await? {
+            Rotation::Rotated { user, token } => {
+                match users::standing(conn, ctx.tenant, user).await? {
+                    Some((UserStatus::Active, roles, _)) => Ok(Ok(Granted {
+                        subject: GrantSubject::User(user),
+                        roles,
+                        refresh_token: Some(token),
+                    })),
+                    _ => Ok(Err(Refused::InvalidGrant)),
                 }
             }
-        })
+            Rotation::Reused => {
+                tracing::warn!(tenant = %ctx.tenant, "a rotated refresh token was presented again; its family is revoked");
+                ctx.audit(
+                    conn,
+                    "auth.refresh_reused",
+                    "refresh_family",
+                    "revoked",
+                    json!({}),
+                )
+                .await?;
+                Ok(Err(Refused::InvalidGrant))
+            }
+            Rotation::Invalid => Ok(Err(Refused::InvalidGrant)),
+        }
     }
-}
+);
 
-/// Logout: revokes the refresh token's family (unknown tokens are ignored, per RFC 7009).
-pub struct RevokeRefreshToken(pub String);
-
-impl TenantOp for RevokeRefreshToken {
-    type Output = ();
-    const NAME: &'static str = "oauth.revoke";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(), DomainError>> {
-        Box::pin(async move {
-            refresh::revoke_family_of(conn, ctx.tenant, &self.0)
-                .await
-                .map(|_| ())
-        })
+tenant_op!(
+    /// `grant_type=client_credentials`.
+    ClientCredentialsGrant {
+        /// The client's public id.
+        client_id: String,
+        /// The client's secret (never logged).
+        client_secret: String,
+    } -> GrantResult, "oauth.client_credentials", Access::Anonymous,
+    |op, conn, ctx| {
+        match clients::authenticate(conn, ctx.tenant, &op.client_id, &op.client_secret)
+            .await?
+        {
+            Some(c) => Ok(Ok(Granted {
+                subject: GrantSubject::Client(c.client_id),
+                roles: c.roles,
+                refresh_token: None,
+            })),
+            None => {
+                ctx.audit(
+                    conn,
+                    "auth.client_failed",
+                    "oauth_client",
+                    &op.client_id,
+                    json!({}),
+                )
+                .await?;
+                Ok(Err(Refused::InvalidClient))
+            }
+        }
     }
-}
+);
+
+tenant_op!(
+    /// Logout: revokes the refresh token's family (unknown tokens are ignored, per RFC 7009).
+    RevokeRefreshToken {
+        /// The presented refresh token.
+        token: String,
+    } -> (), "oauth.revoke", Access::Anonymous,
+    |op, conn, ctx| {
+        refresh::revoke_family_of(conn, ctx.tenant, &op.token)
+            .await
+            .map(|_| ())
+    }
+);
 
 // ---- role checks shared by users, keys and clients ----
 
@@ -276,313 +238,221 @@ fn parse_role_list(field: &str, names: &[String]) -> Result<Vec<String>, DomainE
 
 // ---- users ----
 
-/// `POST /users`.
-pub struct CreateUser(pub NewUserInput);
-
-impl TenantOp for CreateUser {
-    type Output = User;
-    const NAME: &'static str = "user.create";
-    const ACCESS: Access = needs(Resource::Users, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<User, DomainError>> {
-        Box::pin(async move {
-            let user = self.0.parse()?;
-            check_grantable(conn, ctx, "roles", &user.roles).await?;
-            let hash = match user.password.clone() {
-                Some(p) => Some(
-                    tokio::task::spawn_blocking(move || secrets::hash_password(&p))
-                        .await
-                        .map_err(|e| DomainError::Forbidden(format!("hashing failed: {e}")))?
-                        .map_err(DomainError::Forbidden)?,
-                ),
-                None => None,
-            };
-            let created = users::create(conn, ctx.tenant, &user, hash.as_deref()).await?;
-            let details = json!({"email": created.email, "roles": created.roles, "location_ids": created.location_ids});
-            ctx.audit(conn, "user.created", "user", created.id, details)
-                .await?;
-            Ok(created)
-        })
+tenant_op!(
+    /// `POST /users`.
+    CreateUser {
+        /// The new user.
+        input: NewUserInput,
+    } -> User, "user.create", needs(Resource::Users, Action::Edit),
+    |op, conn, ctx| {
+        let user = op.input.parse()?;
+        check_grantable(conn, ctx, "roles", &user.roles).await?;
+        let hash = match user.password.clone() {
+            Some(p) => Some(
+                tokio::task::spawn_blocking(move || secrets::hash_password(&p))
+                    .await
+                    .map_err(|e| DomainError::Forbidden(format!("hashing failed: {e}")))?
+                    .map_err(DomainError::Forbidden)?,
+            ),
+            None => None,
+        };
+        let created = users::create(conn, ctx.tenant, &user, hash.as_deref()).await?;
+        let details = json!({"email": created.email, "roles": created.roles, "location_ids": created.location_ids});
+        ctx.audit(conn, "user.created", "user", created.id, details)
+            .await?;
+        Ok(created)
     }
-}
+);
 
-/// `GET /users`.
-pub struct ListUsers(pub PageRequest);
+tenant_op!(
+    /// `GET /users`.
+    ListUsers {
+        /// Which page.
+        page: PageRequest,
+    } -> Vec<User>, "user.list", needs(Resource::Users, Action::View),
+    |op, conn, ctx| { users::list(conn, ctx.tenant, op.page).await }
+);
 
-impl TenantOp for ListUsers {
-    type Output = Vec<User>;
-    const NAME: &'static str = "user.list";
-    const ACCESS: Access = needs(Resource::Users, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<User>, DomainError>> {
-        Box::pin(async move { users::list(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `GET /users/{id}`.
+    GetUser {
+        /// Which user.
+        id: UserId,
+    } -> User, "user.get", needs(Resource::Users, Action::View),
+    |op, conn, ctx| { users::get(conn, ctx.tenant, op.id).await }
+);
+
+tenant_op!(
+    /// `POST /users/{id}/disable` and `/enable`: disabling also revokes the user's refresh tokens; the
+    /// user's access tokens stop working within the credential cache's lifetime on every instance.
+    SetUserStatus {
+        /// Which user.
+        id: UserId,
+        /// The new status.
+        status: UserStatus,
+    } -> User, "user.set_status", needs(Resource::Users, Action::Edit),
+    |op, conn, ctx| {
+        if ctx.principal()?.id == PrincipalId::User(op.id)
+            && op.status == UserStatus::Disabled
+        {
+            return Err(DomainError::Conflict {
+                code: "cannot_disable_self",
+                detail: "you cannot disable yourself".into(),
+            });
+        }
+        let user = users::set_status(conn, ctx.tenant, op.id, op.status).await?;
+        let action = if op.status == UserStatus::Disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        };
+        ctx.audit(conn, action, "user", op.id, json!({})).await?;
+        ctx.credentials.clear();
+        Ok(user)
     }
-}
+);
 
-/// `GET /users/{id}`.
-pub struct GetUser(pub UserId);
-
-impl TenantOp for GetUser {
-    type Output = User;
-    const NAME: &'static str = "user.get";
-    const ACCESS: Access = needs(Resource::Users, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<User, DomainError>> {
-        Box::pin(async move { users::get(conn, ctx.tenant, self.0).await })
+tenant_op!(
+    /// `POST /users/{id}/password`: an administrator sets a new password (logging the user out).
+    ResetPassword {
+        /// Which user.
+        id: UserId,
+        /// The new password, in clear.
+        password: String,
+    } -> User, "user.reset_password", needs(Resource::Users, Action::Edit),
+    |op, conn, ctx| {
+        if let Err(why) = secrets::check_password_rules(&op.password) {
+            let mut errs = ValidationErrors::default();
+            errs.push("password", "weak_password", why);
+            return Err(DomainError::Validation(errs));
+        }
+        let password = op.password;
+        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+            .await
+            .map_err(|e| DomainError::Forbidden(format!("hashing failed: {e}")))?
+            .map_err(DomainError::Forbidden)?;
+        let user = users::set_password(conn, ctx.tenant, op.id, &hash).await?;
+        ctx.audit(conn, "user.password_reset", "user", op.id, json!({}))
+            .await?;
+        ctx.credentials.clear();
+        Ok(user)
     }
-}
-
-/// `POST /users/{id}/disable` and `/enable`: disabling also revokes the user's refresh tokens; the
-/// user's access tokens stop working within the credential cache's lifetime on every instance.
-pub struct SetUserStatus {
-    /// Which user.
-    pub id: UserId,
-    /// The new status.
-    pub status: UserStatus,
-}
-
-impl TenantOp for SetUserStatus {
-    type Output = User;
-    const NAME: &'static str = "user.set_status";
-    const ACCESS: Access = needs(Resource::Users, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<User, DomainError>> {
-        Box::pin(async move {
-            if ctx.principal()?.id == PrincipalId::User(self.id)
-                && self.status == UserStatus::Disabled
-            {
-                return Err(DomainError::Conflict {
-                    code: "cannot_disable_self",
-                    detail: "you cannot disable yourself".into(),
-                });
-            }
-            let user = users::set_status(conn, ctx.tenant, self.id, self.status).await?;
-            let action = if self.status == UserStatus::Disabled {
-                "user.disabled"
-            } else {
-                "user.enabled"
-            };
-            ctx.audit(conn, action, "user", self.id, json!({})).await?;
-            ctx.credentials.clear();
-            Ok(user)
-        })
-    }
-}
-
-/// `POST /users/{id}/password`: an administrator sets a new password (logging the user out).
-pub struct ResetPassword {
-    /// Which user.
-    pub id: UserId,
-    /// The new password, in clear.
-    pub password: String,
-}
-
-impl TenantOp for ResetPassword {
-    type Output = User;
-    const NAME: &'static str = "user.reset_password";
-    const ACCESS: Access = needs(Resource::Users, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<User, DomainError>> {
-        Box::pin(async move {
-            if let Err(why) = secrets::check_password_rules(&self.password) {
-                let mut errs = ValidationErrors::default();
-                errs.push("password", "weak_password", why);
-                return Err(DomainError::Validation(errs));
-            }
-            let password = self.password;
-            let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-                .await
-                .map_err(|e| DomainError::Forbidden(format!("hashing failed: {e}")))?
-                .map_err(DomainError::Forbidden)?;
-            let user = users::set_password(conn, ctx.tenant, self.id, &hash).await?;
-            ctx.audit(conn, "user.password_reset", "user", self.id, json!({}))
-                .await?;
-            ctx.credentials.clear();
-            Ok(user)
-        })
-    }
-}
+);
 
 // ---- API keys ----
 
-/// `POST /api-keys`: returns the key and its secret (shown once).
-pub struct CreateApiKey {
-    /// The tenant's slug, written into the key so it is recognised as this tenant's.
-    pub slug: String,
-    /// What the key is for.
-    pub name: String,
-    /// Roles it acts with.
-    pub roles: Vec<String>,
-}
-
-impl TenantOp for CreateApiKey {
-    type Output = (ApiKey, String);
-    const NAME: &'static str = "api_key.create";
-    const ACCESS: Access = needs(Resource::ApiKeys, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(ApiKey, String), DomainError>> {
-        Box::pin(async move {
-            let mut errs = ValidationErrors::default();
-            let name = errs.text("name", &self.name, 200);
-            errs.finish(()).map_err(DomainError::Validation)?;
-            let role_names = parse_role_list("roles", &self.roles)?;
-            check_grantable(conn, ctx, "roles", &role_names).await?;
-            let by = ctx.principal()?.id.to_string();
-            let (key, secret) =
-                api_keys::create(conn, ctx.tenant, &self.slug, &name, &role_names, &by).await?;
-            let details = json!({"name": key.name, "prefix": key.prefix, "roles": key.roles});
-            ctx.audit(conn, "api_key.created", "api_key", key.id, details)
-                .await?;
-            Ok((key, secret))
-        })
-    }
-}
-
-/// `GET /api-keys`.
-pub struct ListApiKeys(pub PageRequest);
-
-impl TenantOp for ListApiKeys {
-    type Output = Vec<ApiKey>;
-    const NAME: &'static str = "api_key.list";
-    const ACCESS: Access = needs(Resource::ApiKeys, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<ApiKey>, DomainError>> {
-        Box::pin(async move { api_keys::list(conn, ctx.tenant, self.0).await })
-    }
-}
-
-/// `DELETE /api-keys/{id}`: revokes (the row stays for the record).
-pub struct RevokeApiKey(pub ApiKeyId);
-
-impl TenantOp for RevokeApiKey {
-    type Output = ApiKey;
-    const NAME: &'static str = "api_key.revoke";
-    const ACCESS: Access = needs(Resource::ApiKeys, Action::Delete);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<ApiKey, DomainError>> {
-        Box::pin(async move {
-            let key = api_keys::revoke(conn, ctx.tenant, self.0).await?;
-            ctx.audit(
-                conn,
-                "api_key.revoked",
-                "api_key",
-                key.id,
-                json!({"prefix": key.prefix}),
-            )
+tenant_op!(
+    /// `POST /api-keys`: returns the key and its secret (shown once).
+    CreateApiKey {
+        /// The tenant's slug, written into the key so it is recognised as this tenant's.
+        slug: String,
+        /// What the key is for.
+        name: String,
+        /// Roles it acts with.
+        roles: Vec<String>,
+    } -> (ApiKey, String), "api_key.create", needs(Resource::ApiKeys, Action::Edit),
+    |op, conn, ctx| {
+        let mut errs = ValidationErrors::default();
+        let name = errs.text("name", &op.name, 200);
+        errs.finish(()).map_err(DomainError::Validation)?;
+        let role_names = parse_role_list("roles", &op.roles)?;
+        check_grantable(conn, ctx, "roles", &role_names).await?;
+        let by = ctx.principal()?.id.to_string();
+        let (key, secret) =
+            api_keys::create(conn, ctx.tenant, &op.slug, &name, &role_names, &by).await?;
+        let details = json!({"name": key.name, "prefix": key.prefix, "roles": key.roles});
+        ctx.audit(conn, "api_key.created", "api_key", key.id, details)
             .await?;
-            ctx.credentials.clear();
-            Ok(key)
-        })
+        Ok((key, secret))
     }
-}
+);
+
+tenant_op!(
+    /// `GET /api-keys`.
+    ListApiKeys {
+        /// Which page.
+        page: PageRequest,
+    } -> Vec<ApiKey>, "api_key.list", needs(Resource::ApiKeys, Action::View),
+    |op, conn, ctx| { api_keys::list(conn, ctx.tenant, op.page).await }
+);
+
+tenant_op!(
+    /// `DELETE /api-keys/{id}`: revokes (the row stays for the record).
+    RevokeApiKey {
+        /// Which key.
+        id: ApiKeyId,
+    } -> ApiKey, "api_key.revoke", needs(Resource::ApiKeys, Action::Delete),
+    |op, conn, ctx| {
+        let key = api_keys::revoke(conn, ctx.tenant, op.id).await?;
+        ctx.audit(
+            conn,
+            "api_key.revoked",
+            "api_key",
+            key.id,
+            json!({"prefix": key.prefix}),
+        )
+        .await?;
+        ctx.credentials.clear();
+        Ok(key)
+    }
+);
 
 // ---- OAuth clients ----
 
-/// `POST /oauth-clients`: returns the client and its secret (shown once).
-pub struct CreateClient {
-    /// What the integration is.
-    pub name: String,
-    /// Roles its tokens carry.
-    pub roles: Vec<String>,
-}
-
-impl TenantOp for CreateClient {
-    type Output = (OauthClient, String);
-    const NAME: &'static str = "oauth_client.create";
-    const ACCESS: Access = needs(Resource::OauthClients, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(OauthClient, String), DomainError>> {
-        Box::pin(async move {
-            let mut errs = ValidationErrors::default();
-            let name = errs.text("name", &self.name, 200);
-            errs.finish(()).map_err(DomainError::Validation)?;
-            let role_names = parse_role_list("roles", &self.roles)?;
-            check_grantable(conn, ctx, "roles", &role_names).await?;
-            let (client, secret) = clients::create(conn, ctx.tenant, &name, &role_names).await?;
-            let details = json!({"name": client.name, "roles": client.roles});
-            ctx.audit(
-                conn,
-                "oauth_client.created",
-                "oauth_client",
-                &client.client_id,
-                details,
-            )
-            .await?;
-            Ok((client, secret))
-        })
+tenant_op!(
+    /// `POST /oauth-clients`: returns the client and its secret (shown once).
+    CreateClient {
+        /// What the integration is.
+        name: String,
+        /// Roles its tokens carry.
+        roles: Vec<String>,
+    } -> (OauthClient, String), "oauth_client.create", needs(Resource::OauthClients, Action::Edit),
+    |op, conn, ctx| {
+        let mut errs = ValidationErrors::default();
+        let name = errs.text("name", &op.name, 200);
+        errs.finish(()).map_err(DomainError::Validation)?;
+        let role_names = parse_role_list("roles", &op.roles)?;
+        check_grantable(conn, ctx, "roles", &role_names).await?;
+        let (client, secret) = clients::create(conn, ctx.tenant, &name, &role_names).await?;
+        let details = json!({"name": client.name, "roles": client.roles});
+        ctx.audit(
+            conn,
+            "oauth_client.created",
+            "oauth_client",
+            &client.client_id,
+            details,
+        )
+        .await?;
+        Ok((client, secret))
     }
-}
+);
 
-/// `GET /oauth-clients`.
-pub struct ListClients;
+tenant_op!(
+    /// `GET /oauth-clients`.
+    ListClients {} -> Vec<OauthClient>, "oauth_client.list", needs(Resource::OauthClients, Action::View),
+    |_op, conn, ctx| { clients::list(conn, ctx.tenant).await }
+);
 
-impl TenantOp for ListClients {
-    type Output = Vec<OauthClient>;
-    const NAME: &'static str = "oauth_client.list";
-    const ACCESS: Access = needs(Resource::OauthClients, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<OauthClient>, DomainError>> {
-        Box::pin(async move { clients::list(conn, ctx.tenant).await })
+tenant_op!(
+    /// `DELETE /oauth-clients/{client_id}`.
+    RevokeClient {
+        /// The client's public id.
+        client_id: String,
+    } -> OauthClient, "oauth_client.revoke", needs(Resource::OauthClients, Action::Delete),
+    |op, conn, ctx| {
+        let client = clients::revoke(conn, ctx.tenant, &op.client_id).await?;
+        ctx.audit(
+            conn,
+            "oauth_client.revoked",
+            "oauth_client",
+            &client.client_id,
+            json!({}),
+        )
+        .await?;
+        ctx.credentials.clear();
+        Ok(client)
     }
-}
-
-/// `DELETE /oauth-clients/{client_id}`.
-pub struct RevokeClient(pub String);
-
-impl TenantOp for RevokeClient {
-    type Output = OauthClient;
-    const NAME: &'static str = "oauth_client.revoke";
-    const ACCESS: Access = needs(Resource::OauthClients, Action::Delete);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<OauthClient, DomainError>> {
-        Box::pin(async move {
-            let client = clients::revoke(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(
-                conn,
-                "oauth_client.revoked",
-                "oauth_client",
-                &client.client_id,
-                json!({}),
-            )
-            .await?;
-            ctx.credentials.clear();
-            Ok(client)
-        })
-    }
-}
+);
 
 // ---- roles ----
 
@@ -597,142 +467,98 @@ pub struct RoleView {
     pub permissions: Vec<String>,
 }
 
-/// `GET /roles`: built-in roles, then the tenant's.
-pub struct ListRoles;
-
-impl TenantOp for ListRoles {
-    type Output = Vec<RoleView>;
-    const NAME: &'static str = "role.list";
-    const ACCESS: Access = needs(Resource::Roles, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Vec<RoleView>, DomainError>> {
-        Box::pin(async move {
-            let mut out: Vec<RoleView> = RoleName::ALL
-                .iter()
-                .map(|r| RoleView {
-                    name: r.as_str().to_owned(),
-                    builtin: true,
-                    permissions: r.permissions().iter().map(ToString::to_string).collect(),
-                })
-                .collect();
-            out.extend(
-                roles::list(conn, ctx.tenant)
-                    .await?
-                    .into_iter()
-                    .map(|r: CustomRole| RoleView {
-                        name: r.name,
-                        builtin: false,
-                        permissions: r.permissions,
-                    }),
-            );
-            Ok(out)
-        })
+tenant_op!(
+    /// `GET /roles`: built-in roles, then the tenant's.
+    ListRoles {} -> Vec<RoleView>, "role.list", needs(Resource::Roles, Action::View),
+    |_op, conn, ctx| {
+        let mut out: Vec<RoleView> = RoleName::ALL
+            .iter()
+            .map(|r| RoleView {
+                name: r.as_str().to_owned(),
+                builtin: true,
+                permissions: r.permissions().iter().map(ToString::to_string).collect(),
+            })
+            .collect();
+        out.extend(
+            roles::list(conn, ctx.tenant)
+                .await?
+                .into_iter()
+                .map(|r: CustomRole| RoleView {
+                    name: r.name,
+                    builtin: false,
+                    permissions: r.permissions,
+                }),
+        );
+        Ok(out)
     }
-}
+);
 
-/// `POST /roles`.
-pub struct CreateRole(pub CustomRoleInput);
+tenant_op!(
+    /// `POST /roles`.
+    CreateRole {
+        /// The new role.
+        input: CustomRoleInput,
+    } -> CustomRole, "role.create", needs(Resource::Roles, Action::Edit),
+    |op, conn, ctx| {
+        let (name, permissions) = op.input.parse()?;
+        let role = roles::create(conn, ctx.tenant, &name, &permissions).await?;
+        ctx.audit(
+            conn,
+            "role.created",
+            "role",
+            &role.name,
+            json!({"permissions": role.permissions}),
+        )
+        .await?;
+        ctx.credentials.clear();
+        Ok(role)
+    }
+);
 
-impl TenantOp for CreateRole {
-    type Output = CustomRole;
-    const NAME: &'static str = "role.create";
-    const ACCESS: Access = needs(Resource::Roles, Action::Edit);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<CustomRole, DomainError>> {
-        Box::pin(async move {
-            let (name, permissions) = self.0.parse()?;
-            let role = roles::create(conn, ctx.tenant, &name, &permissions).await?;
-            ctx.audit(
-                conn,
-                "role.created",
-                "role",
-                &role.name,
-                json!({"permissions": role.permissions}),
-            )
+tenant_op!(
+    /// `DELETE /roles/{name}`: users and keys holding it simply lose its permissions.
+    DeleteRole {
+        /// Which role.
+        name: String,
+    } -> (), "role.delete", needs(Resource::Roles, Action::Delete),
+    |op, conn, ctx| {
+        roles::delete(conn, ctx.tenant, &op.name).await?;
+        ctx.audit(conn, "role.deleted", "role", &op.name, json!({}))
             .await?;
-            ctx.credentials.clear();
-            Ok(role)
-        })
+        ctx.credentials.clear();
+        Ok(())
     }
-}
-
-/// `DELETE /roles/{name}`: users and keys holding it simply lose its permissions.
-pub struct DeleteRole(pub String);
-
-impl TenantOp for DeleteRole {
-    type Output = ();
-    const NAME: &'static str = "role.delete";
-    const ACCESS: Access = needs(Resource::Roles, Action::Delete);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<(), DomainError>> {
-        Box::pin(async move {
-            roles::delete(conn, ctx.tenant, &self.0).await?;
-            ctx.audit(conn, "role.deleted", "role", &self.0, json!({}))
-                .await?;
-            ctx.credentials.clear();
-            Ok(())
-        })
-    }
-}
+);
 
 // ---- audit ----
 
-/// `GET /audit`: the tenant's trail, filtered, in sequence order.
-pub struct ListAudit {
-    /// What to show.
-    pub filter: aries_tenants::audit::AuditFilter,
-    /// Page size.
-    pub limit: u32,
-}
+tenant_op!(
+    /// `GET /audit`: the tenant's trail, filtered, in sequence order.
+    ListAudit {
+        /// What to show.
+        filter: aries_tenants::audit::AuditFilter,
+        /// Page size.
+        limit: u32,
+    } -> Vec<aries_tenants::audit::AuditEvent>, "audit.list", needs(Resource::Audit, Action::View),
+    |op, conn, ctx| {
+        aries_tenants::audit::list(
+            conn,
+            aries_tenants::audit::Trail::Tenant(ctx.tenant),
+            &op.filter,
+            op.limit,
+        )
+        .await
+    }
+);
 
-impl TenantOp for ListAudit {
-    type Output = Vec<aries_tenants::audit::AuditEvent>;
-    const NAME: &'static str = "audit.list";
-    const ACCESS: Access = needs(Resource::Audit, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            aries_tenants::audit::list(
-                conn,
-                aries_tenants::audit::Trail::Tenant(ctx.tenant),
-                &self.filter,
-                self.limit,
-            )
+tenant_op!(
+    /// `GET /audit/verify`: recomputes the tenant's chain.
+    VerifyAudit {} -> aries_tenants::audit::Verification, "audit.verify", needs(Resource::Audit, Action::View),
+    |_op, conn, ctx| {
+        aries_tenants::audit::verify(conn, aries_tenants::audit::Trail::Tenant(ctx.tenant))
             .await
-        })
     }
-}
-
-/// `GET /audit/verify`: recomputes the tenant's chain.
-pub struct VerifyAudit;
-
-impl TenantOp for VerifyAudit {
-    type Output = aries_tenants::audit::Verification;
-    const NAME: &'static str = "audit.verify";
-    const ACCESS: Access = needs(Resource::Audit, Action::View);
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            aries_tenants::audit::verify(conn, aries_tenants::audit::Trail::Tenant(ctx.tenant))
-                .await
-        })
-    }
-}
+);
 
 // ---- console sessions of tenant users ----
 
@@ -746,187 +572,153 @@ pub struct SessionGranted {
     pub mfa: bool,
 }
 
-/// `POST /sessions`: password, then TOTP (or a recovery code) when the user has enrolled it.
-pub struct SessionLogin {
-    /// Login name.
-    pub email: String,
-    /// Password, in clear.
-    pub password: String,
-    /// Current TOTP code.
-    pub totp_code: Option<String>,
-    /// A single-use recovery code.
-    pub recovery_code: Option<String>,
-}
-
-impl TenantOp for SessionLogin {
-    type Output = Result<SessionGranted, Refused>;
-    const NAME: &'static str = "session.login";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            let found = users::find_for_login(conn, ctx.tenant, &self.email).await?;
-            let (user, hash) = match found {
-                Some((user, Some(hash))) => (Some(user), hash),
-                _ => (None, decoy_hash().to_owned()),
+tenant_op!(
+    /// `POST /sessions`: password, then TOTP (or a recovery code) when the user has enrolled it.
+    SessionLogin {
+        /// Login name.
+        email: String,
+        /// Password, in clear.
+        password: String,
+        /// Current TOTP code.
+        totp_code: Option<String>,
+        /// A single-use recovery code.
+        recovery_code: Option<String>,
+    } -> Result<SessionGranted, Refused>, "session.login", Access::Anonymous,
+    |op, conn, ctx| {
+        let found = users::find_for_login(conn, ctx.tenant, &op.email).await?;
+        let (user, hash) = match found {
+            Some((user, Some(hash))) => (Some(user), hash),
+            _ => (None, decoy_hash().to_owned()),
+        };
+        let ok = verify_slowly(op.password, hash).await;
+        let email = op.email.trim().to_lowercase();
+        let Some(user) = user.filter(|u| ok && u.status == UserStatus::Active) else {
+            ctx.audit(
+                conn,
+                "auth.login_failed",
+                "user",
+                &email,
+                json!({"grant": "session"}),
+            )
+            .await?;
+            return Ok(Err(Refused::InvalidGrant));
+        };
+        let (secret, enabled) = users::totp_state(conn, ctx.tenant, user.id).await?;
+        let mfa = if enabled {
+            let second = match (&op.totp_code, &op.recovery_code, &secret) {
+                (Some(code), _, Some(secret)) => {
+                    match aries_tenants::auth::totp::check(secret, &user.email, code) {
+                        Some(step) => {
+                            users::accept_totp_step(conn, ctx.tenant, user.id, step).await?
+                        }
+                        None => false,
+                    }
+                }
+                (None, Some(code), _) => {
+                    users::use_recovery_code(
+                        conn,
+                        ctx.tenant,
+                        user.id,
+                        &secrets::sha256(code.trim()),
+                    )
+                    .await?
+                }
+                _ => false,
             };
-            let ok = verify_slowly(self.password, hash).await;
-            let email = self.email.trim().to_lowercase();
-            let Some(user) = user.filter(|u| ok && u.status == UserStatus::Active) else {
+            if !second {
                 ctx.audit(
                     conn,
                     "auth.login_failed",
                     "user",
-                    &email,
-                    json!({"grant": "session"}),
+                    user.id,
+                    json!({"grant": "session", "reason": "second factor"}),
                 )
                 .await?;
                 return Ok(Err(Refused::InvalidGrant));
-            };
-            let (secret, enabled) = users::totp_state(conn, ctx.tenant, user.id).await?;
-            let mfa = if enabled {
-                let second = match (&self.totp_code, &self.recovery_code, &secret) {
-                    (Some(code), _, Some(secret)) => {
-                        match aries_tenants::auth::totp::check(secret, &user.email, code) {
-                            Some(step) => {
-                                users::accept_totp_step(conn, ctx.tenant, user.id, step).await?
-                            }
-                            None => false,
-                        }
-                    }
-                    (None, Some(code), _) => {
-                        users::use_recovery_code(
-                            conn,
-                            ctx.tenant,
-                            user.id,
-                            &secrets::sha256(code.trim()),
-                        )
-                        .await?
-                    }
-                    _ => false,
-                };
-                if !second {
-                    ctx.audit(
-                        conn,
-                        "auth.login_failed",
-                        "user",
-                        user.id,
-                        json!({"grant": "session", "reason": "second factor"}),
-                    )
-                    .await?;
-                    return Ok(Err(Refused::InvalidGrant));
-                }
-                true
-            } else {
-                false
-            };
-            ctx.audit_as(
-                conn,
-                format!("user:{}", user.id),
-                "auth.session_opened",
-                "user",
-                user.id,
-                json!({"mfa": mfa}),
-            )
-            .await?;
-            Ok(Ok(SessionGranted { user: user.id, mfa }))
-        })
-    }
-}
-
-/// `POST /mfa/totp` for the session's user: a new secret and its otpauth URI.
-pub struct EnrolUserTotp(pub UserId);
-
-impl TenantOp for EnrolUserTotp {
-    type Output = (String, String);
-    const NAME: &'static str = "user.totp_enrol";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            let user = users::get(conn, ctx.tenant, self.0).await?;
-            let (secret, uri) =
-                aries_tenants::auth::totp::enrol(&user.email).map_err(DomainError::Forbidden)?;
-            users::set_totp_secret(conn, ctx.tenant, user.id, &secret).await?;
-            ctx.audit_as(
-                conn,
-                format!("user:{}", user.id),
-                "user.totp_enrolment_started",
-                "user",
-                user.id,
-                json!({}),
-            )
-            .await?;
-            Ok((secret, uri))
-        })
-    }
-}
-
-/// `POST /mfa/totp/confirm`: the recovery codes when the code is current (and unused), else `None`.
-pub struct ConfirmUserTotp {
-    /// The session's user.
-    pub user: UserId,
-    /// The code shown by the authenticator app.
-    pub code: String,
-}
-
-impl TenantOp for ConfirmUserTotp {
-    type Output = Option<Vec<String>>;
-    const NAME: &'static str = "user.totp_confirm";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
-        Box::pin(async move {
-            let user = users::get(conn, ctx.tenant, self.user).await?;
-            let (secret, _) = users::totp_state(conn, ctx.tenant, user.id).await?;
-            let Some(secret) = secret else {
-                return Ok(None);
-            };
-            let Some(step) = aries_tenants::auth::totp::check(&secret, &user.email, &self.code)
-            else {
-                return Ok(None);
-            };
-            if !users::accept_totp_step(conn, ctx.tenant, user.id, step).await? {
-                return Ok(None);
             }
-            let codes = aries_tenants::auth::totp::recovery_codes();
-            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| secrets::sha256(c)).collect();
-            users::replace_recovery_codes(conn, ctx.tenant, user.id, &hashes).await?;
-            ctx.audit_as(
-                conn,
-                format!("user:{}", user.id),
-                "user.totp_enabled",
-                "user",
-                user.id,
-                json!({}),
-            )
-            .await?;
-            Ok(Some(codes))
-        })
+            true
+        } else {
+            false
+        };
+        ctx.audit_as(
+            conn,
+            format!("user:{}", user.id),
+            "auth.session_opened",
+            "user",
+            user.id,
+            json!({"mfa": mfa}),
+        )
+        .await?;
+        Ok(Ok(SessionGranted { user: user.id, mfa }))
     }
-}
+);
 
-/// Whether the user has confirmed TOTP (a session without the second factor may then not re-enrol).
-pub struct GetUserTotpState(pub UserId);
-
-impl TenantOp for GetUserTotpState {
-    type Output = bool;
-    const NAME: &'static str = "user.totp_state";
-    const ACCESS: Access = Access::Anonymous;
-    fn run<'c>(
-        self,
-        conn: &'c mut PgConnection,
-        ctx: &'c OpContext,
-    ) -> BoxFuture<'c, Result<bool, DomainError>> {
-        Box::pin(async move { Ok(users::totp_state(conn, ctx.tenant, self.0).await?.1) })
+tenant_op!(
+    /// `POST /mfa/totp` for the session's user: a new secret and its otpauth URI.
+    EnrolUserTotp {
+        /// The session's user.
+        user: UserId,
+    } -> (String, String), "user.totp_enrol", Access::Anonymous,
+    |op, conn, ctx| {
+        let user = users::get(conn, ctx.tenant, op.user).await?;
+        let (secret, uri) =
+            aries_tenants::auth::totp::enrol(&user.email).map_err(DomainError::Forbidden)?;
+        users::set_totp_secret(conn, ctx.tenant, user.id, &secret).await?;
+        ctx.audit_as(
+            conn,
+            format!("user:{}", user.id),
+            "user.totp_enrolment_started",
+            "user",
+            user.id,
+            json!({}),
+        )
+        .await?;
+        Ok((secret, uri))
     }
-}
+);
+
+tenant_op!(
+    /// `POST /mfa/totp/confirm`: the recovery codes when the code is current (and unused), else `None`.
+    ConfirmUserTotp {
+        /// The session's user.
+        user: UserId,
+        /// The code shown by the authenticator app.
+        code: String,
+    } -> Option<Vec<String>>, "user.totp_confirm", Access::Anonymous,
+    |op, conn, ctx| {
+        let user = users::get(conn, ctx.tenant, op.user).await?;
+        let (secret, _) = users::totp_state(conn, ctx.tenant, user.id).await?;
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        let Some(step) = aries_tenants::auth::totp::check(&secret, &user.email, &op.code)
+        else {
+            return Ok(None);
+        };
+        if !users::accept_totp_step(conn, ctx.tenant, user.id, step).await? {
+            return Ok(None);
+        }
+        let codes = aries_tenants::auth::totp::recovery_codes();
+        let hashes: Vec<[u8; 32]> = codes.iter().map(|c| secrets::sha256(c)).collect();
+        users::replace_recovery_codes(conn, ctx.tenant, user.id, &hashes).await?;
+        ctx.audit_as(
+            conn,
+            format!("user:{}", user.id),
+            "user.totp_enabled",
+            "user",
+            user.id,
+            json!({}),
+        )
+        .await?;
+        Ok(Some(codes))
+    }
+);
+
+tenant_op!(
+    /// Whether the user has confirmed TOTP (a session without the second factor may then not re-enrol).
+    GetUserTotpState {
+        /// Which user.
+        user: UserId,
+    } -> bool, "user.totp_state", Access::Anonymous,
+    |op, conn, ctx| { Ok(users::totp_state(conn, ctx.tenant, op.user).await?.1) }
+);

@@ -1,15 +1,20 @@
 //! What every resource's handlers share: the create convention (Idempotency-Key, 201, Location,
-//! ETag), the ETag header, merge-patch bodies, and boolean query filters.
+//! ETag), the ETag header, merge-patch bodies, and boolean query filters; and the shapes most
+//! handlers reduce to once their path and query are parsed: run an operation as the caller, then
+//! answer a page of rows, or one versioned resource with its ETag (`show`), or the same after a
+//! conditional merge patch (`update`).
 
 use crate::auth::caller::TenantCaller;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{IDEMPOTENT_REPLAYED, idempotency_key, query_error};
+use crate::extract::{IDEMPOTENT_REPLAYED, idempotency_key, if_match, query_error};
 use crate::state::AppState;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use aries_actors::ops::{Idempotent, TenantOp};
+use aries_tenants::page::Page;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 /// Adds `ETag: "<version>"`.
 pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
@@ -17,6 +22,94 @@ pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
         res.headers_mut().insert(header::ETAG, v);
     }
     res
+}
+
+/// `res` with the JSON `value` and `ETag: "<version>"`.
+pub fn respond_versioned(
+    mut res: HttpResponseBuilder,
+    value: &impl Serialize,
+    version: i64,
+) -> HttpResponse {
+    with_etag(res.json(value), version)
+}
+
+/// 200 with the JSON `value` and `ETag: "<version>"`.
+pub fn ok_with_etag(value: &impl Serialize, version: i64) -> HttpResponse {
+    respond_versioned(HttpResponse::Ok(), value, version)
+}
+
+/// Runs a tenant operation as the caller.
+pub async fn exec<O: TenantOp>(
+    caller: &TenantCaller,
+    state: &AppState,
+    op: O,
+) -> Result<O::Output, ApiError> {
+    Ok(state
+        .directory
+        .exec_as(&caller.slug, caller.call(), op)
+        .await?)
+}
+
+/// Reads one versioned resource: runs `op` and answers 200 with it and its ETag (`version`).
+pub async fn show<O>(
+    caller: &TenantCaller,
+    state: &AppState,
+    op: O,
+    version: impl Fn(&O::Output) -> i64,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize,
+{
+    let value = exec(caller, state, op).await?;
+    Ok(ok_with_etag(&value, version(&value)))
+}
+
+/// What a JSON merge patch is checked for before anything runs, in this order: a well-formed
+/// `If-Match` (returned), then a body that is an object.
+pub fn merge_patch_preconditions(
+    req: &HttpRequest,
+    patch: &serde_json::Value,
+) -> Result<Option<i64>, ApiError> {
+    let if_match = if_match(req)?;
+    require_object(patch)?;
+    Ok(if_match)
+}
+
+/// A JSON merge patch of one versioned resource: checks [`merge_patch_preconditions`], runs the
+/// operation `op` builds from the patch and the `If-Match` version, and answers 200 with the
+/// result and its ETag (`version`).
+pub async fn update<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    patch: serde_json::Value,
+    op: impl FnOnce(serde_json::Value, Option<i64>) -> O,
+    version: impl Fn(&O::Output) -> i64,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize,
+{
+    let if_match = merge_patch_preconditions(req, &patch)?;
+    show(caller, state, op(patch, if_match), version).await
+}
+
+/// Runs a list operation and answers 200 with the page (`{data, next_cursor?}`) of at most `limit`
+/// rows; `id_of` gives the cursor of the last one.
+pub async fn list_page<O, T>(
+    caller: &TenantCaller,
+    state: &AppState,
+    op: O,
+    limit: u32,
+    id_of: impl Fn(&T) -> Uuid,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp<Output = Vec<T>>,
+    T: Serialize,
+{
+    let rows = exec(caller, state, op).await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, id_of)))
 }
 
 /// Runs an operation under the request's `Idempotency-Key` when it carries one (API.md: any
@@ -35,27 +128,15 @@ where
 {
     Ok(match idempotency_key(req)? {
         Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256,
-                        op,
-                    },
-                )
-                .await?;
+            let keyed = Idempotent {
+                key,
+                request_sha256,
+                op,
+            };
+            let out = exec(caller, state, keyed).await?;
             (out.value, out.replayed)
         }
-        None => (
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?,
-            false,
-        ),
+        None => (exec(caller, state, op).await?, false),
     })
 }
 
@@ -64,6 +145,25 @@ pub fn mark_replayed(res: &mut actix_web::HttpResponseBuilder, replayed: bool) {
     if replayed {
         res.insert_header((IDEMPOTENT_REPLAYED, "true"));
     }
+}
+
+/// Runs `op` under the request's `Idempotency-Key` when it has one, and answers 200 with its
+/// output (`Idempotent-Replayed: true` when it is the stored answer to an earlier request).
+pub async fn keyed_ok<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    request_sha256: [u8; 32],
+    op: O,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize + DeserializeOwned,
+{
+    let (value, replayed) = run_keyed(caller, req, state, request_sha256, op).await?;
+    let mut res = HttpResponse::Ok();
+    mark_replayed(&mut res, replayed);
+    Ok(res.json(&value))
 }
 
 /// Runs a create with the API's conventions: an `Idempotency-Key` replays the first response
@@ -86,8 +186,7 @@ where
     let mut res = HttpResponse::Created();
     res.insert_header((header::LOCATION, url(&value)));
     mark_replayed(&mut res, replayed);
-    let v = version(&value);
-    Ok(with_etag(res.json(&value), v))
+    Ok(respond_versioned(res, &value, version(&value)))
 }
 
 /// A merge patch must be a JSON object (RFC 7396 would replace the whole resource otherwise).

@@ -4,20 +4,19 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error};
-use crate::routes::common::{create, with_etag};
+use crate::extract::{JsonBody, PageQuery, if_match, path_id, query_error};
+use crate::routes::common::{self, create, run_keyed};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aries_actors::ops::Idempotent;
 use aries_actors::ops::inventory::{
     CreateItem, CreateWarehouse, GetItem, GetSerial, GetWarehouse, ListItems, ListSerials,
-    ListWarehouses, ReceiveSerial, RecordSerialEvent, SerialHistory,
+    ListWarehouses, PatchItem, PatchWarehouse, ReceiveSerial, RecordMovement, RecordSerialEvent,
+    SerialHistory, StockLedger, StockLevels,
 };
 use aries_tenants::dme::serials::{SerialEvent, SerialStatus};
 use aries_tenants::inventory::{
     Item, ItemInput, Serial, SerialFilter, SerialInput, Warehouse, WarehouseInput,
 };
-use aries_tenants::page::Page;
 
 /// Create a warehouse.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/warehouses", tag = "inventory", request_body = WarehouseInput, security(("bearer" = [])),
@@ -34,7 +33,7 @@ pub async fn create_warehouse(
         &req,
         &state,
         body.request_sha256,
-        CreateWarehouse(body.value),
+        CreateWarehouse { input: body.value },
         |w| format!("/v1/tenants/{slug}/warehouses/{}", w.id),
         |w| w.version,
     )
@@ -50,11 +49,8 @@ pub async fn list_warehouses(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.parse()?;
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListWarehouses(page))
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |w| w.id.as_uuid())))
+    let op = ListWarehouses { page };
+    common::list_page(&caller, &state, op, page.limit, |w| w.id.as_uuid()).await
 }
 
 /// One warehouse.
@@ -66,11 +62,7 @@ pub async fn show_warehouse(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("warehouse_id", &path.into_inner().1)?;
-    let w = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetWarehouse(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&w), w.version))
+    common::show(&caller, &state, GetWarehouse { id }, |w| w.version).await
 }
 
 /// Create an inventory item.
@@ -88,7 +80,7 @@ pub async fn create_item(
         &req,
         &state,
         body.request_sha256,
-        CreateItem(body.value),
+        CreateItem { input: body.value },
         |i| format!("/v1/tenants/{slug}/items/{}", i.id),
         |i| i.version,
     )
@@ -104,11 +96,8 @@ pub async fn list_items(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.parse()?;
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListItems(page))
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |i| i.id.as_uuid())))
+    let op = ListItems { page };
+    common::list_page(&caller, &state, op, page.limit, |i| i.id.as_uuid()).await
 }
 
 /// One inventory item.
@@ -120,11 +109,7 @@ pub async fn show_item(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("item_id", &path.into_inner().1)?;
-    let i = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetItem(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&i), i.version))
+    common::show(&caller, &state, GetItem { id }, |i| i.version).await
 }
 
 /// Receive a serial into a warehouse (its first event).
@@ -142,7 +127,7 @@ pub async fn receive_serial(
         &req,
         &state,
         body.request_sha256,
-        ReceiveSerial(body.value),
+        ReceiveSerial { input: body.value },
         |s| format!("/v1/tenants/{slug}/serials/{}", s.id),
         |s| s.version,
     )
@@ -190,18 +175,11 @@ pub async fn list_serials(
                 .map_err(|_| query_error("item_id", "invalid_uuid", "a UUID"))
         })
         .transpose()?;
-    let rows = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            ListSerials {
-                page,
-                filter: SerialFilter { status, item },
-            },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |s| s.id.as_uuid())))
+    let op = ListSerials {
+        page,
+        filter: SerialFilter { status, item },
+    };
+    common::list_page(&caller, &state, op, page.limit, |s| s.id.as_uuid()).await
 }
 
 /// One serial with its current state.
@@ -213,11 +191,7 @@ pub async fn show_serial(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("serial_id", &path.into_inner().1)?;
-    let s = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetSerial(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&s), s.version))
+    common::show(&caller, &state, GetSerial { id }, |s| s.version).await
 }
 
 /// Record an event (`{"type": "rent", "patient": "…"}`, `{"type": "return", "warehouse": "…"}`…).
@@ -234,19 +208,12 @@ pub async fn record_event(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("serial_id", &path.into_inner().1)?;
     let if_match = if_match(&req)?;
-    let s = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            RecordSerialEvent {
-                id,
-                event: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&s), s.version))
+    let op = RecordSerialEvent {
+        id,
+        event: body.value,
+        if_match,
+    };
+    common::show(&caller, &state, op, |s| s.version).await
 }
 
 /// The serial's events, oldest first.
@@ -259,10 +226,7 @@ pub async fn serial_history(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("serial_id", &path.into_inner().1)?;
-    let data = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), SerialHistory(id))
-        .await?;
+    let data = common::exec(&caller, &state, SerialHistory { id }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
@@ -277,30 +241,9 @@ pub async fn record_movement(
     state: web::Data<AppState>,
     body: JsonBody<aries_tenants::inventory::MovementInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = aries_actors::ops::inventory::RecordMovement(body.value);
-    let levels = match idempotency_key(&req)? {
-        Some(key) => {
-            state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256: body.request_sha256,
-                        op,
-                    },
-                )
-                .await?
-                .value
-        }
-        None => {
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?
-        }
-    };
+    let op = RecordMovement { input: body.value };
+    // Unlike the other keyed POSTs, this one does not mark a replay (`Idempotent-Replayed`).
+    let (levels, _replayed) = run_keyed(&caller, &req, &state, body.request_sha256, op).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "data": levels })))
 }
 
@@ -329,14 +272,11 @@ pub async fn stock(
     query: web::Query<StockQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let op = aries_actors::ops::inventory::StockLevels {
+    let op = StockLevels {
         warehouse: uuid_param("warehouse_id", q.warehouse_id)?,
         item: uuid_param("item_id", q.item_id)?,
     };
-    let data = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), op)
-        .await?;
+    let data = common::exec(&caller, &state, op).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
@@ -353,14 +293,7 @@ pub async fn stock_movements(
         .ok_or_else(|| query_error("warehouse_id", "required", "required"))?;
     let item = uuid_param("item_id", q.item_id)?
         .ok_or_else(|| query_error("item_id", "required", "required"))?;
-    let data = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            aries_actors::ops::inventory::StockLedger { warehouse, item },
-        )
-        .await?;
+    let data = common::exec(&caller, &state, StockLedger { warehouse, item }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
@@ -378,18 +311,12 @@ pub async fn update_warehouse(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("warehouse_id", &path.into_inner().1)?;
-    let if_match = if_match(&req)?;
-    crate::routes::common::require_object(&body.value)?;
-    let op = aries_actors::ops::inventory::PatchWarehouse {
+    let op = |patch, if_match| PatchWarehouse {
         id,
-        patch: body.value,
+        patch,
         if_match,
     };
-    let w = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), op)
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&w), w.version))
+    common::update(&caller, &req, &state, body.value, op, |w| w.version).await
 }
 
 /// Update an item (JSON merge patch; `serialized` and `oxygen_tank` cannot change).
@@ -406,16 +333,10 @@ pub async fn update_item(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("item_id", &path.into_inner().1)?;
-    let if_match = if_match(&req)?;
-    crate::routes::common::require_object(&body.value)?;
-    let op = aries_actors::ops::inventory::PatchItem {
+    let op = |patch, if_match| PatchItem {
         id,
-        patch: body.value,
+        patch,
         if_match,
     };
-    let item = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), op)
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&item), item.version))
+    common::update(&caller, &req, &state, body.value, op, |i| i.version).await
 }

@@ -5,7 +5,7 @@
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PageQuery, if_match, path_id};
-use crate::routes::common::{bool_param, require_object, with_etag};
+use crate::routes::common::{self, bool_param};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::{
@@ -14,7 +14,6 @@ use aries_actors::ops::{
 use aries_tenants::LocationId;
 use aries_tenants::locations::store::ListFilter;
 use aries_tenants::locations::{Location, LocationInput};
-use aries_tenants::page::Page;
 use serde::Deserialize;
 
 /// The `{location_id}` of `/v1/tenants/{tenant}/locations/{location_id}` (the tenant is the caller's).
@@ -36,8 +35,8 @@ pub async fn create(
     body: JsonBody<LocationInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreateLocation(body.value);
-    crate::routes::common::create(
+    let op = CreateLocation { input: body.value };
+    common::create(
         &caller,
         &req,
         &state,
@@ -72,7 +71,6 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<LocationListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = caller.slug.clone();
     let q = query.into_inner();
     let page = PageQuery {
         limit: q.limit,
@@ -85,11 +83,8 @@ pub async fn list(
         q: q.q.filter(|s| !s.trim().is_empty()),
         active,
     };
-    let rows = state
-        .directory
-        .exec_as(&slug, caller.call(), ListLocations { page, filter })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |l| l.id.as_uuid())))
+    let op = ListLocations { page, filter };
+    common::list_page(&caller, &state, op, page.limit, |l| l.id.as_uuid()).await
 }
 
 /// One location.
@@ -101,16 +96,8 @@ pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = caller.slug.clone();
     let id = location_id(path)?;
-    let location = state
-        .directory
-        .exec_as(&slug, caller.call(), GetLocation(id))
-        .await?;
-    Ok(with_etag(
-        HttpResponse::Ok().json(&location),
-        location.version,
-    ))
+    common::show(&caller, &state, GetLocation { id }, |l| l.version).await
 }
 
 /// Update a location with a JSON merge patch (RFC 7396) of its writable fields. `If-Match` with
@@ -127,26 +114,13 @@ pub async fn update(
     path: web::Path<(String, String)>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = caller.slug.clone();
     let id = location_id(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let location = state
-        .directory
-        .exec_as(
-            &slug,
-            caller.call(),
-            PatchLocation {
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(
-        HttpResponse::Ok().json(&location),
-        location.version,
-    ))
+    let op = |patch, if_match| PatchLocation {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |l| l.version).await
 }
 
 /// Delete a location. `If-Match` makes it conditional.
@@ -159,12 +133,8 @@ pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = caller.slug.clone();
     let id = location_id(path)?;
     let if_match = if_match(&req)?;
-    state
-        .directory
-        .exec_as(&slug, caller.call(), DeleteLocation { id, if_match })
-        .await?;
+    common::exec(&caller, &state, DeleteLocation { id, if_match }).await?;
     Ok(HttpResponse::NoContent().finish())
 }

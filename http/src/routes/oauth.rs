@@ -311,7 +311,11 @@ pub async fn revoke(
     let Some(token) = form.and_then(|f| f.token) else {
         return oauth_error(400, "invalid_request", "token is required");
     };
-    match state.directory.exec(&slug, RevokeRefreshToken(token)).await {
+    match state
+        .directory
+        .exec(&slug, RevokeRefreshToken { token })
+        .await
+    {
         Ok(()) => HttpResponse::Ok().finish(),
         Err(e) => tenant_failure(e),
     }

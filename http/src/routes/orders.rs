@@ -6,7 +6,9 @@
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
 use crate::extract::{ActionBody, JsonBody, PageQuery, if_match, path_id, query_error};
-use crate::routes::common::{mark_replayed, require_object, run_keyed, with_etag};
+use crate::routes::common::{
+    self, mark_replayed, merge_patch_preconditions, ok_with_etag, respond_versioned, run_keyed,
+};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,7 +21,6 @@ use aries_tenants::ids::{OrderId, OrderLineId, PatientId};
 use aries_tenants::orders::{
     CancelInput, DeliverInput, LineInput, Order, OrderFilter, OrderInput, OrderLine, PickupInput,
 };
-use aries_tenants::page::Page;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +42,7 @@ fn order_response(
     replayed: bool,
 ) -> HttpResponse {
     mark_replayed(&mut res, replayed);
-    with_etag(res.json(o), o.version)
+    respond_versioned(res, o, o.version)
 }
 
 fn line_of(o: &Order, id: OrderLineId) -> Result<&OrderLine, ApiError> {
@@ -72,7 +73,7 @@ pub async fn create(
     body: JsonBody<OrderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    crate::routes::common::create(
+    common::create(
         &caller,
         &req,
         &state,
@@ -140,11 +141,8 @@ pub async fn list(
         from: date_param("from", q.from.as_deref())?,
         to: date_param("to", q.to.as_deref())?,
     };
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListOrders { page, filter })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |o| o.id.as_uuid())))
+    let op = ListOrders { page, filter };
+    common::list_page(&caller, &state, op, page.limit, |o| o.id.as_uuid()).await
 }
 
 /// One order with its lines.
@@ -157,11 +155,7 @@ pub async fn show(
     path: OrderPath,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(path)?;
-    let o = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetOrder { id })
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&o), o.version))
+    common::show(&caller, &state, GetOrder { id }, |o| o.version).await
 }
 
 /// Change a new order with a JSON merge patch (`If-Match` makes it conditional).
@@ -178,21 +172,12 @@ pub async fn update(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let o = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchOrder {
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&o), o.version))
+    let op = |patch, if_match| PatchOrder {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |o| o.version).await
 }
 
 /// `as_of` of the missing-information check.
@@ -223,14 +208,7 @@ pub async fn missing_information(
     let id = order_id(path)?;
     let as_of =
         date_param("as_of", query.as_of.as_deref())?.unwrap_or_else(|| Utc::now().date_naive());
-    let data = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            MissingInformation { id, as_of },
-        )
-        .await?;
+    let data = common::exec(&caller, &state, MissingInformation { id, as_of }).await?;
     Ok(HttpResponse::Ok().json(MissingList { data }))
 }
 
@@ -261,7 +239,7 @@ pub async fn add_line(
         format!("/v1/tenants/{}/orders/{id}/lines/{line_id}", caller.slug),
     ));
     mark_replayed(&mut res, replayed);
-    Ok(with_etag(res.json(line), line.version))
+    Ok(respond_versioned(res, line, line.version))
 }
 
 /// One line.
@@ -274,12 +252,9 @@ pub async fn show_line(
     path: LinePath,
 ) -> Result<HttpResponse, ApiError> {
     let (id, line) = line_ids(path)?;
-    let o = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetOrder { id })
-        .await?;
+    let o = common::exec(&caller, &state, GetOrder { id }).await?;
     let l = line_of(&o, line)?;
-    Ok(with_etag(HttpResponse::Ok().json(l), l.version))
+    Ok(ok_with_etag(l, l.version))
 }
 
 /// Change a line of a new order with a JSON merge patch (`If-Match`: the line's ETag).
@@ -296,23 +271,16 @@ pub async fn update_line(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, line) = line_ids(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let o = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchLine {
-                id,
-                line,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
+    let if_match = merge_patch_preconditions(&req, &body.value)?;
+    let op = PatchLine {
+        id,
+        line,
+        patch: body.value,
+        if_match,
+    };
+    let o = common::exec(&caller, &state, op).await?;
     let l = line_of(&o, line)?;
-    Ok(with_etag(HttpResponse::Ok().json(l), l.version))
+    Ok(ok_with_etag(l, l.version))
 }
 
 /// Remove a line of a new order (`If-Match`: the line's ETag).
@@ -328,14 +296,7 @@ pub async fn delete_line(
 ) -> Result<HttpResponse, ApiError> {
     let (id, line) = line_ids(path)?;
     let if_match = if_match(&req)?;
-    state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            RemoveLine { id, line, if_match },
-        )
-        .await?;
+    common::exec(&caller, &state, RemoveLine { id, line, if_match }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -7,13 +7,10 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
-use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
-};
-use crate::routes::common::{bool_param, require_object, with_etag};
+use crate::extract::{JsonBody, PageQuery, if_match, path_id, query_error};
+use crate::routes::common::{self, bool_param, mark_replayed, run_keyed};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aries_actors::ops::Idempotent;
 use aries_actors::ops::patients::{
     AddPolicy, CreatePatient, GetPatient, GetPolicy, ListPatients, ListPolicies, PatchPatient,
     PatchPolicy, RemovePolicy, RerankPolicies,
@@ -53,8 +50,8 @@ pub async fn create(
     body: JsonBody<PatientInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreatePatient(body.value);
-    crate::routes::common::create(
+    let op = CreatePatient { input: body.value };
+    common::create(
         &caller,
         &req,
         &state,
@@ -132,11 +129,8 @@ pub async fn list(
         date_of_birth,
         active,
     };
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListPatients { page, filter })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |p| p.id.as_uuid())))
+    let op = ListPatients { page, filter };
+    common::list_page(&caller, &state, op, page.limit, |p| p.id.as_uuid()).await
 }
 
 /// One patient, with their policies in rank order.
@@ -149,11 +143,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = patient_id(path)?;
-    let p = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetPatient(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    common::show(&caller, &state, GetPatient { id }, |p| p.version).await
 }
 
 /// Update the patient's own fields with a JSON merge patch (not `policies`); `If-Match` makes it
@@ -173,21 +163,12 @@ pub async fn update(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = patient_id(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let p = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchPatient {
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    let op = |patch, if_match| PatchPatient {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |p| p.version).await
 }
 
 /// Add a policy: at `rank` (the policies from it on move down one) or at the next free rank.
@@ -210,7 +191,7 @@ pub async fn add_policy(
         patient,
         input: body.value,
     };
-    crate::routes::common::create(
+    common::create(
         &caller,
         &req,
         &state,
@@ -232,10 +213,7 @@ pub async fn list_policies(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let patient = patient_id(path)?;
-    let data = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListPolicies(patient))
-        .await?;
+    let data = common::exec(&caller, &state, ListPolicies { patient }).await?;
     Ok(HttpResponse::Ok().json(Page {
         data,
         next_cursor: None,
@@ -253,11 +231,7 @@ pub async fn show_policy(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, id) = policy_ids(path)?;
-    let p = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetPolicy { patient, id })
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    common::show(&caller, &state, GetPolicy { patient, id }, |p| p.version).await
 }
 
 /// Update a policy with a JSON merge patch (not its rank: re-rank instead); `If-Match` makes it
@@ -278,22 +252,13 @@ pub async fn update_policy(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, id) = policy_ids(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let p = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchPolicy {
-                patient,
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    let op = |patch, if_match| PatchPolicy {
+        patient,
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |p| p.version).await
 }
 
 /// Remove a policy; the policies ranked below it move up one. `If-Match` makes it conditional.
@@ -310,18 +275,12 @@ pub async fn remove_policy(
 ) -> Result<HttpResponse, ApiError> {
     let (patient, id) = policy_ids(path)?;
     let if_match = if_match(&req)?;
-    state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            RemovePolicy {
-                patient,
-                id,
-                if_match,
-            },
-        )
-        .await?;
+    let op = RemovePolicy {
+        patient,
+        id,
+        if_match,
+    };
+    common::exec(&caller, &state, op).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -345,34 +304,9 @@ pub async fn rerank(
         patient,
         input: body.value,
     };
-    let (data, replayed) = match idempotency_key(&req)? {
-        Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256: body.request_sha256,
-                        op,
-                    },
-                )
-                .await?;
-            (out.value, out.replayed)
-        }
-        None => (
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?,
-            false,
-        ),
-    };
+    let (data, replayed) = run_keyed(&caller, &req, &state, body.request_sha256, op).await?;
     let mut res = HttpResponse::Ok();
-    if replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
+    mark_replayed(&mut res, replayed);
     Ok(res.json(Page {
         data,
         next_cursor: None,

@@ -2,13 +2,12 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PageQuery, if_match, path_id};
-use crate::routes::common::{bool_param, require_object, with_etag};
+use crate::extract::{JsonBody, PageQuery, path_id};
+use crate::routes::common::{self, bool_param};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::payers::{CreatePayer, GetPayer, ListPayers, PatchPayer};
 use aries_tenants::ids::PayerId;
-use aries_tenants::page::Page;
 use aries_tenants::payers::{Payer, PayerFilter, PayerInput};
 use serde::Deserialize;
 
@@ -24,8 +23,8 @@ pub async fn create(
     body: JsonBody<PayerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreatePayer(body.value);
-    crate::routes::common::create(
+    let op = CreatePayer { input: body.value };
+    common::create(
         &caller,
         &req,
         &state,
@@ -72,11 +71,8 @@ pub async fn list(
         payer_type: q.payer_type,
         active,
     };
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListPayers { page, filter })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |p| p.id.as_uuid())))
+    let op = ListPayers { page, filter };
+    common::list_page(&caller, &state, op, page.limit, |p| p.id.as_uuid()).await
 }
 
 fn payer_id(path: web::Path<(String, String)>) -> Result<PayerId, ApiError> {
@@ -93,11 +89,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = payer_id(path)?;
-    let p = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetPayer(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    common::show(&caller, &state, GetPayer { id }, |p| p.version).await
 }
 
 /// Update with a JSON merge patch; `If-Match` makes it conditional (412 when stale).
@@ -114,19 +106,10 @@ pub async fn update(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = payer_id(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let p = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchPayer {
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    let op = |patch, if_match| PatchPayer {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |p| p.version).await
 }

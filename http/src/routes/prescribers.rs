@@ -3,15 +3,14 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PageQuery, if_match, path_id};
-use crate::routes::common::{bool_param, require_object, with_etag};
+use crate::extract::{JsonBody, PageQuery, path_id};
+use crate::routes::common::{self, bool_param};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::prescribers::{
     CreatePrescriber, GetPrescriber, ListPrescribers, PatchPrescriber,
 };
 use aries_tenants::ids::PrescriberId;
-use aries_tenants::page::Page;
 use aries_tenants::prescribers::{Prescriber, PrescriberFilter, PrescriberInput};
 use serde::Deserialize;
 
@@ -27,8 +26,8 @@ pub async fn create(
     body: JsonBody<PrescriberInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    let op = CreatePrescriber(body.value);
-    crate::routes::common::create(
+    let op = CreatePrescriber { input: body.value };
+    common::create(
         &caller,
         &req,
         &state,
@@ -75,15 +74,8 @@ pub async fn list(
         npi: q.npi,
         active,
     };
-    let rows = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            ListPrescribers { page, filter },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |p| p.id.as_uuid())))
+    let op = ListPrescribers { page, filter };
+    common::list_page(&caller, &state, op, page.limit, |p| p.id.as_uuid()).await
 }
 
 fn prescriber_id(path: web::Path<(String, String)>) -> Result<PrescriberId, ApiError> {
@@ -100,11 +92,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = prescriber_id(path)?;
-    let p = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetPrescriber(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    common::show(&caller, &state, GetPrescriber { id }, |p| p.version).await
 }
 
 /// Update with a JSON merge patch; `If-Match` makes it conditional (412 when stale).
@@ -121,19 +109,10 @@ pub async fn update(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = prescriber_id(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let p = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchPrescriber {
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&p), p.version))
+    let op = |patch, if_match| PatchPrescriber {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |p| p.version).await
 }

@@ -11,10 +11,8 @@
 
 use crate::auth::caller::TenantCaller;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{
-    IDEMPOTENT_REPLAYED, JsonBody, PageQuery, idempotency_key, if_match, path_id, query_error,
-};
-use crate::routes::common::{bool_param, require_object, with_etag};
+use crate::extract::{JsonBody, PageQuery, if_match, path_id, query_error};
+use crate::routes::common::{self, bool_param, keyed_ok, with_etag};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{FromRequest as _, HttpRequest, HttpResponse, web};
@@ -22,10 +20,8 @@ use aries_actors::ops::price_lists::{
     AdjustPriceList, CreatePriceList, DeletePriceListItem, GetPriceList, GetPriceListItem,
     ImportFeeSchedule, ListPriceListItems, ListPriceLists, PatchPriceList, PutPriceListItem,
 };
-use aries_actors::ops::{Idempotent, TenantOp};
 use aries_tenants::dme::codes::Hcpcs;
 use aries_tenants::ids::{ItemId, PriceListId};
-use aries_tenants::page::Page;
 use aries_tenants::price_lists::{
     AdjustInput, Adjustment, FEE_SCHEDULE_MAX_BYTES, FeeScheduleImport, FeeScheduleImportInput,
     ItemFilter, PriceList, PriceListFilter, PriceListInput, PriceListItem, PriceListItemInput,
@@ -33,7 +29,6 @@ use aries_tenants::price_lists::{
 };
 use futures::StreamExt as _;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
 /// Create a price list.
@@ -48,12 +43,12 @@ pub async fn create(
     body: JsonBody<PriceListInput>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = caller.slug.clone();
-    crate::routes::common::create(
+    common::create(
         &caller,
         &req,
         &state,
         body.request_sha256,
-        CreatePriceList(body.value),
+        CreatePriceList { input: body.value },
         |v| format!("/v1/tenants/{slug}/price-lists/{}", v.id),
         |v| v.version,
     )
@@ -91,11 +86,8 @@ pub async fn list(
         q: q.q.filter(|s| !s.trim().is_empty()),
         active: bool_param("active", q.active.as_deref())?,
     };
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListPriceLists { page, filter })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |l| l.id.as_uuid())))
+    let op = ListPriceLists { page, filter };
+    common::list_page(&caller, &state, op, page.limit, |l| l.id.as_uuid()).await
 }
 
 fn list_id(path: web::Path<(String, String)>) -> Result<PriceListId, ApiError> {
@@ -117,11 +109,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = list_id(path)?;
-    let l = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetPriceList(id))
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&l), l.version))
+    common::show(&caller, &state, GetPriceList { id }, |l| l.version).await
 }
 
 /// Update a price list with a JSON merge patch; `If-Match` makes it conditional (412 when stale).
@@ -138,21 +126,12 @@ pub async fn update(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = list_id(path)?;
-    let if_match = if_match(&req)?;
-    require_object(&body.value)?;
-    let l = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PatchPriceList {
-                id,
-                patch: body.value,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&l), l.version))
+    let op = |patch, if_match| PatchPriceList {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |l| l.version).await
 }
 
 /// Filters of a list's rows.
@@ -187,19 +166,12 @@ pub async fn list_items(
         .as_deref()
         .map(|h| Hcpcs::parse(h).map_err(|m| query_error("hcpcs", "invalid_format", &m)))
         .transpose()?;
-    let rows = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            ListPriceListItems {
-                list,
-                page,
-                filter: ItemFilter { hcpcs },
-            },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |r| r.item_id.as_uuid())))
+    let op = ListPriceListItems {
+        list,
+        page,
+        filter: ItemFilter { hcpcs },
+    };
+    common::list_page(&caller, &state, op, page.limit, |r| r.item_id.as_uuid()).await
 }
 
 /// One row of a price list.
@@ -213,11 +185,10 @@ pub async fn show_item(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (list, item) = row_ids(path)?;
-    let row = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetPriceListItem { list, item })
-        .await?;
-    Ok(with_etag(HttpResponse::Ok().json(&row), row.version))
+    common::show(&caller, &state, GetPriceListItem { list, item }, |r| {
+        r.version
+    })
+    .await
 }
 
 /// Create (201) or replace (200) the row of an item in a price list. `If-Match` makes a
@@ -239,19 +210,13 @@ pub async fn put_item(
 ) -> Result<HttpResponse, ApiError> {
     let (list, item) = row_ids(path)?;
     let if_match = if_match(&req)?;
-    let (row, outcome) = state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            PutPriceListItem {
-                list,
-                item,
-                input: body.value,
-                if_match,
-            },
-        )
-        .await?;
+    let op = PutPriceListItem {
+        list,
+        item,
+        input: body.value,
+        if_match,
+    };
+    let (row, outcome) = common::exec(&caller, &state, op).await?;
     let res = if outcome == PutOutcome::Created {
         HttpResponse::Created()
             .insert_header((
@@ -282,63 +247,13 @@ pub async fn delete_item(
 ) -> Result<HttpResponse, ApiError> {
     let (list, item) = row_ids(path)?;
     let if_match = if_match(&req)?;
-    state
-        .directory
-        .exec_as(
-            &caller.slug,
-            caller.call(),
-            DeletePriceListItem {
-                list,
-                item,
-                if_match,
-            },
-        )
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// Runs `op` under the request's `Idempotency-Key` when it has one, and answers 200 with its
-/// output (`Idempotent-Replayed: true` when it is the stored answer to an earlier request).
-async fn maybe_idempotent<O>(
-    caller: &TenantCaller,
-    req: &HttpRequest,
-    state: &AppState,
-    request_sha256: [u8; 32],
-    op: O,
-) -> Result<HttpResponse, ApiError>
-where
-    O: TenantOp,
-    O::Output: serde::Serialize + DeserializeOwned,
-{
-    let (value, replayed) = match idempotency_key(req)? {
-        Some(key) => {
-            let out = state
-                .directory
-                .exec_as(
-                    &caller.slug,
-                    caller.call(),
-                    Idempotent {
-                        key,
-                        request_sha256,
-                        op,
-                    },
-                )
-                .await?;
-            (out.value, out.replayed)
-        }
-        None => (
-            state
-                .directory
-                .exec_as(&caller.slug, caller.call(), op)
-                .await?,
-            false,
-        ),
+    let op = DeletePriceListItem {
+        list,
+        item,
+        if_match,
     };
-    let mut res = HttpResponse::Ok();
-    if replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
-    Ok(res.json(&value))
+    common::exec(&caller, &state, op).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Options of a `text/csv` import, as query parameters.
@@ -484,7 +399,7 @@ pub async fn import_fee_schedule(
             ));
         }
     };
-    maybe_idempotent(
+    keyed_ok(
         &caller,
         &req,
         &state,
@@ -511,15 +426,9 @@ pub async fn adjust(
     body: JsonBody<AdjustInput>,
 ) -> Result<HttpResponse, ApiError> {
     let list = list_id(path)?;
-    maybe_idempotent(
-        &caller,
-        &req,
-        &state,
-        body.request_sha256,
-        AdjustPriceList {
-            list,
-            input: body.value,
-        },
-    )
-    .await
+    let op = AdjustPriceList {
+        list,
+        input: body.value,
+    };
+    keyed_ok(&caller, &req, &state, body.request_sha256, op).await
 }

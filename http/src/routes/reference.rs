@@ -22,7 +22,7 @@ use serde::Deserialize;
 async fn authorize(caller: &TenantCaller, state: &AppState) -> Result<(), ApiError> {
     state
         .directory
-        .exec_as(&caller.slug, caller.call(), ReadReference)
+        .exec_as(&caller.slug, caller.call(), ReadReference {})
         .await?;
     Ok(())
 }

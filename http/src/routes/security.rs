@@ -39,7 +39,11 @@ pub async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let user = state
         .directory
-        .exec_as(&caller.slug, caller.call(), CreateUser(body.value))
+        .exec_as(
+            &caller.slug,
+            caller.call(),
+            CreateUser { input: body.value },
+        )
         .await?;
     Ok(created(
         format!("/v1/tenants/{}/users/{}", caller.slug, user.id),
@@ -59,7 +63,7 @@ pub async fn list_users(
     let page = query.parse()?;
     let rows = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListUsers(page))
+        .exec_as(&caller.slug, caller.call(), ListUsers { page })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |u| u.id.as_uuid())))
 }
@@ -80,7 +84,7 @@ pub async fn show_user(
     let id = user_id(path)?;
     let user = state
         .directory
-        .exec_as(&caller.slug, caller.call(), GetUser(id))
+        .exec_as(&caller.slug, caller.call(), GetUser { id })
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -213,7 +217,7 @@ pub async fn list_api_keys(
     let page = query.parse()?;
     let rows = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListApiKeys(page))
+        .exec_as(&caller.slug, caller.call(), ListApiKeys { page })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |k| k.id.as_uuid())))
 }
@@ -230,7 +234,7 @@ pub async fn revoke_api_key(
     let id: ApiKeyId = path_id("api_key_id", &path.into_inner().1)?;
     let key = state
         .directory
-        .exec_as(&caller.slug, caller.call(), RevokeApiKey(id))
+        .exec_as(&caller.slug, caller.call(), RevokeApiKey { id })
         .await?;
     Ok(HttpResponse::Ok().json(key))
 }
@@ -297,7 +301,7 @@ pub async fn list_clients(
 ) -> Result<HttpResponse, ApiError> {
     let data = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListClients)
+        .exec_as(&caller.slug, caller.call(), ListClients {})
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -314,7 +318,7 @@ pub async fn revoke_client(
     let client_id = path.into_inner().1;
     let client = state
         .directory
-        .exec_as(&caller.slug, caller.call(), RevokeClient(client_id))
+        .exec_as(&caller.slug, caller.call(), RevokeClient { client_id })
         .await?;
     Ok(HttpResponse::Ok().json(client))
 }
@@ -331,7 +335,7 @@ pub async fn list_roles(
 ) -> Result<HttpResponse, ApiError> {
     let data = state
         .directory
-        .exec_as(&caller.slug, caller.call(), ListRoles)
+        .exec_as(&caller.slug, caller.call(), ListRoles {})
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -347,7 +351,11 @@ pub async fn create_role(
 ) -> Result<HttpResponse, ApiError> {
     let role = state
         .directory
-        .exec_as(&caller.slug, caller.call(), CreateRole(body.value))
+        .exec_as(
+            &caller.slug,
+            caller.call(),
+            CreateRole { input: body.value },
+        )
         .await?;
     Ok(created(
         format!("/v1/tenants/{}/roles/{}", caller.slug, role.name),
@@ -367,7 +375,7 @@ pub async fn delete_role(
     let name = path.into_inner().1;
     state
         .directory
-        .exec_as(&caller.slug, caller.call(), DeleteRole(name))
+        .exec_as(&caller.slug, caller.call(), DeleteRole { name })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -494,7 +502,7 @@ pub async fn verify_audit(
 ) -> Result<HttpResponse, ApiError> {
     let result = state
         .directory
-        .exec_as(&caller.slug, caller.call(), VerifyAudit)
+        .exec_as(&caller.slug, caller.call(), VerifyAudit {})
         .await?;
     Ok(HttpResponse::Ok().json(result))
 }

@@ -119,7 +119,7 @@ pub async fn enrol(
             .exec_as(
                 &slug,
                 call.clone(),
-                aries_actors::ops::security::GetUserTotpState(user),
+                aries_actors::ops::security::GetUserTotpState { user },
             )
             .await?;
         if login {
@@ -131,7 +131,7 @@ pub async fn enrol(
     }
     let (secret, otpauth_uri) = state
         .directory
-        .exec_as(&slug, call, EnrolUserTotp(user))
+        .exec_as(&slug, call, EnrolUserTotp { user })
         .await?;
     Ok(HttpResponse::Ok().json(TotpEnrolment {
         otpauth_uri,

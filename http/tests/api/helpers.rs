@@ -611,3 +611,32 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// POSTs `body` to `path` as the tenant, asserts 201 and returns the created resource.
+pub async fn post_created(app: &TestApp, path: &str, body: &Value) -> Value {
+    let res = app.post_json(path, body).await;
+    let status = res.status();
+    let created: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "POST {path}: {created}");
+    created
+}
+
+/// The `(field, code)` of each entry of a problem's `errors`, in order.
+pub fn field_errors(problem: &Value) -> Vec<(String, String)> {
+    problem["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (text("field"), text("code"))
+        })
+        .collect()
+}
+
+/// Owned `(field, code)` pairs, to compare with [`field_errors`].
+pub fn field_pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}

@@ -27,63 +27,51 @@ fn id(v: &Value) -> &str {
     v["id"].as_str().unwrap_or("")
 }
 
-async fn created(
-    app: &TestApp,
-    path: &str,
-    body: Value,
-) -> Result<Value, Box<dyn std::error::Error>> {
-    let res = app.post_json(path, &body).await;
-    let status = res.status();
-    let v: Value = res.json().await?;
-    assert_eq!(status, 201, "POST {path}: {v}");
-    Ok(v)
-}
-
 async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::Error>> {
     app.create_tenant(slug).await;
     let t = format!("/v1/tenants/{slug}");
-    let prescriber = created(
+    let prescriber = post_created(
         app,
         &format!("{t}/prescribers"),
-        json!({"first_name": "Ann", "last_name": "Lee", "npi": "1234567893", "pecos_enrolled": true}),
+        &json!({"first_name": "Ann", "last_name": "Lee", "npi": "1234567893", "pecos_enrolled": true}),
     )
-    .await?;
-    let list = created(
+    .await;
+    let list = post_created(
         app,
         &format!("{t}/price-lists"),
-        json!({"name": "Medicare TX"}),
+        &json!({"name": "Medicare TX"}),
     )
-    .await?;
-    let payer = created(
+    .await;
+    let payer = post_created(
         app,
         &format!("{t}/payers"),
-        json!({"name": "Medicare DME MAC D", "payer_type": "medicare", "default_price_list_id": list["id"]}),
+        &json!({"name": "Medicare DME MAC D", "payer_type": "medicare", "default_price_list_id": list["id"]}),
     )
-    .await?;
-    let w1 = created(
+    .await;
+    let w1 = post_created(
         app,
         &format!("{t}/warehouses"),
-        json!({"code": "main", "name": "Main"}),
+        &json!({"code": "main", "name": "Main"}),
     )
-    .await?;
-    let w2 = created(
+    .await;
+    let w2 = post_created(
         app,
         &format!("{t}/warehouses"),
-        json!({"code": "north", "name": "North"}),
+        &json!({"code": "north", "name": "North"}),
     )
-    .await?;
-    let cpap = created(
+    .await;
+    let cpap = post_created(
         app,
         &format!("{t}/items"),
-        json!({"code": "CPAP-1", "name": "CPAP machine", "serialized": true}),
+        &json!({"code": "CPAP-1", "name": "CPAP machine", "serialized": true}),
     )
-    .await?;
-    let mask = created(
+    .await;
+    let mask = post_created(
         app,
         &format!("{t}/items"),
-        json!({"code": "MASK-1", "name": "Nasal mask"}),
+        &json!({"code": "MASK-1", "name": "Nasal mask"}),
     )
-    .await?;
+    .await;
     for (item, row) in [
         (
             &cpap,
@@ -111,12 +99,12 @@ async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::E
             res.text().await?
         );
     }
-    let serial = created(
+    let serial = post_created(
         app,
         &format!("{t}/serials"),
-        json!({"item_id": cpap["id"], "serial_number": "CP-0001", "warehouse_id": w1["id"]}),
+        &json!({"item_id": cpap["id"], "serial_number": "CP-0001", "warehouse_id": w1["id"]}),
     )
-    .await?;
+    .await;
     let res = app
         .post_json(
             &format!("{t}/stock/movements"),
@@ -131,20 +119,20 @@ async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::E
         )
         .await;
     assert_eq!(res.status(), 201, "{}", res.text().await?);
-    let patient = created(
+    let patient = post_created(
         app,
         &format!("{t}/patients"),
-        json!({"first_name": "Rosa", "last_name": "Diaz", "date_of_birth": "1948-05-17",
+        &json!({"first_name": "Rosa", "last_name": "Diaz", "date_of_birth": "1948-05-17",
                "address": {"line1": "12 Elm St", "city": "Austin", "state": "TX", "postal_code": "78701"},
                "primary_prescriber_id": prescriber["id"], "diagnosis_codes": ["G47.33"]}),
     )
-    .await?;
-    let policy = created(
+    .await;
+    let policy = post_created(
         app,
         &format!("{t}/patients/{}/policies", id(&patient)),
-        json!({"payer_id": payer["id"], "policy_number": "1EG4TE5MK72"}),
+        &json!({"payer_id": payer["id"], "policy_number": "1EG4TE5MK72"}),
     )
-    .await?;
+    .await;
     Ok(World {
         t,
         prescriber,
@@ -191,6 +179,20 @@ fn codes(problem: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|m| m["code"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Records the patient's signature on file, one of the gates of approval.
+async fn sign_on_file(app: &TestApp, w: &World) -> TestResult {
+    let res = app
+        .req(
+            Method::PATCH,
+            &format!("{}/patients/{}", w.t, id(&w.patient)),
+        )
+        .json(&json!({"signature_on_file": true}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200, "{}", res.text().await?);
+    Ok(())
 }
 
 #[actix_web::test]
@@ -352,12 +354,7 @@ async fn intake_order_approve_deliver_pickup() -> TestResult {
         .send()
         .await?;
     assert_eq!(res.status(), 200);
-    let res = app
-        .req(Method::PATCH, &format!("{t}/patients/{}", id(&w.patient)))
-        .json(&json!({"signature_on_file": true}))
-        .send()
-        .await?;
-    assert_eq!(res.status(), 200, "{}", res.text().await?);
+    sign_on_file(&app, &w).await?;
 
     // Approve: stock committed in the order's warehouse.
     let res = app
@@ -662,18 +659,13 @@ async fn cancellation_releases_stock_and_approval_needs_stock() -> TestResult {
     let app = TestApp::spawn().await;
     let w = world(&app, "care-plus").await?;
     let t = &w.t;
-    let res = app
-        .req(Method::PATCH, &format!("{t}/patients/{}", id(&w.patient)))
-        .json(&json!({"signature_on_file": true}))
-        .send()
-        .await?;
-    assert_eq!(res.status(), 200);
-    let order = created(
+    sign_on_file(&app, &w).await?;
+    let order = post_created(
         &app,
         &format!("{t}/orders"),
-        json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"], "quantity": 4}]}),
+        &json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"], "quantity": 4}]}),
     )
-    .await?;
+    .await;
     let path = format!("{t}/orders/{}", id(&order));
     let res = app.post_json(&format!("{path}/approve"), &json!({})).await;
     assert_eq!(res.status(), 200, "{}", res.text().await?);
@@ -682,12 +674,12 @@ async fn cancellation_releases_stock_and_approval_needs_stock() -> TestResult {
         [10, 4, 0, 0, 0]
     );
     // Another order wanting more than what is left is refused and commits nothing.
-    let greedy = created(
+    let greedy = post_created(
         &app,
         &format!("{t}/orders"),
-        json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"], "quantity": 7}]}),
+        &json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"], "quantity": 7}]}),
     )
-    .await?;
+    .await;
     assert_problem(
         app.post_json(&format!("{t}/orders/{}/approve", id(&greedy)), &json!({}))
             .await,
@@ -801,12 +793,12 @@ async fn order_input_is_validated_field_by_field() -> TestResult {
             "policy_ids[0]"
         ]
     );
-    let order = created(
+    let order = post_created(
         &app,
         &format!("{t}/orders"),
-        json!({"patient_id": w.patient["id"]}),
+        &json!({"patient_id": w.patient["id"]}),
     )
-    .await?;
+    .await;
     let lines = format!("{t}/orders/{}/lines", id(&order));
     let bad = assert_problem(
         app.post_json(&lines, &json!({"item_id": w.cpap["id"], "modifiers": ["RR", "r!"], "dx_pointers": [0], "billable_price": "-1.00"}))
@@ -823,12 +815,12 @@ async fn order_input_is_validated_field_by_field() -> TestResult {
         .collect();
     assert_eq!(fields, ["modifiers", "dx_pointers[0]", "billable_price"]);
     // An item not on the list, an unknown list, an unknown patient, a malformed id.
-    let stray = created(
+    let stray = post_created(
         &app,
         &format!("{t}/items"),
-        json!({"code": "BED-1", "name": "Bed"}),
+        &json!({"code": "BED-1", "name": "Bed"}),
     )
-    .await?;
+    .await;
     let bad = assert_problem(
         app.post_json(&lines, &json!({"item_id": stray["id"]}))
             .await,
@@ -941,25 +933,20 @@ async fn a_fee_schedule_import_can_reprice_new_lines() -> TestResult {
     let app = TestApp::spawn().await;
     let w = world(&app, "reprice-dme").await?;
     let t = &w.t;
-    let res = app
-        .req(Method::PATCH, &format!("{t}/patients/{}", id(&w.patient)))
-        .json(&json!({"signature_on_file": true}))
-        .send()
-        .await?;
-    assert_eq!(res.status(), 200);
-    let open = created(
+    sign_on_file(&app, &w).await?;
+    let open = post_created(
         &app,
         &format!("{t}/orders"),
-        json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"],
+        &json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"],
                "lines": [{"item_id": w.cpap["id"]}, {"item_id": w.mask["id"]}]}),
     )
-    .await?;
-    let approved = created(
+    .await;
+    let approved = post_created(
         &app,
         &format!("{t}/orders"),
-        json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"]}]}),
+        &json!({"patient_id": w.patient["id"], "warehouse_id": w.w1["id"], "lines": [{"item_id": w.mask["id"]}]}),
     )
-    .await?;
+    .await;
     let res = app
         .post_json(&format!("{t}/orders/{}/approve", id(&approved)), &json!({}))
         .await;

@@ -24,26 +24,6 @@ async fn payer(app: &TestApp, name: &str, active: bool) -> String {
     id(&created(app.post_json(&format!("{T}/payers"), &body).await).await)
 }
 
-fn fields(problem: &Value) -> Vec<(String, String)> {
-    problem["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["field"].as_str().unwrap_or_default().to_owned(),
-                e["code"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter()
-        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect()
-}
-
 /// (payer id, rank) of each policy of a `{data: [...]}` answer, in order.
 fn order(list: &Value) -> Vec<(String, i64)> {
     list["data"]
@@ -217,8 +197,8 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
     assert_eq!(names(&get("q=%25".into()).await?), Vec::<String>::new());
     let bad = app.get(&format!("{T}/patients?q=a%00b")).await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "invalid_query").await),
-        pairs(&[("q", "invalid_value")])
+        field_errors(&assert_problem(bad, 422, "invalid_query").await),
+        field_pairs(&[("q", "invalid_value")])
     );
     let page1 = get("date_of_birth=1950-03-04&limit=2".into()).await?;
     assert_eq!(names(&page1), ["Ann", "Bob"]);
@@ -234,8 +214,8 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
         .get(&format!("{T}/patients?date_of_birth=1950-13-01"))
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "invalid_query").await),
-        pairs(&[("date_of_birth", "invalid_date")])
+        field_errors(&assert_problem(bad, 422, "invalid_query").await),
+        field_pairs(&[("date_of_birth", "invalid_date")])
     );
 
     // Get with policies; conditional merge patch.
@@ -283,8 +263,8 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
         .send()
         .await?;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[
             ("policies", "not_patchable"),
             ("account_number", "required"),
             ("diagnosis_codes[1]", "duplicate")
@@ -308,16 +288,16 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
         .send()
         .await?;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[("location_id", "unknown_id")])
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[("location_id", "unknown_id")])
     );
     for field in ["primary_prescriber_id", "secondary_prescriber_id"] {
         let bad = app
             .post_json(&format!("{T}/patients"), &json!({"first_name": "X", "last_name": "Y", "date_of_birth": "1970-01-01", field: nobody}))
             .await;
         assert_eq!(
-            fields(&assert_problem(bad, 422, "validation_failed").await),
-            pairs(&[(field, "unknown_id")])
+            field_errors(&assert_problem(bad, 422, "validation_failed").await),
+            field_pairs(&[(field, "unknown_id")])
         );
     }
     assert_problem(
@@ -361,8 +341,8 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
         )
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[
             ("account_number", "invalid_format"),
             ("date_of_birth", "invalid_date"),
             ("phone", "invalid_format"),
@@ -389,16 +369,16 @@ async fn patients_create_search_update_and_isolation() -> TestResult {
             )
             .await;
         assert_eq!(
-            fields(&assert_problem(bad, 422, "validation_failed").await),
-            pairs(&[("date_of_birth", code)])
+            field_errors(&assert_problem(bad, 422, "validation_failed").await),
+            field_pairs(&[("date_of_birth", code)])
         );
     }
     let bad = app
         .post_json(&format!("{T}/patients"), &json!({"first_name": "X", "last_name": "Y", "date_of_birth": "1970-01-01", "policies": [{"payer_id": nobody, "policy_number": "1"}]}))
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[("policies[0].payer_id", "unknown_id")])
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[("policies[0].payer_id", "unknown_id")])
     );
     // Nothing of the refused creates was kept.
     assert_eq!(names(&get("q=x".into()).await?), Vec::<String>::new());
@@ -595,8 +575,8 @@ async fn policies_are_ranked_one_to_four() -> TestResult {
         )
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[("rank", "out_of_range")])
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[("rank", "out_of_range")])
     );
     assert_problem(
         app.post_json(
@@ -616,8 +596,8 @@ async fn policies_are_ranked_one_to_four() -> TestResult {
         )
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[("payer_id", "unknown_id")])
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[("payer_id", "unknown_id")])
     );
     let bad = app
         .post_json(
@@ -626,8 +606,8 @@ async fn policies_are_ranked_one_to_four() -> TestResult {
         )
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[
             ("insured_first_name", "required"),
             ("insured_last_name", "required"),
             ("insured_date_of_birth", "required")
@@ -678,16 +658,16 @@ async fn policies_are_ranked_one_to_four() -> TestResult {
     ] {
         let bad = app.post_json(&rank_url, &json!({"policy_ids": ids})).await;
         assert_eq!(
-            fields(&assert_problem(bad, 422, "validation_failed").await),
-            pairs(&[("policy_ids", "not_a_permutation")])
+            field_errors(&assert_problem(bad, 422, "validation_failed").await),
+            field_pairs(&[("policy_ids", "not_a_permutation")])
         );
     }
     let bad = app
         .post_json(&rank_url, &json!({"policy_ids": ["nope"]}))
         .await;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[("policy_ids[0]", "invalid_uuid")])
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[("policy_ids[0]", "invalid_uuid")])
     );
     let unchanged: Value = app.get(&policies).await.json().await?;
     assert_eq!(order(&unchanged), order(&list));
@@ -713,8 +693,8 @@ async fn policies_are_ranked_one_to_four() -> TestResult {
         .send()
         .await?;
     assert_eq!(
-        fields(&assert_problem(bad, 422, "validation_failed").await),
-        pairs(&[("rank", "not_patchable")])
+        field_errors(&assert_problem(bad, 422, "validation_failed").await),
+        field_pairs(&[("rank", "not_patchable")])
     );
     assert_problem(
         app.req(Method::PATCH, &m_url)

@@ -14,14 +14,9 @@ fn s(v: &Value) -> &str {
 }
 
 async fn item(app: &TestApp, t: &str, code: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let res = app
-        .post_json(
-            &format!("{t}/items"),
-            &json!({"code": code, "name": format!("Item {code}")}),
-        )
-        .await;
-    assert_eq!(res.status(), 201, "item {code}");
-    Ok(s(&res.json::<Value>().await?["id"]).to_owned())
+    let body = json!({"code": code, "name": format!("Item {code}")});
+    let created = post_created(app, &format!("{t}/items"), &body).await;
+    Ok(s(&created["id"]).to_owned())
 }
 
 async fn new_list(
@@ -29,11 +24,8 @@ async fn new_list(
     t: &str,
     name: &str,
 ) -> Result<String, Box<dyn std::error::Error>> {
-    let res = app
-        .post_json(&format!("{t}/price-lists"), &json!({"name": name}))
-        .await;
-    assert_eq!(res.status(), 201, "list {name}");
-    Ok(s(&res.json::<Value>().await?["id"]).to_owned())
+    let created = post_created(app, &format!("{t}/price-lists"), &json!({"name": name})).await;
+    Ok(s(&created["id"]).to_owned())
 }
 
 async fn put_row(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
@@ -214,14 +206,8 @@ async fn lists_and_rows_over_http() -> TestResult {
                 "sale_billable": "10.005", "rental_type": "capped", "bill_item_on": "never"}),
     )
     .await;
-    let errors: Vec<(String, String)> =
-        assert_problem(bad, 422, "validation_failed").await["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| (s(&e["field"]).to_owned(), s(&e["code"]).to_owned()))
-            .collect();
-    let want: Vec<(String, String)> = [
+    let errors = field_errors(&assert_problem(bad, 422, "validation_failed").await);
+    let want = field_pairs(&[
         ("hcpcs", "invalid_format"),
         ("modifiers[1]", "invalid_format"),
         ("modifiers[2]", "duplicate"),
@@ -229,10 +215,7 @@ async fn lists_and_rows_over_http() -> TestResult {
         ("sale_billable", "too_many_decimals"),
         ("rental_type", "invalid_value"),
         ("bill_item_on", "invalid_value"),
-    ]
-    .iter()
-    .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
-    .collect();
+    ]);
     assert_eq!(errors, want);
     // Unknown item or list: 404; malformed id: 422.
     assert_problem(
