@@ -5,7 +5,7 @@
 use crate::auth::caller::TenantCaller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PageQuery, if_match, path_id, query_error};
-use crate::routes::common::{self, create, run_keyed};
+use crate::routes::common::{self, create, mark_replayed, run_keyed};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::ops::inventory::{
@@ -242,9 +242,10 @@ pub async fn record_movement(
     body: JsonBody<aries_tenants::inventory::MovementInput>,
 ) -> Result<HttpResponse, ApiError> {
     let op = RecordMovement { input: body.value };
-    // Unlike the other keyed POSTs, this one does not mark a replay (`Idempotent-Replayed`).
-    let (levels, _replayed) = run_keyed(&caller, &req, &state, body.request_sha256, op).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "data": levels })))
+    let (levels, replayed) = run_keyed(&caller, &req, &state, body.request_sha256, op).await?;
+    let mut res = HttpResponse::Created();
+    mark_replayed(&mut res, replayed);
+    Ok(res.json(serde_json::json!({ "data": levels })))
 }
 
 /// Filters of stock queries.

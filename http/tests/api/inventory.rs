@@ -340,8 +340,26 @@ async fn stock_moves_and_the_counters_replay_the_ledger() -> TestResult {
         ),
         (Some(6), Some(4))
     );
-    let res = mv(json!({"kind": "adjustment", "warehouse_id": w2["id"], "item_id": item["id"], "quantity": -1, "note": "broken in storage"})).await?;
+    let adjust = json!({"kind": "adjustment", "warehouse_id": w2["id"], "item_id": item["id"], "quantity": -1, "note": "broken in storage"});
+    let keyed = || {
+        app.req(Method::POST, &format!("{t}/stock/movements"))
+            .header("idempotency-key", "adjust-1")
+            .json(&adjust)
+            .send()
+    };
+    let res = keyed().await?;
     assert_eq!(res.status(), 201);
+    assert!(res.headers().get("idempotent-replayed").is_none());
+    // A retry with the same key is the first answer again and moves nothing.
+    let res = keyed().await?;
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(res.json::<Value>().await?["data"][0]["on_hand"], 3);
     // Refusals: more than on hand, zero, missing note, same warehouse, unknown item, unknown kind.
     assert_problem(mv(json!({"kind": "transfer", "from_warehouse_id": w2["id"], "to_warehouse_id": w1["id"], "item_id": item["id"], "quantity": 9})).await?, 409, "insufficient_stock").await;
     assert_problem(mv(json!({"kind": "receipt", "warehouse_id": w1["id"], "item_id": item["id"], "quantity": 0})).await?, 422, "validation_failed").await;
