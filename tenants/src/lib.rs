@@ -19,6 +19,8 @@
 //! - [`patients`]: patients and their insurance policies ranked 1–4.
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
 //! - [`price_lists`]: price lists and their rows per item; fee-schedule import, percentage adjustment.
+//! - [`money`]: amounts and percentages (decimal strings, two places, half-up), parsed the same
+//!   way by every resource.
 //! - [`orders`]: orders and lines from intake through approval, delivery and pickup.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
@@ -32,6 +34,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod inventory;
 pub mod locations;
+pub mod money;
 pub mod npi;
 pub mod orders;
 pub mod outbox;

@@ -476,19 +476,16 @@ const LINE_COLUMNS: &str = "order_line_id, order_id, line_number, item_id, price
 
 // ---- validation helpers ----
 
-/// A money amount: not negative, at most two decimals, below the column's 10^10; rescaled to two
-/// places so it prints as `"80.10"`.
+/// A money amount sent as a JSON number or string, checked like every amount of the API
+/// ([`crate::money::check_amount`]).
 fn money(errs: &mut ValidationErrors, field: &str, v: Option<Decimal>) -> Option<Decimal> {
-    let mut v = v?;
-    if v.is_sign_negative() {
-        errs.push(field, "out_of_range", "must not be negative");
-    } else if v.normalize().scale() > 2 {
-        errs.push(field, "invalid_format", "at most two decimal places");
-    } else if v >= Decimal::from(10_000_000_000i64) {
-        errs.push(field, "out_of_range", "must be below 10,000,000,000");
+    match crate::money::check_amount(v?) {
+        Ok(v) => Some(v),
+        Err((code, message)) => {
+            errs.push(field, code, message);
+            None
+        }
     }
-    v.rescale(2);
-    Some(v)
 }
 
 fn diagnosis_codes(errs: &mut ValidationErrors, raw: &[String]) -> Vec<String> {
@@ -1929,8 +1926,8 @@ mod tests {
                 .map(|e| (e.field.as_str(), e.code.as_str()))
                 .collect::<Vec<_>>(),
             [
-                ("a", "out_of_range"),
-                ("b", "invalid_format"),
+                ("a", "negative"),
+                ("b", "too_many_decimals"),
                 ("c", "out_of_range")
             ]
         );

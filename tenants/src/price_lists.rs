@@ -4,97 +4,24 @@
 //! frequency, invoice dating, taxable, flat rate). Two bulk operations change a list's prices:
 //! the CMS DMEPOS fee-schedule import (allowables, DOMAIN.md §3.6) and a percentage adjustment.
 //!
-//! Money is `numeric(12,2)` in SQL; this module reads it as text and binds it as text cast to
-//! `numeric`, so the workspace's sqlx needs no decimal feature. Amounts are `Decimal`s with two
-//! places in Rust and decimal strings (`"125.40"`) in JSON.
+//! Amounts are `Decimal`s with two places in Rust, `numeric(12,2)` in SQL and decimal strings
+//! (`"125.40"`) in JSON; [`crate::money`] parses and rounds them.
 
 use crate::dme::codes::{Hcpcs, Modifier};
 use crate::dme::fee_schedule::{self, ImportError, ListedAllowables};
 use crate::dme::terms::{BillItemOn, BillingFrequency, OrderType, SaleRentType};
 use crate::error::{DomainError, check_version, patched, unique_violation};
 use crate::ids::{ItemId, PriceListId, TenantId};
+use crate::money::{MAX_AMOUNT, cents, parse_amount, parse_percent};
 use crate::outbox;
 use crate::page::PageRequest;
 use crate::validation::ValidationErrors;
 use chrono::{DateTime, Utc};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use std::str::FromStr;
-
-/// The largest amount `numeric(12,2)` holds.
-pub const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_327, 232, 0, false, 2);
-
-// ---- money and percentages ----
-
-/// Checks the text of an amount: digits with an optional decimal point and at most two places,
-/// not negative, within `numeric(12,2)`. Returns the amount with exactly two places.
-pub fn parse_amount(raw: &str) -> Result<Decimal, (&'static str, String)> {
-    let s = raw.trim();
-    let (negative, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let well_formed = !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && !(digits.contains('.') && frac.is_empty());
-    if !well_formed {
-        return Err((
-            "invalid_amount",
-            format!("`{s}` is not an amount: a decimal string such as \"125.40\""),
-        ));
-    }
-    if frac.len() > 2 {
-        return Err(("too_many_decimals", "at most two decimal places".into()));
-    }
-    let value = Decimal::from_str(digits).map_err(|_| ("out_of_range", too_large()))?;
-    if negative && !value.is_zero() {
-        return Err(("negative", "must not be negative".into()));
-    }
-    if value > MAX_AMOUNT {
-        return Err(("out_of_range", too_large()));
-    }
-    Ok(two_places(value))
-}
-
-fn too_large() -> String {
-    format!("at most {MAX_AMOUNT}")
-}
-
-/// `value` with exactly two decimal places (rounding half-up if it had more).
-fn two_places(value: Decimal) -> Decimal {
-    let mut v = value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-    v.rescale(2);
-    v
-}
-
-/// Checks a percentage: a decimal string with at most four places, above -100 and at most 1000.
-pub fn parse_percent(raw: &str) -> Result<Decimal, (&'static str, String)> {
-    let s = raw.trim();
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let well_formed = !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && !(digits.ends_with('.'));
-    if !well_formed {
-        return Err((
-            "invalid_percent",
-            format!("`{s}` is not a percentage: a decimal string such as \"5.00\" or \"-3.333\""),
-        ));
-    }
-    if frac.len() > 4 {
-        return Err(("too_many_decimals", "at most four decimal places".into()));
-    }
-    let p = Decimal::from_str(s).map_err(|_| ("invalid_percent", "not a number".into()))?;
-    if p <= -Decimal::ONE_HUNDRED || p > Decimal::ONE_THOUSAND {
-        return Err(("out_of_range", "above -100 and at most 1000".into()));
-    }
-    Ok(p)
-}
 
 /// `amount × (1 + percent/100)`, rounded half-up to the cent once; `None` when the result would
 /// not fit `numeric(12,2)`.
@@ -103,7 +30,7 @@ pub fn adjust_amount(amount: Decimal, percent: Decimal) -> Option<Decimal> {
     let raw = amount
         .checked_mul(factor)?
         .checked_div(Decimal::ONE_HUNDRED)?;
-    let v = two_places(raw);
+    let v = cents(raw);
     (v <= MAX_AMOUNT && v >= Decimal::ZERO).then_some(v)
 }
 
@@ -628,10 +555,10 @@ struct ItemRow {
     item_id: ItemId,
     hcpcs: String,
     modifiers: Vec<String>,
-    rent_billable: Option<String>,
-    rent_allowable: Option<String>,
-    sale_billable: Option<String>,
-    sale_allowable: Option<String>,
+    rent_billable: Option<Decimal>,
+    rent_allowable: Option<Decimal>,
+    sale_billable: Option<Decimal>,
+    sale_allowable: Option<Decimal>,
     default_order_type: OrderType,
     rental_type: SaleRentType,
     billing_frequency: BillingFrequency,
@@ -641,11 +568,6 @@ struct ItemRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-}
-
-fn stored_amount(v: Option<String>) -> Result<Option<Decimal>, DomainError> {
-    v.map(|s| Decimal::from_str(&s).map(two_places).map_err(corrupt))
-        .transpose()
 }
 
 impl TryFrom<ItemRow> for PriceListItem {
@@ -662,10 +584,10 @@ impl TryFrom<ItemRow> for PriceListItem {
                 .collect::<Result<_, _>>()
                 .map_err(corrupt)?,
             prices: Prices {
-                rent_billable: stored_amount(r.rent_billable)?,
-                rent_allowable: stored_amount(r.rent_allowable)?,
-                sale_billable: stored_amount(r.sale_billable)?,
-                sale_allowable: stored_amount(r.sale_allowable)?,
+                rent_billable: r.rent_billable,
+                rent_allowable: r.rent_allowable,
+                sale_billable: r.sale_billable,
+                sale_allowable: r.sale_allowable,
             },
             default_order_type: r.default_order_type,
             rental_type: r.rental_type,
@@ -680,14 +602,9 @@ impl TryFrom<ItemRow> for PriceListItem {
     }
 }
 
-const ITEM_COLUMNS: &str = "price_list_id, item_id, hcpcs, modifiers, rent_billable::text as rent_billable, \
-     rent_allowable::text as rent_allowable, sale_billable::text as sale_billable, \
-     sale_allowable::text as sale_allowable, default_order_type, rental_type, billing_frequency, bill_item_on, \
+const ITEM_COLUMNS: &str = "price_list_id, item_id, hcpcs, modifiers, rent_billable, rent_allowable, \
+     sale_billable, sale_allowable, default_order_type, rental_type, billing_frequency, bill_item_on, \
      taxable, flat_rate, version, created_at, updated_at";
-
-fn text(v: Option<Decimal>) -> Option<String> {
-    v.map(|d| d.to_string())
-}
 
 fn modifier_texts(m: &[Modifier]) -> Vec<String> {
     m.iter().map(|m| m.as_str().to_owned()).collect()
@@ -777,7 +694,7 @@ pub async fn put_item(
         let sql = format!(
             "insert into price_list_item (tenant_id, price_list_id, item_id, hcpcs, modifiers, rent_billable, \
              rent_allowable, sale_billable, sale_allowable, default_order_type, rental_type, billing_frequency, \
-             bill_item_on, taxable, flat_rate) values ($1,$2,$3,$4,$5,$6::numeric,$7::numeric,$8::numeric,$9::numeric,\
+             bill_item_on, taxable, flat_rate) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,\
              $10,$11,$12,$13,$14,$15) on conflict (tenant_id, price_list_id, item_id) do nothing returning {ITEM_COLUMNS}"
         );
         let row: Option<ItemRow> = bind_item(
@@ -810,8 +727,8 @@ pub async fn put_item(
         return Ok((current, PutOutcome::Unchanged));
     }
     let sql = format!(
-        "update price_list_item set hcpcs = $4, modifiers = $5, rent_billable = $6::numeric, rent_allowable = $7::numeric, \
-         sale_billable = $8::numeric, sale_allowable = $9::numeric, default_order_type = $10, rental_type = $11, \
+        "update price_list_item set hcpcs = $4, modifiers = $5, rent_billable = $6, rent_allowable = $7, \
+         sale_billable = $8, sale_allowable = $9, default_order_type = $10, rental_type = $11, \
          billing_frequency = $12, bill_item_on = $13, taxable = $14, flat_rate = $15, version = version + 1, \
          updated_at = now() where tenant_id = $1 and price_list_id = $2 and item_id = $3 returning {ITEM_COLUMNS}"
     );
@@ -848,10 +765,10 @@ fn bind_item<'q>(
         .bind(item)
         .bind(f.hcpcs.as_str().to_owned())
         .bind(modifier_texts(&f.modifiers))
-        .bind(text(f.prices.rent_billable))
-        .bind(text(f.prices.rent_allowable))
-        .bind(text(f.prices.sale_billable))
-        .bind(text(f.prices.sale_allowable))
+        .bind(f.prices.rent_billable)
+        .bind(f.prices.rent_allowable)
+        .bind(f.prices.sale_billable)
+        .bind(f.prices.sale_allowable)
         .bind(f.default_order_type)
         .bind(f.rental_type)
         .bind(f.billing_frequency)
@@ -933,17 +850,14 @@ async fn write_prices(
     if rows.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&Prices) -> Option<Decimal>| -> Vec<String> {
-        rows.iter()
-            .map(|(_, p)| f(p).map(|d| d.to_string()).unwrap_or_default())
-            .collect()
+    let col = |f: fn(&Prices) -> Option<Decimal>| -> Vec<Option<Decimal>> {
+        rows.iter().map(|(_, p)| f(p)).collect()
     };
     let ids: Vec<uuid::Uuid> = rows.iter().map(|(id, _)| id.as_uuid()).collect();
     sqlx::query(
-        "update price_list_item p set rent_billable = nullif(u.rb, '')::numeric, rent_allowable = nullif(u.ra, '')::numeric, \
-         sale_billable = nullif(u.sb, '')::numeric, sale_allowable = nullif(u.sa, '')::numeric, \
-         version = p.version + 1, updated_at = now() \
-         from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[]) as u(item_id, rb, ra, sb, sa) \
+        "update price_list_item p set rent_billable = u.rb, rent_allowable = u.ra, \
+         sale_billable = u.sb, sale_allowable = u.sa, version = p.version + 1, updated_at = now() \
+         from unnest($3::uuid[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[]) as u(item_id, rb, ra, sb, sa) \
          where p.tenant_id = $1 and p.price_list_id = $2 and p.item_id = u.item_id",
     )
     .bind(tenant)
@@ -1114,8 +1028,8 @@ pub async fn import_fee_schedule(
         let Some(row) = by_item.get(&c.item) else {
             continue;
         };
-        let rent_after = c.rent_after.map(two_places);
-        let sale_after = c.sale_after.map(two_places);
+        let rent_after = c.rent_after.map(cents);
+        let sale_after = c.sale_after.map(cents);
         for (field, v) in [("rent", rent_after), ("sale", sale_after)] {
             if v.is_some_and(|v| v > MAX_AMOUNT) {
                 return Err(field_error(
@@ -1360,38 +1274,6 @@ mod tests {
     }
 
     #[test]
-    fn amounts() {
-        assert_eq!(
-            parse_amount("125.4").map(|v| v.to_string()),
-            Ok("125.40".into())
-        );
-        assert_eq!(
-            parse_amount(" 0 ").map(|v| v.to_string()),
-            Ok("0.00".into())
-        );
-        assert_eq!(
-            parse_amount("9999999999.99").map(|v| v.to_string()),
-            Ok("9999999999.99".into())
-        );
-        assert_eq!(MAX_AMOUNT.to_string(), "9999999999.99");
-        for (bad, code) in [
-            ("-1.00", "negative"),
-            ("1.005", "too_many_decimals"),
-            ("10000000000.00", "out_of_range"),
-            ("", "invalid_amount"),
-            ("1e3", "invalid_amount"),
-            ("1_000", "invalid_amount"),
-            ("12.", "invalid_amount"),
-            (".5", "invalid_amount"),
-            ("1.2.3", "invalid_amount"),
-            ("abc", "invalid_amount"),
-            ("+1", "invalid_amount"),
-        ] {
-            assert_eq!(parse_amount(bad).map_err(|e| e.0), Err(code), "{bad}");
-        }
-    }
-
-    #[test]
     fn validation_names_every_field() {
         let ok = PriceListItemInput {
             hcpcs: "e0601".into(),
@@ -1522,25 +1404,6 @@ mod tests {
                 .map(|(f, c)| (f.to_owned(), c.to_owned()))
                 .collect();
             assert_eq!(fields_of(inp.parse()), want, "case {i}");
-        }
-    }
-
-    #[test]
-    fn percentages() {
-        assert_eq!(parse_percent("5.00"), Ok(d("5")));
-        assert_eq!(parse_percent("-3.333"), Ok(d("-3.333")));
-        assert_eq!(parse_percent("1000"), Ok(d("1000")));
-        for (bad, code) in [
-            ("-100", "out_of_range"),
-            ("-150", "out_of_range"),
-            ("1000.01", "out_of_range"),
-            ("5.12345", "too_many_decimals"),
-            ("five", "invalid_percent"),
-            ("", "invalid_percent"),
-            ("5%", "invalid_percent"),
-            ("1e2", "invalid_percent"),
-        ] {
-            assert_eq!(parse_percent(bad).map_err(|e| e.0), Err(code), "{bad}");
         }
     }
 

@@ -28,8 +28,9 @@
 //!   rates as zero, so a charge is never a credit.
 
 use super::terms::{BillItemOn, BillingFrequency, SaleRentType};
+use crate::money::cents;
 use chrono::{Datelike, Days, Months, NaiveDate};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// What the billing function needs of an order line: plain data, copied from the stored line.
@@ -517,13 +518,6 @@ fn open_period(
         last_day,
         next_start,
     })
-}
-
-/// Half-up to the cent, always with two places ("125.40").
-fn cents(v: Decimal) -> Decimal {
-    let mut r = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-    r.rescale(2);
-    r
 }
 
 fn mul(a: Decimal, b: Decimal) -> Decimal {

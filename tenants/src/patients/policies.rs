@@ -14,7 +14,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use std::str::FromStr;
 
 #[derive(sqlx::FromRow)]
 struct PolicyRow {
@@ -28,8 +27,7 @@ struct PolicyRow {
     insured_first_name: Option<String>,
     insured_last_name: Option<String>,
     insured_date_of_birth: Option<NaiveDate>,
-    /// `numeric` read as text (the workspace's sqlx has no decimal feature).
-    payment_percent: Option<String>,
+    payment_percent: Option<Decimal>,
     effective_date: Option<NaiveDate>,
     inactive_date: Option<NaiveDate>,
     active: bool,
@@ -41,12 +39,6 @@ struct PolicyRow {
 impl TryFrom<PolicyRow> for Policy {
     type Error = DomainError;
     fn try_from(r: PolicyRow) -> Result<Self, DomainError> {
-        let payment_percent = r
-            .payment_percent
-            .as_deref()
-            .map(Decimal::from_str)
-            .transpose()
-            .map_err(|e| DomainError::Database(sqlx::Error::Decode(Box::new(e))))?;
         Ok(Policy {
             id: r.policy_id,
             patient_id: r.patient_id,
@@ -58,7 +50,7 @@ impl TryFrom<PolicyRow> for Policy {
             insured_first_name: r.insured_first_name,
             insured_last_name: r.insured_last_name,
             insured_date_of_birth: r.insured_date_of_birth,
-            payment_percent,
+            payment_percent: r.payment_percent,
             effective_date: r.effective_date,
             inactive_date: r.inactive_date,
             active: r.active,
@@ -79,7 +71,7 @@ fn in_force(param: &str) -> String {
 fn columns() -> String {
     format!(
         "policy_id, patient_id, payer_id, rank, policy_number, group_number, relationship, insured_first_name, \
-         insured_last_name, insured_date_of_birth, payment_percent::text as payment_percent, effective_date, \
+         insured_last_name, insured_date_of_birth, payment_percent, effective_date, \
          inactive_date, {} as active, version, created_at, updated_at",
         in_force("current_date")
     )
@@ -230,7 +222,7 @@ pub(crate) async fn insert(
     let sql = format!(
         "insert into patient_policy (tenant_id, policy_id, patient_id, payer_id, rank, policy_number, group_number, \
          relationship, insured_first_name, insured_last_name, insured_date_of_birth, payment_percent, effective_date, \
-         inactive_date) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::numeric,$13,$14) returning {}",
+         inactive_date) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) returning {}",
         columns()
     );
     let row: PolicyRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -245,7 +237,7 @@ pub(crate) async fn insert(
         .bind(&f.insured_first_name)
         .bind(&f.insured_last_name)
         .bind(f.insured_date_of_birth)
-        .bind(f.payment_percent.map(|p| p.to_string()))
+        .bind(f.payment_percent)
         .bind(f.effective_date)
         .bind(f.inactive_date)
         .fetch_one(&mut *conn)
@@ -432,7 +424,7 @@ pub async fn patch(
     }
     let sql = format!(
         "update patient_policy set payer_id=$4, policy_number=$5, group_number=$6, relationship=$7, \
-         insured_first_name=$8, insured_last_name=$9, insured_date_of_birth=$10, payment_percent=$11::numeric, \
+         insured_first_name=$8, insured_last_name=$9, insured_date_of_birth=$10, payment_percent=$11, \
          effective_date=$12, inactive_date=$13, version = version + 1, updated_at = now() \
          where tenant_id = $1 and patient_id = $2 and policy_id = $3 returning {}",
         columns()
@@ -448,7 +440,7 @@ pub async fn patch(
         .bind(&f.insured_first_name)
         .bind(&f.insured_last_name)
         .bind(f.insured_date_of_birth)
-        .bind(f.payment_percent.map(|p| p.to_string()))
+        .bind(f.payment_percent)
         .bind(f.effective_date)
         .bind(f.inactive_date)
         .fetch_one(&mut *conn)
