@@ -566,7 +566,9 @@ pub async fn patch_serial(
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    let current = row.map(Serial::from).ok_or(DomainError::NotFound("serial"))?;
+    let current = row
+        .map(Serial::from)
+        .ok_or(DomainError::NotFound("serial"))?;
     check_version(if_match, current.version)?;
     let before = SerialPatchable {
         next_maintenance_date: current.next_maintenance_date,
@@ -1175,11 +1177,7 @@ pub async fn set_reorder_points(
             );
         }
         if get_item(conn, tenant, l.item_id).await.is_err() {
-            errs.push(
-                format!("levels[{i}].item_id"),
-                "not_found",
-                "no such item",
-            );
+            errs.push(format!("levels[{i}].item_id"), "not_found", "no such item");
         }
     }
     errs.finish(()).map_err(DomainError::Validation)?;

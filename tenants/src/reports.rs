@@ -403,6 +403,18 @@ impl ReportRequest {
             .collect()
     }
 
+    /// Moves the request to the page after `cursor` (a `next_cursor` of this report); false when
+    /// the cursor is not one of this report's.
+    pub fn with_cursor(&mut self, cursor: &str) -> bool {
+        match decode_cursor(self.spec.name, cursor) {
+            Some(key) => {
+                self.after = Some(key);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn date(&self, name: &str) -> Option<NaiveDate> {
         match self.params.get(name) {
             Some(ParamValue::Date(d)) => Some(*d),
@@ -797,7 +809,8 @@ async fn missing_information(
         let Some(last) = batch.last() else { break };
         from = Some((last.order_id.as_uuid(), false));
         for o in batch {
-            let missing = crate::orders::missing_information(conn, tenant, o.order_id, as_of).await?;
+            let missing =
+                crate::orders::missing_information(conn, tenant, o.order_id, as_of).await?;
             for (i, m) in missing.into_iter().enumerate() {
                 if after.is_some_and(|(id, n)| id == o.order_id.as_uuid() && i <= n) {
                     continue;
@@ -1443,9 +1456,13 @@ mod tests {
                 ("status".into(), "repeated".into()),
             ])
         );
-        let e = prepare("capped-rental-month-13", &q(&[("within_months", "13")]), today)
-            .map(|_| ())
-            .map_err(fields);
+        let e = prepare(
+            "capped-rental-month-13",
+            &q(&[("within_months", "13")]),
+            today,
+        )
+        .map(|_| ())
+        .map_err(fields);
         assert_eq!(
             e,
             Err(vec![("within_months".into(), "invalid_value".into())])
@@ -1519,7 +1536,8 @@ mod tests {
             columns: &["a", "b", "c", "d", "e"],
         };
         assert_eq!(csv_header(&spec), "a,b,c,d,e\r\n");
-        let row = serde_json::json!({"a": "x, \"y\"", "b": null, "c": 3, "d": "=SUM(A1)", "e": "-12.50"});
+        let row =
+            serde_json::json!({"a": "x, \"y\"", "b": null, "c": 3, "d": "=SUM(A1)", "e": "-12.50"});
         assert_eq!(
             csv_record(&spec, &row),
             "\"x, \"\"y\"\"\",,3,'=SUM(A1),-12.50\r\n"

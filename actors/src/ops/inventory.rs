@@ -397,3 +397,73 @@ impl TenantOp for PatchItem {
         })
     }
 }
+
+/// `PATCH /serials/{id}`: merge patch of `next_maintenance_date` (its status changes only by events).
+pub struct PatchSerial {
+    /// Which serial.
+    pub id: SerialId,
+    /// The merge patch.
+    pub patch: serde_json::Value,
+    /// `If-Match` version, when sent.
+    pub if_match: Option<i64>,
+}
+
+impl TenantOp for PatchSerial {
+    type Output = Serial;
+    const NAME: &'static str = "serial.patch";
+    const ACCESS: Access = needs(Resource::Serials, Action::Edit);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Serial, DomainError>> {
+        Box::pin(async move {
+            let (s, changed) =
+                inv::patch_serial(conn, ctx.tenant, self.id, &self.patch, self.if_match).await?;
+            if changed {
+                ctx.audit(
+                    conn,
+                    "serial.updated",
+                    "serial",
+                    s.id,
+                    json!({"patch": self.patch}),
+                )
+                .await?;
+            }
+            Ok(s)
+        })
+    }
+}
+
+/// `PUT /stock/reorder-points`.
+pub struct SetReorderPoints(pub aries_tenants::inventory::ReorderPointsInput);
+
+impl TenantOp for SetReorderPoints {
+    type Output = Vec<aries_tenants::inventory::StockLevel>;
+    const NAME: &'static str = "stock.reorder_points";
+    const ACCESS: Access = needs(Resource::Inventory, Action::Edit);
+    fn run<'c>(
+        self,
+        conn: &'c mut PgConnection,
+        ctx: &'c OpContext,
+    ) -> BoxFuture<'c, Result<Self::Output, DomainError>> {
+        Box::pin(async move {
+            let changed = inv::set_reorder_points(conn, ctx.tenant, &self.0).await?;
+            if !changed.is_empty() {
+                let levels: Vec<_> = changed
+                    .iter()
+                    .map(|l| json!({"warehouse_id": l.warehouse_id, "item_id": l.item_id, "reorder_point": l.reorder_point}))
+                    .collect();
+                ctx.audit(
+                    conn,
+                    "stock.reorder_points_set",
+                    "stock_level",
+                    changed.len(),
+                    json!({"levels": levels}),
+                )
+                .await?;
+            }
+            Ok(changed)
+        })
+    }
+}
