@@ -926,17 +926,20 @@ struct SerialRow {
     next_maintenance_date: Option<NaiveDate>,
 }
 
-fn serial_select() -> String {
+/// The columns of a serial row (serial `s`, item `i`, warehouse `w`, patient `p`).
+fn serial_columns() -> String {
     format!(
         "s.serial_id, s.serial_number, s.item_id, i.code as item_code, i.name as item_name, s.status, \
          (s.state->>'warehouse')::uuid as warehouse_id, w.code as warehouse_code, \
          (s.state->>'patient')::uuid as patient_id, p.account_number as patient_account_number, \
-         case when p.patient_id is null then null else {PATIENT_NAME} end as patient_name, s.next_maintenance_date \
-         from serial s join inventory_item i on i.tenant_id = s.tenant_id and i.item_id = s.item_id \
-         left join warehouse w on w.tenant_id = s.tenant_id and w.warehouse_id = (s.state->>'warehouse')::uuid \
-         left join patient p on p.tenant_id = s.tenant_id and p.patient_id = (s.state->>'patient')::uuid"
+         case when p.patient_id is null then null else {PATIENT_NAME} end as patient_name, s.next_maintenance_date"
     )
 }
+
+/// The joins of a serial row.
+const SERIAL_JOINS: &str = "from serial s join inventory_item i on i.tenant_id = s.tenant_id and i.item_id = s.item_id \
+     left join warehouse w on w.tenant_id = s.tenant_id and w.warehouse_id = (s.state->>'warehouse')::uuid \
+     left join patient p on p.tenant_id = s.tenant_id and p.patient_id = (s.state->>'patient')::uuid";
 
 async fn serial_locations(
     conn: &mut PgConnection,
@@ -945,10 +948,10 @@ async fn serial_locations(
 ) -> Result<ReportPage, DomainError> {
     let after: Option<Uuid> = req.after()?;
     let sql = format!(
-        "select {} where s.tenant_id = $1 and ($2::text is null or s.status = $2) \
+        "select {} {SERIAL_JOINS} where s.tenant_id = $1 and ($2::text is null or s.status = $2) \
          and ($3::uuid is null or (s.state->>'warehouse')::uuid = $3) and ($4::uuid is null or s.item_id = $4) \
          and ($5::uuid is null or s.serial_id > $5) order by s.serial_id limit $6",
-        serial_select()
+        serial_columns()
     );
     let rows: Vec<SerialRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
@@ -977,12 +980,12 @@ async fn maintenance_due(
 ) -> Result<ReportPage, DomainError> {
     let after: Option<(NaiveDate, Uuid)> = req.after()?;
     let sql = format!(
-        "select {}, ($2::date - s.next_maintenance_date) as days_overdue \
+        "select {}, ($2::date - s.next_maintenance_date) as days_overdue {SERIAL_JOINS} \
          where s.tenant_id = $1 and s.next_maintenance_date <= $2 and s.status not in ('sold', 'lost', 'junked') \
          and ($3::uuid is null or (s.state->>'warehouse')::uuid = $3) and ($4::uuid is null or s.item_id = $4) \
          and ($5::date is null or (s.next_maintenance_date, s.serial_id) > ($5, $6)) \
          order by s.next_maintenance_date, s.serial_id limit $7",
-        serial_select()
+        serial_columns()
     );
     let rows: Vec<MaintenanceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
@@ -1315,13 +1318,18 @@ pub fn platform_tenant_sql(tenant: TenantId, month_start: NaiveDate) -> String {
     )
 }
 
-/// Reads the four text columns of [`platform_tenant_sql`].
+/// Reads the four text columns of [`platform_tenant_sql`]; money with two places.
 pub fn parse_figures(cols: [&str; 4]) -> Option<TenantFigures> {
+    let money = |s: &str| -> Option<Decimal> {
+        let mut d = s.parse::<Decimal>().ok()?;
+        d.rescale(2);
+        Some(d)
+    };
     Some(TenantFigures {
         tenant_id: cols[0].parse().ok()?,
         active_rentals: cols[1].parse().ok()?,
-        billed: cols[2].parse::<Decimal>().ok()?.round_dp(2),
-        open_ar: cols[3].parse::<Decimal>().ok()?.round_dp(2),
+        billed: money(cols[2])?,
+        open_ar: money(cols[3])?,
     })
 }
 
@@ -1561,6 +1569,10 @@ mod tests {
                 billed: Decimal::new(12540, 2),
                 open_ar: Decimal::ZERO,
             })
+        );
+        assert_eq!(
+            f.map(|f| (f.billed.to_string(), f.open_ar.to_string())),
+            Some(("125.40".to_owned(), "0.00".to_owned()))
         );
     }
 }
