@@ -12,6 +12,7 @@
 //! - [`ops`]: the tenant operations (one type per command or query) the tenant actor executes.
 //! - [`directory`]: single-flight activation and passivation of tenant actors over one arbiter per core.
 //! - [`platform`]: operator actions that span the catalog and the shards (create a tenant, suspend…).
+//! - [`platform_report`]: the operator's report over every shard, in parallel, with a deadline per shard.
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod links;
 pub mod ops;
 pub mod platform;
+pub mod platform_report;
 pub mod shard;
 pub mod tenant;
 

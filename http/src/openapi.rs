@@ -5,6 +5,7 @@
 use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
+use crate::routes::reports;
 use crate::routes::{
     health, inventory, locations, oauth, operators, orders, payers, platform, prescribers,
     security, tenant_sessions,
@@ -49,6 +50,8 @@ use utoipa::{Modify, OpenApi};
         tenant_sessions::login, tenant_sessions::enrol, tenant_sessions::confirm, tenant_sessions::list,
         tenant_sessions::revoke, tenant_sessions::logout,
         reference::show_hcpcs, reference::list_hcpcs, reference::list_fees,
+        reports::catalogue, reports::run, reports::platform_tenants,
+        inventory::update_serial, inventory::set_reorder_points,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -88,6 +91,11 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::dme::terms::SaleRentType, aries_tenants::dme::terms::BillingFrequency,
         aries_tenants::dme::terms::BillItemOn, aries_tenants::dme::terms::OrderType,
         orders::ApproveInput, orders::MissingList,
+        reports::Catalogue, reports::PlatformReportView, reports::PlatformTotals,
+        aries_tenants::reports::ReportSpec, aries_tenants::reports::ParamSpec, aries_tenants::reports::ParamKind,
+        aries_tenants::reports::TenantFigures, aries_actors::platform_report::ShardOutcome,
+        aries_actors::platform_report::ShardAnswer, aries_actors::platform_report::TenantReportRow,
+        aries_tenants::inventory::ReorderPointsInput, aries_tenants::inventory::ReorderPointInput,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -100,7 +108,8 @@ use utoipa::{Modify, OpenApi};
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),
-         (name = "reference", description = "Global reference data: HCPCS codes and fee schedules (read-only, filled by `aries reference sync`)"))
+         (name = "reference", description = "Global reference data: HCPCS codes and fee schedules (read-only, filled by `aries reference sync`)"),
+         (name = "reports", description = "Daily reports: catalogue, parameterised pages as JSON, or CSV exports"))
 )]
 pub struct ApiDoc;
 

@@ -299,6 +299,9 @@ pub struct ShardSettings {
     pub breaker_open_ms: u64,
     /// Migrate the catalog and every shard when `serve` starts.
     pub migrate_on_start: bool,
+    /// How long the operator's platform report waits for each shard; a shard slower than this is
+    /// left out and the report marked partial.
+    pub report_deadline_ms: u64,
 }
 
 impl Default for ShardSettings {
@@ -307,6 +310,7 @@ impl Default for ShardSettings {
             probe_interval_ms: 1_000,
             breaker_open_ms: 2_000,
             migrate_on_start: true,
+            report_deadline_ms: 2_000,
         }
     }
 }

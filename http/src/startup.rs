@@ -167,6 +167,7 @@ impl Application {
             redis,
             rabbit: RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned()),
             operator_token_sha256,
+            report_deadline: Duration::from_millis(settings.shards.report_deadline_ms),
         };
         let port = listener.local_addr()?.port();
         let body_limit = settings.http.body_limit_bytes;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub refresh_ttl: chrono::Duration,
     /// SHA-256 of the configured operator token; `None` refuses every operator request.
     pub operator_token_sha256: Option<[u8; 32]>,
+    /// Per-shard deadline of the platform report (`[shards] report_deadline_ms`).
+    pub report_deadline: std::time::Duration,
 }
 
 impl AppState {

@@ -8,7 +8,7 @@ use crate::ids::{ItemId, SerialId, TenantId, WarehouseId};
 use crate::outbox;
 use crate::page::PageRequest;
 use crate::validation::ValidationErrors;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
@@ -279,7 +279,11 @@ pub struct Serial {
     pub serial_number: String,
     /// The fold of its events.
     pub state: SerialState,
-    /// Events so far; the `ETag`.
+    /// When it is next due for maintenance (set with `PATCH /serials/{id}`; the maintenance-due
+    /// report lists it from that day); absent when none is planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_maintenance_date: Option<NaiveDate>,
+    /// Events and edits so far; the `ETag`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -291,6 +295,7 @@ struct SerialRow {
     item_id: ItemId,
     serial_number: String,
     state: sqlx::types::Json<SerialState>,
+    next_maintenance_date: Option<NaiveDate>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -303,6 +308,7 @@ impl From<SerialRow> for Serial {
             item_id: r.item_id,
             serial_number: r.serial_number,
             state: r.state.0,
+            next_maintenance_date: r.next_maintenance_date,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -310,8 +316,7 @@ impl From<SerialRow> for Serial {
     }
 }
 
-const SERIAL_COLUMNS: &str =
-    "serial_id, item_id, serial_number, state, version, created_at, updated_at";
+const SERIAL_COLUMNS: &str = "serial_id, item_id, serial_number, state, next_maintenance_date, version, created_at, updated_at";
 
 fn status_text(s: SerialStatus) -> String {
     serde_json::to_value(s)
@@ -535,6 +540,69 @@ pub async fn history(
         .collect())
 }
 
+/// The writable fields of a serial (its status only changes through events).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SerialPatchable {
+    /// When it is next due for maintenance; `null` clears it.
+    #[serde(default)]
+    next_maintenance_date: Option<NaiveDate>,
+}
+
+/// Merge patch of a serial's `next_maintenance_date` (`If-Match` checked against the serial's
+/// version, which the change bumps). Answers the serial and whether anything changed.
+pub async fn patch_serial(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SerialId,
+    patch: &serde_json::Value,
+    if_match: Option<i64>,
+) -> Result<(Serial, bool), DomainError> {
+    let sql = format!(
+        "select {SERIAL_COLUMNS} from serial where tenant_id = $1 and serial_id = $2 for update"
+    );
+    let row: Option<SerialRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let current = row
+        .map(Serial::from)
+        .ok_or(DomainError::NotFound("serial"))?;
+    check_version(if_match, current.version)?;
+    let before = SerialPatchable {
+        next_maintenance_date: current.next_maintenance_date,
+    };
+    let after: SerialPatchable = patched(&before, patch)?;
+    let mut errs = ValidationErrors::default();
+    if let Some(d) = after.next_maintenance_date
+        && !(2000..=2200).contains(&chrono::Datelike::year(&d))
+    {
+        errs.push(
+            "next_maintenance_date",
+            "out_of_range",
+            "a date between 2000 and 2200",
+        );
+    }
+    errs.finish(()).map_err(DomainError::Validation)?;
+    if after.next_maintenance_date == current.next_maintenance_date {
+        return Ok((current, false));
+    }
+    let sql = format!(
+        "update serial set next_maintenance_date = $3, version = version + 1, updated_at = now() \
+         where tenant_id = $1 and serial_id = $2 returning {SERIAL_COLUMNS}"
+    );
+    let row: SerialRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(after.next_maintenance_date)
+        .fetch_one(&mut *conn)
+        .await?;
+    let serial = Serial::from(row);
+    outbox::record(conn, tenant, id.as_uuid(), "serial.updated", &serial).await?;
+    Ok((serial, true))
+}
+
 // ---- updates ----
 
 /// Merge patch of a warehouse's code, name and active flag (`If-Match` checked).
@@ -706,6 +774,9 @@ pub struct StockLevel {
     pub counters: StockCounters,
     /// On hand minus committed.
     pub available: i64,
+    /// Reorder when `available` falls to this (0: no reorder point); set with
+    /// `PUT /stock/reorder-points`, read by the reorder report.
+    pub reorder_point: i64,
     pub version: i64,
 }
 
@@ -735,7 +806,7 @@ fn kind_text(k: MovementKind) -> String {
         .unwrap_or_default()
 }
 
-type LevelRow = (WarehouseId, ItemId, i64, i64, i64, i64, i64, i64, i64);
+type LevelRow = (WarehouseId, ItemId, i64, i64, i64, i64, i64, i64, i64, i64);
 
 fn level_from(r: LevelRow) -> StockLevel {
     let counters = StockCounters {
@@ -751,12 +822,12 @@ fn level_from(r: LevelRow) -> StockLevel {
         item_id: r.1,
         available: counters.available(),
         counters,
-        version: r.8,
+        reorder_point: r.8,
+        version: r.9,
     }
 }
 
-const LEVEL_COLUMNS: &str =
-    "warehouse_id, item_id, on_hand, committed, on_order, rented, sold, unavailable, version";
+const LEVEL_COLUMNS: &str = "warehouse_id, item_id, on_hand, committed, on_order, rented, sold, unavailable, reorder_point, version";
 
 /// One movement to apply.
 pub struct Move<'a> {
@@ -1035,4 +1106,109 @@ pub async fn movements(
     .bind(item)
     .fetch_all(conn)
     .await?)
+}
+
+// ---- reorder points ----
+
+/// The most levels one `PUT /stock/reorder-points` may set.
+pub const MAX_REORDER_POINTS: usize = 500;
+
+/// Body of `PUT /stock/reorder-points`: reorder points of some (warehouse, item) levels.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderPointsInput {
+    /// 1 to 500 levels, each (warehouse, item) at most once.
+    pub levels: Vec<ReorderPointInput>,
+}
+
+/// One level's reorder point.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderPointInput {
+    /// The level's warehouse.
+    #[schema(value_type = String, format = Uuid)]
+    pub warehouse_id: WarehouseId,
+    /// The level's item.
+    #[schema(value_type = String, format = Uuid)]
+    pub item_id: ItemId,
+    /// Reorder when available stock falls to this; 0 removes the reorder point.
+    pub reorder_point: i64,
+}
+
+/// Sets reorder points, creating a level with zero counters where the item was never stocked in
+/// the warehouse. All or nothing: one bad entry refuses the whole request, naming it by index.
+/// Answers the levels whose reorder point changed, in the order given.
+pub async fn set_reorder_points(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    input: &ReorderPointsInput,
+) -> Result<Vec<StockLevel>, DomainError> {
+    let mut errs = ValidationErrors::default();
+    if input.levels.is_empty() || input.levels.len() > MAX_REORDER_POINTS {
+        errs.push(
+            "levels",
+            "out_of_range",
+            format!("1 to {MAX_REORDER_POINTS} levels"),
+        );
+    }
+    for (i, l) in input.levels.iter().enumerate() {
+        if !(0..=crate::dme::stock::MAX_QUANTITY).contains(&l.reorder_point) {
+            errs.push(
+                format!("levels[{i}].reorder_point"),
+                "out_of_range",
+                format!("0 to {}", crate::dme::stock::MAX_QUANTITY),
+            );
+        }
+        if input.levels[..i]
+            .iter()
+            .any(|o| o.warehouse_id == l.warehouse_id && o.item_id == l.item_id)
+        {
+            errs.push(
+                format!("levels[{i}]"),
+                "duplicate",
+                "this warehouse and item are listed twice",
+            );
+        }
+        if get_warehouse(conn, tenant, l.warehouse_id).await.is_err() {
+            errs.push(
+                format!("levels[{i}].warehouse_id"),
+                "not_found",
+                "no such warehouse",
+            );
+        }
+        if get_item(conn, tenant, l.item_id).await.is_err() {
+            errs.push(format!("levels[{i}].item_id"), "not_found", "no such item");
+        }
+    }
+    errs.finish(()).map_err(DomainError::Validation)?;
+    let mut changed = Vec::new();
+    for l in &input.levels {
+        let sql = format!(
+            "insert into stock_level as s (tenant_id, warehouse_id, item_id, reorder_point) values ($1, $2, $3, $4) \
+             on conflict (tenant_id, warehouse_id, item_id) do update set reorder_point = excluded.reorder_point, \
+             version = s.version + 1, updated_at = now() where s.reorder_point <> excluded.reorder_point \
+             returning {LEVEL_COLUMNS}"
+        );
+        let row: Option<LevelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(l.warehouse_id)
+            .bind(l.item_id)
+            .bind(l.reorder_point)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = row {
+            changed.push(level_from(row));
+        }
+    }
+    if !changed.is_empty() {
+        outbox::record(
+            conn,
+            tenant,
+            uuid::Uuid::now_v7(),
+            "stock.reorder_points_set",
+            &changed,
+        )
+        .await?;
+    }
+    Ok(changed)
 }

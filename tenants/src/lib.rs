@@ -22,6 +22,7 @@
 //! - [`money`]: amounts and percentages (decimal strings, two places, half-up), parsed the same
 //!   way by every resource.
 //! - [`orders`]: orders and lines from intake through approval, delivery and pickup.
+//! - [`reports`]: the daily reports (catalogue, parameters, pages, CSV) and the platform report's per-tenant figures.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
@@ -43,6 +44,7 @@ pub mod patients;
 pub mod payers;
 pub mod prescribers;
 pub mod price_lists;
+pub mod reports;
 pub mod tenant;
 pub mod validation;
 

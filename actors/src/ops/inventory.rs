@@ -214,3 +214,42 @@ tenant_op!(
         Ok(item)
     }
 );
+
+tenant_op!(
+    /// `PATCH /serials/{id}`: merge patch of `next_maintenance_date` (its status changes only by events).
+    PatchSerial {
+        /// Which serial.
+        id: SerialId,
+        /// The merge patch.
+        patch: serde_json::Value,
+        /// `If-Match` version, when sent.
+        if_match: Option<i64>,
+    } -> Serial, "serial.patch", needs(Resource::Serials, Action::Edit),
+    |op, conn, ctx| {
+        let (s, changed) = inv::patch_serial(conn, ctx.tenant, op.id, &op.patch, op.if_match).await?;
+        if changed {
+            ctx.audit(conn, "serial.updated", "serial", s.id, json!({"patch": op.patch})).await?;
+        }
+        Ok(s)
+    }
+);
+
+tenant_op!(
+    /// `PUT /stock/reorder-points`.
+    SetReorderPoints {
+        /// The levels and their new reorder points.
+        input: aries_tenants::inventory::ReorderPointsInput,
+    } -> Vec<aries_tenants::inventory::StockLevel>, "stock.reorder_points", needs(Resource::Inventory, Action::Edit),
+    |op, conn, ctx| {
+        let changed = inv::set_reorder_points(conn, ctx.tenant, &op.input).await?;
+        if !changed.is_empty() {
+            let levels: Vec<_> = changed
+                .iter()
+                .map(|l| json!({"warehouse_id": l.warehouse_id, "item_id": l.item_id, "reorder_point": l.reorder_point}))
+                .collect();
+            ctx.audit(conn, "stock.reorder_points_set", "stock_level", changed.len(), json!({"levels": levels}))
+                .await?;
+        }
+        Ok(changed)
+    }
+);

@@ -11,6 +11,7 @@
 //! - [`prescribers`]: ordering physicians.
 //! - [`reference`]: the credential check in front of the global reference data.
 //! - [`price_lists`]: price lists, their rows, fee-schedule import and percentage adjustment.
+//! - [`reports`]: one page of a tenant report.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
 
 /// Declares a tenant operation: a struct whose fields are the request, its output, its name (for
@@ -50,6 +51,7 @@ pub mod payers;
 pub mod prescribers;
 pub mod price_lists;
 pub mod reference;
+pub mod reports;
 pub mod security;
 
 pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};

@@ -341,3 +341,45 @@ pub async fn update_item(
     };
     common::update(&caller, &req, &state, body.value, op, |i| i.version).await
 }
+
+/// Change a serial with a JSON merge patch of `next_maintenance_date` (`YYYY-MM-DD`, or `null` to
+/// clear it); its status changes only through events. `If-Match` makes it conditional; a change
+/// bumps the version (the `ETag`).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/serials/{serial_id}", tag = "inventory", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("serial_id" = String, Path, format = Uuid),
+           ("If-Match" = Option<String>, Header, description = "ETag of the serial being changed")),
+    request_body(content = Object, content_type = "application/merge-patch+json",
+        description = "`{\"next_maintenance_date\": \"2027-03-01\"}`"),
+    responses((status = 200, body = Serial), (status = 412, description = "version_mismatch"), (status = 422, description = "validation_failed")))]
+pub async fn update_serial(
+    caller: TenantCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("serial_id", &path.into_inner().1)?;
+    let op = |patch, if_match| aries_actors::ops::inventory::PatchSerial {
+        id,
+        patch,
+        if_match,
+    };
+    common::update(&caller, &req, &state, body.value, op, |s| s.version).await
+}
+
+/// Set the reorder points of some stock levels (`{"levels": [{"warehouse_id", "item_id",
+/// "reorder_point"}]}`, up to 500; 0 removes one). A level the item never had in the warehouse is
+/// created with zero counters. All or nothing; answers the levels whose reorder point changed.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/stock/reorder-points", tag = "inventory",
+    request_body = aries_tenants::inventory::ReorderPointsInput, security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, description = "`{data: [StockLevel]}`: the levels changed"), (status = 422, description = "validation_failed")))]
+pub async fn set_reorder_points(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    body: JsonBody<aries_tenants::inventory::ReorderPointsInput>,
+) -> Result<HttpResponse, ApiError> {
+    let op = aries_actors::ops::inventory::SetReorderPoints { input: body.value };
+    let levels = common::exec(&caller, &state, op).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": levels })))
+}

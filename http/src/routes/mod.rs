@@ -15,6 +15,7 @@ pub mod platform;
 pub mod prescribers;
 pub mod price_lists;
 pub mod reference;
+pub mod reports;
 pub mod security;
 pub mod tenant_sessions;
 
@@ -68,7 +69,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/audit").route(web::get().to(platform::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(platform::verify_audit)))
-            .service(resource("/shards").route(web::get().to(platform::list_shards))),
+            .service(resource("/shards").route(web::get().to(platform::list_shards)))
+            .service(resource("/reports/tenants").route(web::get().to(reports::platform_tenants))),
     )
     .service(
         web::scope("/v1/tenants/{tenant}")
@@ -209,7 +211,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(inventory::receive_serial))
                     .route(web::get().to(inventory::list_serials)),
             )
-            .service(resource("/serials/{serial_id}").route(web::get().to(inventory::show_serial)))
+            .service(
+                resource("/serials/{serial_id}")
+                    .route(web::get().to(inventory::show_serial))
+                    .route(web::patch().to(inventory::update_serial)),
+            )
             .service(
                 resource("/serials/{serial_id}/events")
                     .route(web::post().to(inventory::record_event)),
@@ -224,6 +230,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(inventory::record_movement))
                     .route(web::get().to(inventory::stock_movements)),
             )
+            .service(
+                resource("/stock/reorder-points")
+                    .route(web::put().to(inventory::set_reorder_points)),
+            )
+            .service(resource("/reports").route(web::get().to(reports::catalogue)))
+            .service(resource("/reports/{report}").route(web::get().to(reports::run)))
             .service(resource("/oauth/token").route(web::post().to(oauth::token)))
             .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
             .service(

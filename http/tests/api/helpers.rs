@@ -222,6 +222,8 @@ pub struct AppOptions {
     pub redis_url: Option<String>,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// The platform report's per-shard deadline (`[shards] report_deadline_ms`).
+    pub report_deadline_ms: Option<u64>,
 }
 
 pub struct TestApp {
@@ -311,6 +313,9 @@ impl TestApp {
                 ..Default::default()
             });
         settings.http.cors_allowed_origins = opts.cors_origins;
+        if let Some(ms) = opts.report_deadline_ms {
+            settings.shards.report_deadline_ms = ms;
+        }
         // Each test app has Redis keys of its own (sessions, rate-limit counters).
         settings.redis.key_prefix = format!("aries-test-{:x}", rand::random::<u64>());
         if let Some(url) = opts.redis_url {

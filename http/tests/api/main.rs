@@ -20,6 +20,7 @@ mod prescribers;
 mod price_lists;
 mod ratelimit;
 mod reference;
+mod reports;
 mod security;
 mod shard_failure;
 mod tenants;

@@ -758,6 +758,7 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         ("warehouse_id", id_of(&b_warehouse)),
         ("item_id", id_of(&b_item)),
         ("serial_id", id_of(&b_serial)),
+        ("report", "serial-locations".to_owned()),
         ("price_list_id", id_of(&b_list)),
         ("order_id", id_of(&b_order)),
         ("line_id", id_of(&b_order["lines"][0])),
