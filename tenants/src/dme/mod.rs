@@ -1,6 +1,8 @@
 //! The DME domain's rules as plain functions over plain types (DOMAIN.md §3–§5), unit-tested
 //! without a database.
 //!
+//! - [`ar`]: an invoice line's receivable (balance, payer cursor, status) as the fold of its
+//!   AR transactions.
 //! - [`codes`]: HCPCS Level II codes, pricing modifiers and ICD-10-CM diagnosis codes.
 //! - [`fee_schedule`]: reading the CMS DMEPOS fee-schedule file and choosing each code's rent and
 //!   sale allowables for a state (DOMAIN.md §3.6), and the diff against a price list.
@@ -11,6 +13,7 @@
 //! - [`terms`]: the shared vocabulary of price lists, orders and billing (sale/rent types,
 //!   billing frequencies, invoice dating).
 
+pub mod ar;
 pub mod codes;
 pub mod fee_schedule;
 pub mod orders;
