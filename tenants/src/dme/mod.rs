@@ -3,6 +3,8 @@
 //!
 //! - [`ar`]: an invoice line's receivable (balance, payer cursor, status) as the fold of its
 //!   AR transactions.
+//! - [`billing`]: recurring billing: an order line's next charge (dates of service, invoice date,
+//!   units, modifiers, amounts, tax) and when it closes, versioned by date of service (§3.2).
 //! - [`codes`]: HCPCS Level II codes, pricing modifiers and ICD-10-CM diagnosis codes.
 //! - [`fee_schedule`]: reading the CMS DMEPOS fee-schedule file and choosing each code's rent and
 //!   sale allowables for a state (DOMAIN.md §3.6), and the diff against a price list.
@@ -14,6 +16,7 @@
 //!   billing frequencies, invoice dating).
 
 pub mod ar;
+pub mod billing;
 pub mod codes;
 pub mod fee_schedule;
 pub mod orders;
