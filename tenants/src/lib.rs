@@ -20,17 +20,21 @@
 //! - [`prescribers`]: ordering physicians (NPI validated), with their SQL.
 //! - [`price_lists`]: price lists and their rows per item; fee-schedule import, percentage adjustment.
 //! - [`orders`]: orders and lines from intake through approval, delivery and pickup.
+//! - [`invoices`]: invoices (claims) and their lines' AR transactions; balances derived by folding.
+//! - [`billing_runs`]: the billing worklist and idempotent billing runs (fenced, once per line and month).
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
 pub mod audit;
 pub mod auth;
+pub mod billing_runs;
 pub mod dme;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod inventory;
+pub mod invoices;
 pub mod locations;
 pub mod npi;
 pub mod orders;

@@ -341,12 +341,14 @@ impl LineAr {
         } else {
             CurrentPayer::Ins1
         };
+        // Zero with two places, so sums print as money ("0.00").
+        let zero = Decimal::new(0, 2);
         Ok(LineAr {
             charge,
             balance: charge,
-            paid: Decimal::ZERO,
-            written_off: Decimal::ZERO,
-            deductible: Decimal::ZERO,
+            paid: zero,
+            written_off: zero,
+            deductible: zero,
             current_payer,
             status: SubmissionStatus::Pending,
             submissions: 0,
