@@ -13,6 +13,7 @@
 //! - [`directory`]: single-flight activation and passivation of tenant actors over one arbiter per core.
 //! - [`platform`]: operator actions that span the catalog and the shards (create a tenant, suspend…).
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
+//! - [`locks`]: Redis leases with fencing tokens (one billing run per tenant across instances).
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod breaker;
 pub mod directory;
 pub mod error;
 pub mod links;
+pub mod locks;
 pub mod ops;
 pub mod platform;
 pub mod shard;
