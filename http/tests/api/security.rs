@@ -728,7 +728,10 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
     let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
     // A billing run (nothing due), and an invoice with one line written as a run would.
     let b_run: Value = app
-        .post_json(&format!("{b}/billing/runs"), &json!({"as_of": "2026-01-01"}))
+        .post_json(
+            &format!("{b}/billing/runs"),
+            &json!({"as_of": "2026-01-01"}),
+        )
         .await
         .json()
         .await?;
