@@ -14,6 +14,7 @@
 //! - [`platform`]: operator actions that span the catalog and the shards (create a tenant, suspend…).
 //! - [`platform_report`]: the operator's report over every shard, in parallel, with a deadline per shard.
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
+//! - [`locks`]: Redis leases with fencing tokens (one billing run per tenant across instances).
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod breaker;
 pub mod directory;
 pub mod error;
 pub mod links;
+pub mod locks;
 pub mod ops;
 pub mod platform;
 pub mod platform_report;

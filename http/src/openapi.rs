@@ -2,6 +2,7 @@
 //! types' `ToSchema` derives, served at `/openapi.json`; Swagger UI (vendored into the binary, no
 //! CDN) at `/docs/`.
 
+use crate::routes::billing;
 use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
@@ -36,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         orders::create, orders::list, orders::show, orders::update, orders::missing_information,
         orders::add_line, orders::show_line, orders::update_line, orders::delete_line, orders::approve,
         orders::cancel, orders::deliver, orders::pickup,
+        billing::worklist, billing::start_run, billing::list_runs, billing::show_run, billing::list_invoices,
+        billing::show_invoice, billing::list_transactions, billing::post_transaction, billing::post_remittance,
         health::live, health::ready,
         platform::bootstrap_api_key, platform::rotate_signing_key, platform::list_audit, platform::verify_audit,
         operators::login, operators::enrol_totp, operators::confirm_totp, operators::list_sessions,
@@ -96,6 +99,12 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::reports::TenantFigures, aries_actors::platform_report::ShardOutcome,
         aries_actors::platform_report::ShardAnswer, aries_actors::platform_report::TenantReportRow,
         aries_tenants::inventory::ReorderPointsInput, aries_tenants::inventory::ReorderPointInput,
+        billing::RunInput, aries_tenants::billing_runs::Worklist, aries_tenants::billing_runs::WorklistLine,
+        aries_tenants::billing_runs::ExcludedLine, aries_tenants::billing_runs::DueCharge, aries_tenants::billing_runs::BillingRun,
+        aries_tenants::invoices::Invoice, aries_tenants::invoices::InvoiceLine, aries_tenants::invoices::ArTransaction,
+        aries_tenants::invoices::TransactionInput, aries_tenants::invoices::BatchInput, aries_tenants::invoices::BatchEntry,
+        aries_tenants::invoices::Posted, aries_tenants::dme::ar::LineAr, aries_tenants::dme::ar::ArKind,
+        aries_tenants::dme::ar::PayerSlot, aries_tenants::dme::ar::CurrentPayer, aries_tenants::dme::ar::SubmissionStatus,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -105,6 +114,7 @@ use utoipa::{Modify, OpenApi};
          (name = "price-lists", description = "Price lists, their rows per item, fee-schedule import and percentage adjustment"),
          (name = "inventory", description = "Warehouses, items and serial-numbered equipment"),
          (name = "orders", description = "Orders and lines: intake, approval, delivery, pickup"),
+         (name = "billing", description = "Billing worklist, billing runs, invoices and AR postings"),
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),

@@ -145,6 +145,10 @@ impl Application {
         });
         let redis = RedisLink::start(settings.redis.url.expose_secret().to_owned());
         let state = AppState {
+            locks: aries_actors::locks::Locks::new(
+                redis.clone(),
+                settings.redis.key_prefix.clone(),
+            ),
             limiter: Arc::new(crate::ratelimit::RateLimiter::new(
                 redis.clone(),
                 settings.rate_limit.clone(),

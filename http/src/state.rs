@@ -18,6 +18,8 @@ pub struct AppState {
     pub redis: RedisLink,
     /// For /health/ready (and later events).
     pub rabbit: RabbitLink,
+    /// Redis leases (one billing run per tenant across instances).
+    pub locks: aries_actors::locks::Locks,
     /// Rate limits per credential and per tenant plan.
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Tenants' plans, read from the catalog at most every [`PLAN_TTL`] (rate limits need them on

@@ -124,6 +124,22 @@ typed_id!(
     /// An outbox event; becomes the RabbitMQ `message_id`, so consumers can deduplicate.
     EventId
 );
+typed_id!(
+    /// An invoice (claim): one order's lines billed for one month.
+    InvoiceId
+);
+typed_id!(
+    /// One line of an invoice: an order line billed for one month.
+    InvoiceLineId
+);
+typed_id!(
+    /// One accounts-receivable transaction on an invoice line (append-only).
+    ArTransactionId
+);
+typed_id!(
+    /// One billing run.
+    BillingRunId
+);
 
 #[cfg(test)]
 mod tests {

@@ -23,17 +23,21 @@
 //!   way by every resource.
 //! - [`orders`]: orders and lines from intake through approval, delivery and pickup.
 //! - [`reports`]: the daily reports (catalogue, parameters, pages, CSV) and the platform report's per-tenant figures.
+//! - [`invoices`]: invoices (claims) and their lines' AR transactions; balances derived by folding.
+//! - [`billing_runs`]: the billing worklist and idempotent billing runs (fenced, once per line and month).
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
 pub mod audit;
 pub mod auth;
+pub mod billing_runs;
 pub mod dme;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod inventory;
+pub mod invoices;
 pub mod locations;
 pub mod money;
 pub mod npi;

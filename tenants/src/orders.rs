@@ -127,6 +127,10 @@ pub struct LineInput {
     /// Units per billing period. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<i32>,
+    /// The frequency `quantity` is ordered in (2 a `daily` billed monthly = 2 × the days of the
+    /// period); absent = per billing period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_frequency: Option<BillingFrequency>,
     /// Up to four pricing modifiers. Default: the list row's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modifiers: Option<Vec<String>>,
@@ -161,6 +165,8 @@ struct LinePatchable {
     billing_frequency: BillingFrequency,
     bill_item_on: BillItemOn,
     quantity: i32,
+    #[serde(default)]
+    ordered_frequency: Option<BillingFrequency>,
     modifiers: Vec<String>,
     billable_price: Option<Decimal>,
     allowable_price: Option<Decimal>,
@@ -296,6 +302,9 @@ pub struct OrderLine {
     pub hcpcs: String,
     pub modifiers: Vec<String>,
     pub quantity: i32,
+    /// The frequency `quantity` is ordered in; absent = per billing period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordered_frequency: Option<BillingFrequency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "125.40")]
     pub billable_price: Option<Decimal>,
@@ -339,6 +348,12 @@ pub struct OrderLine {
     pub return_warehouse_id: Option<WarehouseId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_date: Option<NaiveDate>,
+    /// When billing closed the line (its last month billed, or its end date passed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_on: Option<NaiveDate>,
+    /// Why billing closed the line (`last_month_billed`, `end_date_passed`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
     /// The line's own `ETag` (for `PATCH …/lines/{id}`).
     pub version: i64,
 }
@@ -368,6 +383,7 @@ impl OrderLine {
             billing_frequency: self.billing_frequency,
             bill_item_on: self.bill_item_on,
             quantity: self.quantity,
+            ordered_frequency: self.ordered_frequency,
             modifiers: self.modifiers.clone(),
             billable_price: self.billable_price,
             allowable_price: self.allowable_price,
@@ -472,7 +488,7 @@ const LINE_COLUMNS: &str = "order_line_id, order_id, line_number, item_id, price
     allowable_price, sale_billable_price, sale_allowable_price, taxable, flat_rate, dx_pointers, \
     authorization_number, authorization_expires, cmn_reference, cmn_expires, serial_id, \
     delivery_date, billing_month, dos_from, dos_to, next_bill_date, pickup_date, \
-    return_warehouse_id, end_date, version";
+    return_warehouse_id, end_date, ordered_frequency, closed_on, close_reason, version";
 
 // ---- validation helpers ----
 
@@ -1146,6 +1162,7 @@ async fn insert_line(
         }),
         bill_item_on: input.bill_item_on.unwrap_or(row.bill_item_on),
         quantity: input.quantity.unwrap_or(1),
+        ordered_frequency: input.ordered_frequency,
         modifiers: input.modifiers.clone().unwrap_or(row.modifiers),
         billable_price: input.billable_price.or(billable),
         allowable_price: input.allowable_price.or(allowable),
@@ -1164,8 +1181,8 @@ async fn insert_line(
         "insert into order_line (tenant_id, order_line_id, order_id, line_number, item_id, price_list_id, \
          sale_rent_type, billing_frequency, bill_item_on, hcpcs, modifiers, quantity, billable_price, allowable_price, \
          sale_billable_price, sale_allowable_price, taxable, flat_rate, dx_pointers, authorization_number, \
-         authorization_expires, cmn_reference, cmn_expires) \
-         values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)",
+         authorization_expires, cmn_reference, cmn_expires, ordered_frequency) \
+         values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)",
     )
     .bind(tenant)
     .bind(id)
@@ -1190,6 +1207,7 @@ async fn insert_line(
     .bind(fields.authorization_expires)
     .bind(&fields.cmn_reference)
     .bind(fields.cmn_expires)
+    .bind(fields.ordered_frequency)
     .execute(&mut *conn)
     .await?;
     Ok(id)
@@ -1340,7 +1358,7 @@ pub async fn patch_line(
         "update order_line set sale_rent_type=$3, billing_frequency=$4, bill_item_on=$5, quantity=$6, modifiers=$7, \
          billable_price=$8, allowable_price=$9, sale_billable_price=$10, sale_allowable_price=$11, taxable=$12, \
          dx_pointers=$13, authorization_number=$14, authorization_expires=$15, cmn_reference=$16, cmn_expires=$17, \
-         version = version + 1, updated_at = now() where tenant_id = $1 and order_line_id = $2",
+         ordered_frequency=$18, version = version + 1, updated_at = now() where tenant_id = $1 and order_line_id = $2",
     )
     .bind(tenant)
     .bind(line_id)
@@ -1359,6 +1377,7 @@ pub async fn patch_line(
     .bind(f.authorization_expires)
     .bind(&f.cmn_reference)
     .bind(f.cmn_expires)
+    .bind(f.ordered_frequency)
     .execute(&mut *conn)
     .await?;
     bump(conn, tenant, id).await?;
@@ -1940,6 +1959,7 @@ mod tests {
             billing_frequency: BillingFrequency::OneTime,
             bill_item_on: BillItemOn::DayOfDelivery,
             quantity: 2,
+            ordered_frequency: None,
             modifiers: vec!["NU".into(), "n".into()],
             billable_price: None,
             allowable_price: Some(Decimal::new(-5, 0)),

@@ -3,6 +3,7 @@
 //! tenant transaction, resolve the caller and check the operation's permission, run, commit, report
 //! the outcome to the shard's breaker.
 //!
+//! - [`billing`]: the billing worklist, billing-run batches, invoices and AR postings.
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
 //! - [`patients`]: patients and their ranked insurance policies.
@@ -43,6 +44,7 @@ macro_rules! tenant_op {
     };
 }
 
+pub mod billing;
 pub mod inventory;
 pub mod locations;
 pub mod orders;

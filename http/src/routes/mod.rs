@@ -1,6 +1,7 @@
 //! Every route, mounted in one place. Each resource module exports its handlers; `configure`
 //! wires them, and [`crate::openapi::ApiDoc`] lists the same handlers for the OpenAPI document.
 
+pub mod billing;
 pub mod common;
 pub mod health;
 pub mod inventory;
@@ -206,6 +207,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/orders/{order_id}/lines/{line_id}/pickup")
                     .route(web::post().to(orders::pickup)),
             )
+            .service(resource("/billing/worklist").route(web::get().to(billing::worklist)))
+            .service(
+                resource("/billing/runs")
+                    .route(web::post().to(billing::start_run))
+                    .route(web::get().to(billing::list_runs)),
+            )
+            .service(resource("/billing/runs/{run_id}").route(web::get().to(billing::show_run)))
+            .service(resource("/invoices").route(web::get().to(billing::list_invoices)))
+            .service(resource("/invoices/{invoice_id}").route(web::get().to(billing::show_invoice)))
+            .service(
+                resource("/invoice-lines/{invoice_line_id}/transactions")
+                    .route(web::post().to(billing::post_transaction))
+                    .route(web::get().to(billing::list_transactions)),
+            )
+            .service(resource("/ar/remittances").route(web::post().to(billing::post_remittance)))
             .service(
                 resource("/serials")
                     .route(web::post().to(inventory::receive_serial))

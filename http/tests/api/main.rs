@@ -3,6 +3,7 @@
 
 mod actors;
 mod audit;
+mod billing;
 mod browser;
 mod cli;
 mod console;

@@ -625,7 +625,7 @@ fn fill(template: &str, slug: &str, ids: &std::collections::HashMap<&str, String
 async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
     let app = TestApp::spawn().await;
     app.create_tenant("tenant-a").await;
-    app.create_tenant("tenant-b").await;
+    let b_tenant = app.create_tenant("tenant-b").await;
     // B has one of everything, so the walk uses ids that exist.
     let loc = app.create_location("tenant-b", "MAIN").await;
     let user = create_user(&app, "tenant-b", "b@x.co", &["viewer"]).await;
@@ -726,6 +726,50 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         .json()
         .await?;
     let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+    // A billing run (nothing due), and an invoice with one line written as a run would.
+    let b_run: Value = app
+        .post_json(
+            &format!("{b}/billing/runs"),
+            &json!({"as_of": "2026-01-01"}),
+        )
+        .await
+        .json()
+        .await?;
+    let (b_invoice, b_invoice_line) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    {
+        let pool = app.shard_pool(TestApp::shard_index(&b_tenant));
+        let mut conn = pool.acquire().await?;
+        sqlx::query("select set_config('aries.tenant_id', $1, false)")
+            .bind(id_of(&b_tenant))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "insert into invoice (tenant_id, invoice_id, invoice_number, order_id, patient_id, billing_month, flags, \
+             invoice_date, place_of_service, accept_assignment, billing_run_id) \
+             values ($1::uuid, $2, 'I000001', $3::uuid, $4::uuid, 1, 0, '2026-01-01', '12', true, $5::uuid)",
+        )
+        .bind(id_of(&b_tenant))
+        .bind(b_invoice)
+        .bind(id_of(&b_order))
+        .bind(id_of(&b_patient))
+        .bind(id_of(&b_run))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "insert into invoice_line (tenant_id, invoice_line_id, invoice_id, order_line_id, billing_month, dos_from, \
+             dos_to, hcpcs, quantity, billable, allowable, rule_version) \
+             values ($1::uuid, $2, $3, $4::uuid, 1, '2026-01-01', '2026-01-31', 'E0601', 1, 1, 1, 'dmepos-2006')",
+        )
+        .bind(id_of(&b_tenant))
+        .bind(b_invoice_line)
+        .bind(b_invoice)
+        .bind(id_of(&b_order["lines"][0]))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("select set_config('aries.tenant_id', '', false)")
+            .execute(&mut *conn)
+            .await?;
+    }
     let ids: std::collections::HashMap<&str, String> = [
         (
             "location_id",
@@ -762,6 +806,9 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         ("price_list_id", id_of(&b_list)),
         ("order_id", id_of(&b_order)),
         ("line_id", id_of(&b_order["lines"][0])),
+        ("run_id", id_of(&b_run)),
+        ("invoice_id", b_invoice.to_string()),
+        ("invoice_line_id", b_invoice_line.to_string()),
     ]
     .into_iter()
     .collect();

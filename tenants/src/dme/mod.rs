@@ -1,6 +1,8 @@
 //! The DME domain's rules as plain functions over plain types (DOMAIN.md §3–§5), unit-tested
 //! without a database.
 //!
+//! - [`ar`]: an invoice line's receivable (balance, payer cursor, status) as the fold of its
+//!   AR transactions.
 //! - [`billing`]: recurring billing: an order line's next charge (dates of service, invoice date,
 //!   units, modifiers, amounts, tax) and when it closes, versioned by date of service (§3.2).
 //! - [`codes`]: HCPCS Level II codes, pricing modifiers and ICD-10-CM diagnosis codes.
@@ -13,6 +15,7 @@
 //! - [`terms`]: the shared vocabulary of price lists, orders and billing (sale/rent types,
 //!   billing frequencies, invoice dating).
 
+pub mod ar;
 pub mod billing;
 pub mod codes;
 pub mod fee_schedule;

@@ -4,6 +4,7 @@ use crate::ids::LocationId;
 use crate::npi::is_valid_npi;
 use crate::validation::ValidationErrors;
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// US postal abbreviations accepted for `address.state` (states, DC and the territories CMS bills).
@@ -55,6 +56,11 @@ pub struct LocationInput {
     /// Inactive locations stay for history but take no new orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// The branch's sales tax rate in percent as a decimal string (`"8.25"`), at most four
+    /// decimal places, 0 ≤ rate < 100; billing taxes taxable lines of the branch's orders with it.
+    /// Default `"0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_rate: Option<String>,
 }
 
 /// A validated address.
@@ -91,6 +97,8 @@ pub struct LocationFields {
     pub pos_type: String,
     /// `true` when the input gave none: a new location takes orders unless told otherwise.
     pub active: bool,
+    /// Percent, normalised (`8.25`); zero when the input gave none.
+    pub tax_rate: Decimal,
 }
 
 impl LocationInput {
@@ -175,6 +183,27 @@ impl LocationInput {
                 "a two-digit CMS place-of-service code such as 12",
             );
         }
+        let tax_rate = match self.tax_rate.as_deref().map(str::trim) {
+            None | Some("") => normalise_rate(Decimal::ZERO),
+            Some(raw) => match raw.parse::<Decimal>() {
+                Ok(v)
+                    if v >= Decimal::ZERO
+                        && v < Decimal::from(100)
+                        && v.normalize().scale() <= 4
+                        && !raw.contains(['e', 'E']) =>
+                {
+                    normalise_rate(v)
+                }
+                _ => {
+                    errs.push(
+                        "tax_rate",
+                        "invalid_format",
+                        "a percentage as a decimal string from 0 to less than 100, at most four decimal places (\"8.25\")",
+                    );
+                    Decimal::ZERO
+                }
+            },
+        };
         errs.finish(LocationFields {
             code,
             name,
@@ -189,8 +218,18 @@ impl LocationInput {
             npi,
             pos_type,
             active: self.active.unwrap_or(true),
+            tax_rate,
         })
     }
+}
+
+/// A rate as the API shows it: no trailing zeros beyond two places (`8.25`, `8.375`, `0.00`).
+pub(crate) fn normalise_rate(v: Decimal) -> Decimal {
+    let mut v = v.normalize();
+    if v.scale() < 2 {
+        v.rescale(2);
+    }
+    v
 }
 
 fn is_zip(s: &str) -> bool {
@@ -225,6 +264,9 @@ pub struct Location {
     pub pos_type: String,
     /// Whether the location takes new orders; inactive ones are kept for history.
     pub active: bool,
+    /// The branch's sales tax rate in percent (`"8.25"`); the rate of its orders' invoices.
+    #[schema(value_type = String)]
+    pub tax_rate: Decimal,
     /// Bumped on every change; sent as the `ETag` and checked against `If-Match`.
     pub version: i64,
     /// When the location was created (UTC).
@@ -250,6 +292,7 @@ impl Location {
             npi: self.npi.clone(),
             pos_type: Some(self.pos_type.clone()),
             active: Some(self.active),
+            tax_rate: Some(self.tax_rate.to_string()),
         }
     }
 }
@@ -273,6 +316,26 @@ mod tests {
             npi: Some("1234567893".into()),
             pos_type: None,
             active: None,
+            tax_rate: None,
+        }
+    }
+
+    #[test]
+    fn tax_rate_is_a_percentage_string() {
+        let rate = |raw: Option<&str>| {
+            let mut i = valid();
+            i.tax_rate = raw.map(str::to_owned);
+            i.parse()
+                .map(|f| f.tax_rate.to_string())
+                .map_err(|e| e.0.iter().map(|f| f.field.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(rate(None), Ok("0.00".into()));
+        assert_eq!(rate(Some("8.25")), Ok("8.25".into()));
+        assert_eq!(rate(Some("8.2500")), Ok("8.25".into()));
+        assert_eq!(rate(Some("7")), Ok("7.00".into()));
+        assert_eq!(rate(Some("8.3755")), Ok("8.3755".into()));
+        for bad in ["-1", "100", "8.12345", "abc", "1e1"] {
+            assert_eq!(rate(Some(bad)), Err(vec!["tax_rate".to_owned()]), "{bad}");
         }
     }
 

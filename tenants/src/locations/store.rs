@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 const COLUMNS: &str = "location_id, code, name, address_line1, address_line2, city, state, postal_code, \
-                       phone, npi, pos_type, active, version, created_at, updated_at";
+                       phone, npi, pos_type, active, version, created_at, updated_at, tax_rate";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -45,6 +45,8 @@ struct Row {
     created_at: DateTime<Utc>,
     /// Set to `now()` by each update that changes something.
     updated_at: DateTime<Utc>,
+    /// Percent; billing taxes the branch's orders with it.
+    tax_rate: rust_decimal::Decimal,
 }
 
 impl From<Row> for Location {
@@ -67,6 +69,7 @@ impl From<Row> for Location {
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            tax_rate: super::model::normalise_rate(r.tax_rate),
         }
     }
 }
@@ -81,7 +84,7 @@ fn map_write_error(e: sqlx::Error, fields: &LocationFields) -> DomainError {
     }
 }
 
-/// Runs an insert or update whose parameters are `$1` tenant, `$2` location id and `$3`…`$13` the
+/// Runs an insert or update whose parameters are `$1` tenant, `$2` location id and `$3`…`$14` the
 /// fields in column order, returning the written row.
 async fn write_row(
     conn: &mut PgConnection,
@@ -104,6 +107,7 @@ async fn write_row(
         .bind(&f.npi)
         .bind(&f.pos_type)
         .bind(f.active)
+        .bind(f.tax_rate)
         .fetch_one(conn)
         .await
         .map_err(|e| map_write_error(e, f))?;
@@ -119,7 +123,7 @@ pub async fn create(
     let f = input.parse()?;
     let sql = format!(
         "insert into location (tenant_id, location_id, code, name, address_line1, address_line2, city, state, \
-         postal_code, phone, npi, pos_type, active) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
+         postal_code, phone, npi, pos_type, active, tax_rate) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
          returning {COLUMNS}"
     );
     let location = write_row(conn, sql, tenant, LocationId::new(), &f).await?;
@@ -228,7 +232,7 @@ pub async fn patch(
     }
     let sql = format!(
         "update location set code=$3, name=$4, address_line1=$5, address_line2=$6, city=$7, state=$8, \
-         postal_code=$9, phone=$10, npi=$11, pos_type=$12, active=$13, version = version + 1, updated_at = now() \
+         postal_code=$9, phone=$10, npi=$11, pos_type=$12, active=$13, tax_rate=$14, version = version + 1, updated_at = now() \
          where tenant_id = $1 and location_id = $2 returning {COLUMNS}"
     );
     let location = write_row(conn, sql, tenant, id, &f).await?;
