@@ -1697,14 +1697,24 @@ pub async fn deliver(
             },
         )
         .await?;
+        // The first charge's invoice date depends on the line's invoice dating (the delivery day,
+        // the month's or the period's last day, or the pickup).
+        let delivered = OrderLine {
+            delivery_date: Some(date),
+            dos_from: Some(date),
+            ..line.clone()
+        };
+        let next_bill_date = crate::billing_runs::billing_line(&delivered)
+            .and_then(|b| crate::dme::billing::next_invoice_date(&b));
         sqlx::query(
             "update order_line set state = 'delivered', serial_id = $3, delivery_date = $4, dos_from = $4, \
-             next_bill_date = $4, version = version + 1, updated_at = now() where tenant_id = $1 and order_line_id = $2",
+             next_bill_date = $5, version = version + 1, updated_at = now() where tenant_id = $1 and order_line_id = $2",
         )
         .bind(tenant)
         .bind(line.id)
         .bind(serial)
         .bind(date)
+        .bind(next_bill_date)
         .execute(&mut *conn)
         .await
         .map_err(|e| match crate::error::unique_violation(&e) {
@@ -1834,15 +1844,24 @@ pub async fn pickup(
             .await?;
         }
     }
+    // The pickup ends billing (and dates a day-of-pickup line's charge): the next invoice date moves.
+    let picked = OrderLine {
+        pickup_date: Some(date),
+        end_date: Some(end),
+        ..line.clone()
+    };
+    let next_bill_date = crate::billing_runs::billing_line(&picked)
+        .and_then(|b| crate::dme::billing::next_invoice_date(&b));
     sqlx::query(
         "update order_line set state = 'pickup', pickup_date = $3, end_date = $4, return_warehouse_id = $5, \
-         version = version + 1, updated_at = now() where tenant_id = $1 and order_line_id = $2",
+         next_bill_date = $6, version = version + 1, updated_at = now() where tenant_id = $1 and order_line_id = $2",
     )
     .bind(tenant)
     .bind(line_id)
     .bind(date)
     .bind(end)
     .bind(to)
+    .bind(next_bill_date)
     .execute(&mut *conn)
     .await?;
     bump(conn, tenant, id).await?;

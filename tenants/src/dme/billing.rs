@@ -418,6 +418,16 @@ pub fn invoice_modifiers(line: &BillingLine, month: i32, rules: &RuleSet) -> Vec
     out
 }
 
+/// The invoice date of the line's next charge, whatever the day (None when the line is closed or
+/// held, e.g. a day-of-pickup line still out): what an order line keeps as `next_bill_date`.
+pub fn next_invoice_date(line: &BillingLine) -> Option<NaiveDate> {
+    match next_cycle(line, NaiveDate::MIN, Decimal::ZERO) {
+        Cycle::NotDue { invoice_date } => Some(invoice_date),
+        Cycle::Bill { charge, .. } => Some(charge.invoice_date),
+        Cycle::Closed { .. } | Cycle::Held { .. } => None,
+    }
+}
+
 /// When the next order of a reoccurring sale is due: the start of the line's second period, if it
 /// is not after the end date. None for other types and the `one_time` frequency.
 pub fn reorder_date(line: &BillingLine) -> Option<NaiveDate> {
@@ -1266,6 +1276,37 @@ mod tests {
         (l.billable_price, l.allowable_price, l.taxable) = (None, None, true);
         let first = take(&l, 1).pop().map(|c| (c.billable.to_string(), c.allowable.to_string(), c.tax.to_string()));
         assert_eq!(first, Some(("0.00".into(), "0.00".into(), "0.00".into())));
+    }
+
+    #[test]
+    fn the_next_invoice_date_follows_the_invoice_dating() {
+        let mut l = line(
+            T::MonthlyRental,
+            F::Monthly,
+            On::LastDayOfMonth,
+            "2026-11-21",
+        );
+        assert_eq!(next_invoice_date(&l), Some(day("2026-11-30")));
+        l.bill_item_on = On::DayOfDelivery;
+        assert_eq!(next_invoice_date(&l), Some(day("2026-11-21")));
+        l.bill_item_on = On::LastDayOfPeriod;
+        assert_eq!(next_invoice_date(&l), Some(day("2026-12-20")));
+        l.bill_item_on = On::DayOfPickup;
+        assert_eq!(
+            next_invoice_date(&l),
+            None,
+            "not picked up: nothing to date it by"
+        );
+        l.pickup_date = Some(day("2027-01-10"));
+        assert_eq!(next_invoice_date(&l), Some(day("2027-01-10")));
+        let sold = line(T::OneTimeSale, F::OneTime, On::DayOfDelivery, "2026-11-21");
+        let (_, cursor, closed) = charges_until(&sold, far(), Decimal::ZERO);
+        assert!(closed);
+        assert_eq!(
+            next_invoice_date(&sold.at(cursor)),
+            None,
+            "closed: no next invoice"
+        );
     }
 
     // ---- versions, legacy, cursor --------------------------------------------------------
