@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn id(v: &Value) -> &str {
+pub(crate) fn id(v: &Value) -> &str {
     v["id"].as_str().unwrap_or("")
 }
 
@@ -26,7 +26,7 @@ async fn created(
     Ok(v)
 }
 
-async fn ok(res: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>> {
+pub(crate) async fn ok(res: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>> {
     let status = res.status();
     let v: Value = res.json().await?;
     assert!(status.is_success(), "{status}: {v}");
@@ -34,19 +34,19 @@ async fn ok(res: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>>
 }
 
 /// The seeded tenant: the ids tests need.
-struct World {
-    t: String,
-    tenant: Value,
+pub(crate) struct World {
+    pub(crate) t: String,
+    pub(crate) tenant: Value,
     /// Capped rental, monthly rental, one-time sale, rent to purchase (lines 1–4).
-    order: Value,
+    pub(crate) order: Value,
     /// A monthly rental whose CMN expired by the billing date.
-    stale: Value,
+    pub(crate) stale: Value,
 }
 
 /// A tenant with a branch taxing 8.25 %, two payers (Medicare rank 1, a commercial plan rank 2),
 /// a price list pricing four items, a patient with both policies, an order of four lines
 /// delivered on 2026-06-15, and a second order whose CMN expires on 2026-09-30.
-async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::Error>> {
+pub(crate) async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::Error>> {
     let tenant = app.create_tenant(slug).await;
     let t = format!("/v1/tenants/{slug}");
     let mut branch = location_body("MAIN");
@@ -188,7 +188,11 @@ async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::E
     })
 }
 
-async fn run(app: &TestApp, w: &World, as_of: &str) -> Result<Value, Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    app: &TestApp,
+    w: &World,
+    as_of: &str,
+) -> Result<Value, Box<dyn std::error::Error>> {
     created(
         app,
         &format!("{}/billing/runs", w.t),
@@ -197,7 +201,10 @@ async fn run(app: &TestApp, w: &World, as_of: &str) -> Result<Value, Box<dyn std
     .await
 }
 
-async fn invoices(app: &TestApp, w: &World) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+pub(crate) async fn invoices(
+    app: &TestApp,
+    w: &World,
+) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let page = ok(app
         .get(&format!(
             "{}/invoices?order_id={}&limit=500",
