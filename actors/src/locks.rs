@@ -225,7 +225,10 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Locks::new(link, format!("aries-locktest-{}", uuid::Uuid::now_v7().simple()))
+        Locks::new(
+            link,
+            format!("aries-locktest-{}", uuid::Uuid::now_v7().simple()),
+        )
     }
 
     #[tokio::test]
