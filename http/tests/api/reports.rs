@@ -1132,6 +1132,18 @@ async fn platform_report_is_partial_when_a_shard_is_down() -> TestResult {
 
 // ---- billing-worklist and ar-aging, on a tenant billed by real runs ----
 
+/// (kind, payer_name, lines, 0–30, 31–60, 61–90, 90+, total) of an ar-aging row.
+type AgingCells = (
+    String,
+    String,
+    Value,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
 /// GET a report of the billing world's tenant.
 async fn billing_report(app: &TestApp, t: &str, query: &str) -> R<Value> {
     ok(app.get(&format!("{t}/reports/{query}")).await, query).await
@@ -1147,18 +1159,7 @@ fn invoice_line(invoices: &[Value], order_line: &Value, month: i64) -> Value {
 }
 
 /// (kind, payer_name, lines, 0–30, 31–60, 61–90, 90+, total) of every row.
-fn aging(
-    page: &Value,
-) -> Vec<(
-    String,
-    String,
-    Value,
-    String,
-    String,
-    String,
-    String,
-    String,
-)> {
+fn aging(page: &Value) -> Vec<AgingCells> {
     let text = |r: &Value, f: &str| r[f].as_str().unwrap_or("").to_owned();
     page["data"]
         .as_array()
@@ -1188,16 +1189,7 @@ fn payer_row(
     b61: &str,
     b90: &str,
     total: &str,
-) -> (
-    String,
-    String,
-    Value,
-    String,
-    String,
-    String,
-    String,
-    String,
-) {
+) -> AgingCells {
     (
         "payer".into(),
         name.into(),
