@@ -207,3 +207,118 @@ impl Drop for KeepAlive {
         self.0.abort();
     }
 }
+
+/// Against the real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`); each test under its
+/// own key prefix, so tests running at once never share a lock.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn locks() -> Locks {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let link = RedisLink::start(url);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while link.connection().await.is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis did not connect"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Locks::new(
+            link,
+            format!("aries-locktest-{}", uuid::Uuid::now_v7().simple()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_second_acquire_while_held_fails() -> Result<(), LockError> {
+        let l = locks().await;
+        let a = l.acquire("billing:t", Duration::from_secs(10)).await?;
+        assert_eq!(
+            l.acquire("billing:t", Duration::from_secs(10))
+                .await
+                .map(|x| x.token),
+            Err(LockError::Held("billing:t".into()))
+        );
+        // Another name is another lock.
+        let other = l.acquire("billing:u", Duration::from_secs(10)).await?;
+        assert!(l.release(a).await?);
+        let b = l.acquire("billing:t", Duration::from_secs(10)).await?;
+        // The failed attempt took a token too: tokens only grow.
+        assert_eq!(b.token, 3);
+        assert!(l.release(b).await?);
+        assert!(l.release(other).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn release_by_a_non_holder_does_nothing() -> Result<(), LockError> {
+        let l = locks().await;
+        let held = l.acquire("x", Duration::from_secs(10)).await?;
+        let impostor = Lease {
+            name: "x".into(),
+            token: held.token + 7,
+            ttl: held.ttl,
+            lost: Arc::new(AtomicBool::new(false)),
+        };
+        assert!(!l.release(impostor).await?);
+        assert!(matches!(
+            l.acquire("x", Duration::from_secs(10)).await,
+            Err(LockError::Held(_))
+        ));
+        assert!(l.release(held).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_with_a_higher_token() -> Result<(), LockError> {
+        let l = locks().await;
+        let first = l.acquire("x", Duration::from_millis(150)).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = l.acquire("x", Duration::from_secs(10)).await?;
+        assert!(second.token > first.token);
+        // The old holder can neither renew nor release the successor's lease.
+        assert!(!l.renew(&first).await?);
+        assert!(first.is_lost());
+        let first_token = first.token;
+        assert!(!l.release(first).await?);
+        assert!(matches!(
+            l.acquire("x", Duration::from_secs(10)).await,
+            Err(LockError::Held(_))
+        ));
+        assert!(second.token > first_token);
+        assert!(l.release(second).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn renewal_keeps_a_lease_past_its_ttl() -> Result<(), LockError> {
+        let l = locks().await;
+        let lease = l.acquire("x", Duration::from_millis(300)).await?;
+        // Renewed by hand, three times over its TTL.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert!(l.renew(&lease).await?);
+        }
+        assert!(matches!(
+            l.acquire("x", Duration::from_secs(1)).await,
+            Err(LockError::Held(_))
+        ));
+        // Kept alive in the background, likewise.
+        let guard = l.keep_alive(&lease);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert!(!lease.is_lost());
+        assert!(matches!(
+            l.acquire("x", Duration::from_secs(1)).await,
+            Err(LockError::Held(_))
+        ));
+        drop(guard);
+        // Without renewal it lapses.
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let next = l.acquire("x", Duration::from_secs(1)).await?;
+        assert!(next.token > lease.token);
+        assert!(l.release(next).await?);
+        Ok(())
+    }
+}

@@ -329,14 +329,28 @@ pub async fn worklist(
     as_of: NaiveDate,
     page: PageRequest,
 ) -> Result<Worklist, DomainError> {
+    worklist_from(conn, tenant, as_of, page, false).await
+}
+
+/// [`worklist`], starting at `page.after` itself when `inclusive` (the billing-worklist report
+/// resumes in the middle of a line's charges).
+pub async fn worklist_from(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    as_of: NaiveDate,
+    page: PageRequest,
+    inclusive: bool,
+) -> Result<Worklist, DomainError> {
     let candidates: Vec<(OrderLineId, OrderId)> = sqlx::query_as(
         "select l.order_line_id, l.order_id from order_line l join patient_order o using (tenant_id, order_id) \
          where l.tenant_id = $1 and o.state = 'approved' and l.state in ('delivered', 'pickup') \
-         and ($2::uuid is null or l.order_line_id > $2) order by l.order_line_id limit $3",
+         and ($2::uuid is null or l.order_line_id > $2 or ($4 and l.order_line_id = $2)) \
+         order by l.order_line_id limit $3",
     )
     .bind(tenant)
     .bind(page.after)
     .bind(i64::from(page.limit) + 1)
+    .bind(inclusive)
     .fetch_all(&mut *conn)
     .await?;
     let more = candidates.len() > page.limit as usize;

@@ -352,6 +352,93 @@ pub const CATALOGUE: &[ReportSpec] = &[
             "serial_number",
         ],
     },
+    ReportSpec {
+        name: "billing-worklist",
+        description: "What a billing run as of `as_of` would invoice (the billing worklist): one row per charge (kind `due`), \
+                      month by month, catch-up included; `closes` is true on the charge after which the line closes. With \
+                      `include=excluded`, also one row per line that would be due but whose order lacks information (kind \
+                      `excluded`, charge columns empty, `missing_codes` the problems' codes joined by `;`). Order: order line \
+                      id, then billing month.",
+        parameters: &[
+            AS_OF,
+            ParamSpec {
+                name: "include",
+                kind: ParamKind::Choice {
+                    values: &["excluded"],
+                },
+                required: false,
+                default: None,
+                description: "`excluded`: also list the lines excluded for missing information",
+            },
+        ],
+        columns: &[
+            "kind",
+            "order_id",
+            "order_number",
+            "patient_id",
+            "order_line_id",
+            "line_number",
+            "hcpcs",
+            "billing_month",
+            "dos_from",
+            "dos_to",
+            "invoice_date",
+            "quantity",
+            "modifiers",
+            "billable",
+            "allowable",
+            "tax",
+            "closes",
+            "missing_codes",
+        ],
+    },
+    ReportSpec {
+        name: "ar-aging",
+        description: "Open receivables as of `as_of` by current payer: every line of an invoice dated on or before `as_of`, its \
+                      AR folded over its transactions posted on or before `as_of`; lines with a zero balance are left out. The \
+                      payer is the invoice's policy at the current payer's rank (its payer's name), or `Patient`. Balances are \
+                      bucketed by days since the invoice date (0–30, 31–60, 61–90, over 90). One row per payer (kind `payer`: \
+                      `lines` counted, the four buckets and the total); with `detail=lines`, each payer's row is followed by \
+                      one row per open line (kind `line`: its balance in its bucket, 0.00 in the others). `payer_id` keeps one \
+                      payer (the patient's share has none). Order: payers by name, the patient last; lines by id.",
+        parameters: &[
+            AS_OF,
+            ParamSpec {
+                name: "payer_id",
+                kind: ParamKind::Uuid,
+                required: false,
+                default: None,
+                description: "only the lines this payer is now billed for",
+            },
+            ParamSpec {
+                name: "detail",
+                kind: ParamKind::Choice { values: &["lines"] },
+                required: false,
+                default: None,
+                description: "`lines`: one row per open line after its payer's row",
+            },
+        ],
+        columns: &[
+            "kind",
+            "payer_id",
+            "payer_name",
+            "lines",
+            "days_0_30",
+            "days_31_60",
+            "days_61_90",
+            "days_over_90",
+            "total",
+            "invoice_id",
+            "invoice_number",
+            "invoice_date",
+            "invoice_line_id",
+            "patient_id",
+            "hcpcs",
+            "billing_month",
+            "current_payer",
+            "days_outstanding",
+        ],
+    },
 ];
 
 /// The report named `name`.
@@ -723,6 +810,8 @@ pub async fn run(
         "deliveries" => deliveries(conn, tenant, req).await,
         "pickups" => pickups(conn, tenant, req).await,
         "capped-rental-month-13" => capped_month_13(conn, tenant, req).await,
+        "billing-worklist" => billing_worklist(conn, tenant, req).await,
+        "ar-aging" => ar_aging(conn, tenant, req).await,
         _ => Err(DomainError::NotFound("report")),
     }
 }
@@ -1213,6 +1302,303 @@ async fn capped_month_13(
     page(req, rows, |r| (r.month_13_from, r.order_line_id))
 }
 
+// ---- the billing worklist ----
+
+/// A row of `billing-worklist`: a charge that will invoice, or a line excluded for missing
+/// information.
+#[derive(Debug, Clone, Default, Serialize)]
+struct WorklistRow {
+    /// `due` or `excluded`.
+    kind: &'static str,
+    order_id: Uuid,
+    order_number: String,
+    /// Absent on excluded rows (the worklist does not carry it there).
+    patient_id: Option<Uuid>,
+    order_line_id: Uuid,
+    line_number: i32,
+    hcpcs: Option<String>,
+    billing_month: Option<i32>,
+    dos_from: Option<NaiveDate>,
+    dos_to: Option<NaiveDate>,
+    invoice_date: Option<NaiveDate>,
+    quantity: Option<Decimal>,
+    /// Space-separated (`RR KH`).
+    modifiers: Option<String>,
+    billable: Option<Decimal>,
+    allowable: Option<Decimal>,
+    tax: Option<Decimal>,
+    closes: Option<bool>,
+    /// The missing-information codes, joined by `;`.
+    missing_codes: Option<String>,
+}
+
+/// Walks [`crate::billing_runs::worklist_from`] (the worklist the API and the runs use) and
+/// flattens it into rows until the page is full. Key: (order line id, index of the row within the
+/// line).
+async fn billing_worklist(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &ReportRequest,
+) -> Result<ReportPage, DomainError> {
+    let as_of = req.as_of()?;
+    let with_excluded = req.choice("include") == Some("excluded");
+    let after: Option<(Uuid, usize)> = req.after()?;
+    let want = req.limit as usize + 1;
+    let mut rows: Vec<(WorklistRow, (Uuid, usize))> = Vec::new();
+    let mut from = after.map(|(line, _)| (line, true));
+    loop {
+        let page = crate::page::PageRequest {
+            limit: 50,
+            after: from.map(|f| f.0),
+        };
+        let wl = crate::billing_runs::worklist_from(
+            conn,
+            tenant,
+            as_of,
+            page,
+            from.is_some_and(|f| f.1),
+        )
+        .await?;
+        let mut flat: Vec<(WorklistRow, (Uuid, usize))> = Vec::new();
+        for l in &wl.data {
+            let last = l.charges.len().saturating_sub(1);
+            for (i, c) in l.charges.iter().enumerate() {
+                flat.push((
+                    WorklistRow {
+                        kind: "due",
+                        order_id: l.order_id.as_uuid(),
+                        order_number: l.order_number.clone(),
+                        patient_id: Some(l.patient_id.as_uuid()),
+                        order_line_id: l.order_line_id.as_uuid(),
+                        line_number: l.line_number,
+                        hcpcs: Some(l.hcpcs.clone()),
+                        billing_month: Some(c.billing_month),
+                        dos_from: Some(c.dos_from),
+                        dos_to: Some(c.dos_to),
+                        invoice_date: Some(c.invoice_date),
+                        quantity: Some(c.quantity),
+                        modifiers: Some(c.modifiers.join(" ")),
+                        billable: Some(c.billable),
+                        allowable: Some(c.allowable),
+                        tax: Some(c.tax),
+                        closes: Some(l.closes && i == last),
+                        missing_codes: None,
+                    },
+                    (l.order_line_id.as_uuid(), i),
+                ));
+            }
+        }
+        if with_excluded {
+            for l in &wl.excluded {
+                flat.push((
+                    WorklistRow {
+                        kind: "excluded",
+                        order_id: l.order_id.as_uuid(),
+                        order_number: l.order_number.clone(),
+                        order_line_id: l.order_line_id.as_uuid(),
+                        line_number: l.line_number,
+                        missing_codes: Some(
+                            l.missing
+                                .iter()
+                                .map(|m| m.code.as_str())
+                                .collect::<Vec<_>>()
+                                .join(";"),
+                        ),
+                        ..WorklistRow::default()
+                    },
+                    (l.order_line_id.as_uuid(), 0),
+                ));
+            }
+        }
+        flat.sort_by_key(|(_, k)| *k);
+        for (row, key) in flat {
+            if after.is_some_and(|a| key <= a) {
+                continue;
+            }
+            rows.push((row, key));
+            if rows.len() >= want {
+                return page_keyed(req, rows);
+            }
+        }
+        match wl.next_cursor.as_deref().map(crate::page::decode_cursor) {
+            Some(Ok(last)) => from = Some((last, false)),
+            _ => break,
+        }
+    }
+    page_keyed(req, rows)
+}
+
+// ---- AR aging ----
+
+/// A row of `ar-aging`: one payer's open receivables, or one open line.
+#[derive(Debug, Clone, Default, Serialize)]
+struct AgingRow {
+    /// `payer` or `line`.
+    kind: &'static str,
+    /// None for the patient.
+    payer_id: Option<Uuid>,
+    payer_name: String,
+    /// Open lines counted (payer rows).
+    lines: Option<i64>,
+    days_0_30: Decimal,
+    days_31_60: Decimal,
+    days_61_90: Decimal,
+    days_over_90: Decimal,
+    total: Decimal,
+    invoice_id: Option<Uuid>,
+    invoice_number: Option<String>,
+    invoice_date: Option<NaiveDate>,
+    invoice_line_id: Option<Uuid>,
+    patient_id: Option<Uuid>,
+    hcpcs: Option<String>,
+    billing_month: Option<i32>,
+    current_payer: Option<String>,
+    days_outstanding: Option<i64>,
+}
+
+impl AgingRow {
+    /// Adds `balance`, `days` old, to its bucket and the total.
+    fn add(&mut self, days: i64, balance: Decimal) {
+        let bucket = match days {
+            ..=30 => &mut self.days_0_30,
+            31..=60 => &mut self.days_31_60,
+            61..=90 => &mut self.days_61_90,
+            _ => &mut self.days_over_90,
+        };
+        *bucket += balance;
+        self.total += balance;
+    }
+}
+
+/// The sort key of an aging row: (patient last, payer name, payer id, payer row before its
+/// lines, line id).
+type AgingKey = (u8, String, Uuid, u8, Uuid);
+
+/// Folds every invoice line with [`crate::invoices::open_lines_as_of`] (the invoices' own AR
+/// fold), resolves each open line's payer, and groups in memory.
+async fn ar_aging(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &ReportRequest,
+) -> Result<ReportPage, DomainError> {
+    use crate::invoices::cents;
+    let as_of = req.as_of()?;
+    let only_payer = req.uuid("payer_id");
+    let detail = req.choice("detail") == Some("lines");
+    let after: Option<AgingKey> = req.after()?;
+    let lines = crate::invoices::open_lines_as_of(conn, tenant, as_of).await?;
+    let policy_ids: Vec<Uuid> = lines
+        .iter()
+        .filter_map(|l| {
+            let rank = l.ar.current_payer.slot()?.rank()?;
+            l.policy_ids.get(rank - 1).map(|p| p.as_uuid())
+        })
+        .collect();
+    let payers: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "select pp.policy_id, py.payer_id, py.name from patient_policy pp \
+         join payer py on py.tenant_id = pp.tenant_id and py.payer_id = pp.payer_id \
+         where pp.tenant_id = $1 and pp.policy_id = any($2)",
+    )
+    .bind(tenant)
+    .bind(&policy_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let zero = Decimal::new(0, 2);
+    let mut groups: BTreeMap<AgingKey, (AgingRow, Vec<(AgingKey, AgingRow)>)> = BTreeMap::new();
+    for l in lines {
+        let slot = l.ar.current_payer.slot();
+        let payer = match slot.and_then(|s| s.rank()) {
+            Some(rank) => l
+                .policy_ids
+                .get(rank - 1)
+                .and_then(|p| payers.iter().find(|(id, _, _)| *id == p.as_uuid()))
+                .map(|(_, id, name)| (Some(*id), name.clone()))
+                .unwrap_or((None, "(unknown payer)".to_owned())),
+            None => (None, "Patient".to_owned()),
+        };
+        if only_payer.is_some() && payer.0 != only_payer {
+            continue;
+        }
+        let is_patient = slot.and_then(|s| s.rank()).is_none();
+        let group_key: AgingKey = (
+            u8::from(is_patient),
+            payer.1.clone(),
+            payer.0.unwrap_or(Uuid::nil()),
+            0,
+            Uuid::nil(),
+        );
+        let days = (as_of - l.invoice_date).num_days();
+        let balance = l.ar.balance;
+        let entry = groups.entry(group_key.clone()).or_insert_with(|| {
+            (
+                AgingRow {
+                    kind: "payer",
+                    payer_id: payer.0,
+                    payer_name: payer.1.clone(),
+                    lines: Some(0),
+                    days_0_30: zero,
+                    days_31_60: zero,
+                    days_61_90: zero,
+                    days_over_90: zero,
+                    total: zero,
+                    ..AgingRow::default()
+                },
+                Vec::new(),
+            )
+        });
+        entry.0.add(days, balance);
+        entry.0.lines = entry.0.lines.map(|n| n + 1);
+        if detail {
+            let mut row = AgingRow {
+                kind: "line",
+                payer_id: payer.0,
+                payer_name: payer.1.clone(),
+                days_0_30: zero,
+                days_31_60: zero,
+                days_61_90: zero,
+                days_over_90: zero,
+                total: zero,
+                invoice_id: Some(l.invoice_id.as_uuid()),
+                invoice_number: Some(l.invoice_number.clone()),
+                invoice_date: Some(l.invoice_date),
+                invoice_line_id: Some(l.invoice_line_id.as_uuid()),
+                patient_id: Some(l.patient_id.as_uuid()),
+                hcpcs: Some(l.hcpcs.clone()),
+                billing_month: Some(l.billing_month),
+                current_payer: Some(l.ar.current_payer.as_str().to_owned()),
+                days_outstanding: Some(days),
+                ..AgingRow::default()
+            };
+            row.add(days, balance);
+            let mut key = group_key;
+            key.3 = 1;
+            key.4 = l.invoice_line_id.as_uuid();
+            entry.1.push((key, row));
+        }
+    }
+    let mut rows: Vec<(AgingRow, AgingKey)> = Vec::new();
+    for (key, (payer_row, mut line_rows)) in groups {
+        line_rows.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, mut r) in std::iter::once((key, payer_row)).chain(line_rows) {
+            if after.as_ref().is_some_and(|a| &k <= a) {
+                continue;
+            }
+            for v in [
+                &mut r.days_0_30,
+                &mut r.days_31_60,
+                &mut r.days_61_90,
+                &mut r.days_over_90,
+                &mut r.total,
+            ] {
+                *v = cents(*v);
+            }
+            rows.push((r, k));
+        }
+    }
+    rows.truncate(req.limit as usize + 1);
+    page_keyed(req, rows)
+}
+
 // ---- CSV ----
 
 /// The header record of a report's CSV (RFC 4180: comma-separated, CRLF-terminated).
@@ -1381,7 +1767,7 @@ mod tests {
             c.sort();
             c
         };
-        let rows: [(&str, Value); 8] = [
+        let rows: [(&str, Value); 10] = [
             (
                 "missing-information",
                 serde_json::to_value(MissingRow::default()).unwrap_or_default(),
@@ -1413,6 +1799,14 @@ mod tests {
             (
                 "capped-rental-month-13",
                 serde_json::to_value(Month13Row::default()).unwrap_or_default(),
+            ),
+            (
+                "billing-worklist",
+                serde_json::to_value(WorklistRow::default()).unwrap_or_default(),
+            ),
+            (
+                "ar-aging",
+                serde_json::to_value(AgingRow::default()).unwrap_or_default(),
             ),
         ];
         assert_eq!(rows.len(), CATALOGUE.len());
@@ -1533,6 +1927,38 @@ mod tests {
             .map_err(fields);
         assert_eq!(e, Err(vec![("cursor".into(), "invalid_cursor".into())]));
         Ok(())
+    }
+
+    #[test]
+    fn aging_buckets_have_inclusive_upper_bounds() {
+        let mut r = AgingRow::default();
+        for (days, cents) in [
+            (0, 1),
+            (30, 2),
+            (31, 4),
+            (60, 8),
+            (61, 16),
+            (90, 32),
+            (91, 64),
+        ] {
+            r.add(days, Decimal::new(cents, 2));
+        }
+        assert_eq!(
+            (
+                r.days_0_30,
+                r.days_31_60,
+                r.days_61_90,
+                r.days_over_90,
+                r.total
+            ),
+            (
+                Decimal::new(3, 2),
+                Decimal::new(12, 2),
+                Decimal::new(48, 2),
+                Decimal::new(64, 2),
+                Decimal::new(127, 2)
+            )
+        );
     }
 
     #[test]

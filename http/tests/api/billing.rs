@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn id(v: &Value) -> &str {
+pub(crate) fn id(v: &Value) -> &str {
     v["id"].as_str().unwrap_or("")
 }
 
@@ -26,7 +26,7 @@ async fn created(
     Ok(v)
 }
 
-async fn ok(res: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>> {
+pub(crate) async fn ok(res: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>> {
     let status = res.status();
     let v: Value = res.json().await?;
     assert!(status.is_success(), "{status}: {v}");
@@ -34,19 +34,19 @@ async fn ok(res: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>>
 }
 
 /// The seeded tenant: the ids tests need.
-struct World {
-    t: String,
-    tenant: Value,
+pub(crate) struct World {
+    pub(crate) t: String,
+    pub(crate) tenant: Value,
     /// Capped rental, monthly rental, one-time sale, rent to purchase (lines 1–4).
-    order: Value,
+    pub(crate) order: Value,
     /// A monthly rental whose CMN expired by the billing date.
-    stale: Value,
+    pub(crate) stale: Value,
 }
 
 /// A tenant with a branch taxing 8.25 %, two payers (Medicare rank 1, a commercial plan rank 2),
 /// a price list pricing four items, a patient with both policies, an order of four lines
 /// delivered on 2026-06-15, and a second order whose CMN expires on 2026-09-30.
-async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::Error>> {
+pub(crate) async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::Error>> {
     let tenant = app.create_tenant(slug).await;
     let t = format!("/v1/tenants/{slug}");
     let mut branch = location_body("MAIN");
@@ -188,7 +188,11 @@ async fn world(app: &TestApp, slug: &str) -> Result<World, Box<dyn std::error::E
     })
 }
 
-async fn run(app: &TestApp, w: &World, as_of: &str) -> Result<Value, Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    app: &TestApp,
+    w: &World,
+    as_of: &str,
+) -> Result<Value, Box<dyn std::error::Error>> {
     created(
         app,
         &format!("{}/billing/runs", w.t),
@@ -197,7 +201,10 @@ async fn run(app: &TestApp, w: &World, as_of: &str) -> Result<Value, Box<dyn std
     .await
 }
 
-async fn invoices(app: &TestApp, w: &World) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+pub(crate) async fn invoices(
+    app: &TestApp,
+    w: &World,
+) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let page = ok(app
         .get(&format!(
             "{}/invoices?order_id={}&limit=500",
@@ -663,6 +670,18 @@ async fn two_instances_bill_each_line_month_once() -> TestResult {
     let app = TestApp::spawn().await;
     let w = world(&app, "twin-care").await?;
     let (peer, handle) = app.spawn_peer().await;
+    // The peer connects to Redis in the background; until it has, a run there is a 503.
+    let ready = eventually(Duration::from_secs(10), || async {
+        match app.client.get(format!("{peer}/health/ready")).send().await {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .is_ok_and(|b| b["redis"]["status"] == "up"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(ready, "the peer never reached Redis");
     let key = app.tenant_key("twin-care").unwrap_or_default();
     let path = format!("{}/billing/runs", w.t);
     let body = json!({"as_of": "2026-12-01"});
@@ -761,5 +780,215 @@ async fn with_redis_down_no_run_starts() -> TestResult {
     .await;
     let runs = ok(app.get("/v1/tenants/lockless/billing/runs").await).await?;
     assert_eq!(runs["data"], json!([]));
+    Ok(())
+}
+
+/// The tenant's outbox events, oldest first: (aggregate id, event type, payload).
+async fn outbox_events(
+    app: &TestApp,
+    w: &World,
+) -> Result<Vec<(String, String, Value)>, Box<dyn std::error::Error>> {
+    let pool = app.shard_pool(TestApp::shard_index(&w.tenant));
+    let mut tx = aries_shards::begin_tenant_tx(&pool, TestApp::tenant_id(&w.tenant)).await?;
+    let events = aries_tenants::outbox::list(&mut tx, TestApp::tenant_id(&w.tenant)).await?;
+    Ok(events
+        .into_iter()
+        .map(|e| (e.aggregate_id.to_string(), e.event_type, e.payload))
+        .collect())
+}
+
+#[actix_web::test]
+async fn reoccurring_sale_spawns_its_next_order_once_with_exact_events() -> TestResult {
+    let app = TestApp::spawn().await;
+    let w = world(&app, "reorder-care").await?;
+    let t = &w.t;
+    let mask_item = w.order["lines"][2]["item_id"].clone();
+    let sale = created(
+        &app,
+        &format!("{t}/orders"),
+        json!({"patient_id": w.order["patient_id"], "order_date": "2026-06-01",
+               "warehouse_id": w.order["warehouse_id"],
+               "lines": [{"item_id": mask_item, "sale_rent_type": "reoccurring_sale",
+                          "billing_frequency": "monthly"}]}),
+    )
+    .await?;
+    let path = format!("{t}/orders/{}", id(&sale));
+    ok(app
+        .post_json(&format!("{path}/approve"), &json!({"as_of": "2026-06-01"}))
+        .await)
+    .await?;
+    ok(app
+        .post_json(
+            &format!("{path}/deliver"),
+            &json!({"delivery_date": "2026-06-15"}),
+        )
+        .await)
+    .await?;
+
+    // The run bills month 1 of the sale and creates the next order, dated the start of the
+    // second monthly period, for the same patient and line.
+    let r1 = run(&app, &w, "2026-07-01").await?;
+    assert_eq!(r1["status"], "completed");
+    let spawned = |orders: &Value| -> Vec<Value> {
+        orders["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| {
+                o["notes"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(sale["order_number"].as_str().unwrap_or("?")))
+            })
+            .cloned()
+            .collect()
+    };
+    let list_path = format!(
+        "{t}/orders?patient_id={}&limit=100",
+        w.order["patient_id"].as_str().unwrap_or("")
+    );
+    let orders = ok(app.get(&list_path).await).await?;
+    let next = spawned(&orders);
+    assert_eq!(next.len(), 1, "{orders}");
+    let next = ok(app.get(&format!("{t}/orders/{}", id(&next[0]))).await).await?;
+    assert_eq!(
+        (
+            &next["state"],
+            &next["order_date"],
+            &next["patient_id"],
+            &next["warehouse_id"],
+            &next["lines"][0]["item_id"],
+            &next["lines"][0]["sale_rent_type"],
+            &next["lines"][0]["billing_frequency"],
+            &next["lines"][0]["quantity"],
+            &next["lines"][0]["state"],
+        ),
+        (
+            &json!("new"),
+            &json!("2026-07-15"),
+            &w.order["patient_id"],
+            &w.order["warehouse_id"],
+            &sale["lines"][0]["item_id"],
+            &json!("reoccurring_sale"),
+            &json!("monthly"),
+            &sale["lines"][0]["quantity"],
+            &sale["lines"][0]["state"],
+        )
+    );
+    assert_eq!(next["lines"].as_array().map(Vec::len), Some(1));
+    let sale_now = ok(app.get(&path).await).await?;
+    let sale_invoices = ok(app
+        .get(&format!("{t}/invoices?order_id={}", id(&sale)))
+        .await)
+    .await?;
+    let sale_invoices = sale_invoices["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sale_invoices.len(), 1);
+    assert_eq!(sale_invoices[0]["billing_month"], 1);
+
+    // Runs again (the same day, and a month later) do not create it twice.
+    let r2 = run(&app, &w, "2026-07-01").await?;
+    let r3 = run(&app, &w, "2026-08-01").await?;
+    let orders = ok(app.get(&list_path).await).await?;
+    assert_eq!(spawned(&orders).len(), 1, "{orders}");
+    let sale_invoices2 = ok(app
+        .get(&format!("{t}/invoices?order_id={}", id(&sale)))
+        .await)
+    .await?;
+    assert_eq!(sale_invoices2["data"].as_array().map(Vec::len), Some(1));
+
+    // AR posting on the sale's line.
+    let line = sale_invoices[0]["lines"][0].clone();
+    let posted = ok(app
+        .post_json(
+            &format!("{t}/invoice-lines/{}/transactions", id(&line)),
+            &json!({"kind": "payment", "amount": "10.00", "posted_on": "2026-07-20"}),
+        )
+        .await)
+    .await?;
+
+    // The outbox, exactly: per aggregate, in order.
+    let events = outbox_events(&app, &w).await?;
+    let of = |agg: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|(a, _, _)| a == agg)
+            .map(|(_, e, _)| e.clone())
+            .collect()
+    };
+    let sale_state = sale_now["state"].as_str().unwrap_or("").to_owned();
+    let last = if sale_state == "closed" {
+        "order.closed"
+    } else {
+        "order.billed"
+    };
+    assert_eq!(
+        of(id(&sale)),
+        ["order.created", "order.approved", "order.delivered", last]
+    );
+    assert_eq!(sale_state, "closed");
+    assert_eq!(of(id(&next)), ["order.created"]);
+    assert_eq!(of(id(&sale_invoices[0])), ["invoice.created"]);
+    let invoice_event = events
+        .iter()
+        .find(|(a, e, _)| *a == id(&sale_invoices[0]) && e == "invoice.created")
+        .map(|(_, _, p)| p.clone())
+        .unwrap_or_default();
+    assert_eq!(invoice_event["total"], sale_invoices[0]["total"]);
+    assert_eq!(invoice_event["order_id"], sale["id"]);
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(of(id(r)), ["billing_run.completed"]);
+    }
+    let run_events: Vec<&Value> = events
+        .iter()
+        .filter(|(_, e, _)| e.starts_with("billing_run."))
+        .map(|(_, _, p)| p)
+        .collect();
+    assert_eq!(run_events.len(), 3);
+    assert_eq!(
+        run_events
+            .iter()
+            .map(|p| p["invoices_created"].clone())
+            .collect::<Vec<_>>(),
+        [
+            r1["invoices_created"].clone(),
+            json!(0),
+            r3["invoices_created"].clone()
+        ]
+    );
+    let ar_events: Vec<&(String, String, Value)> = events
+        .iter()
+        .filter(|(_, e, _)| e.starts_with("ar_"))
+        .collect();
+    assert_eq!(ar_events.len(), 1);
+    assert_eq!(
+        (
+            &ar_events[0].0,
+            ar_events[0].1.as_str(),
+            &ar_events[0].2["ar"]
+        ),
+        (
+            &id(&line).to_owned(),
+            "ar_transaction.posted",
+            &posted["ar"]
+        )
+    );
+    // Every invoice a run wrote has exactly one invoice.created.
+    let all_invoices = ok(app.get(&format!("{t}/invoices?limit=500")).await).await?;
+    let mut created_ids: Vec<String> = events
+        .iter()
+        .filter(|(_, e, _)| e == "invoice.created")
+        .map(|(a, _, _)| a.clone())
+        .collect();
+    created_ids.sort();
+    let mut invoice_ids: Vec<String> = all_invoices["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| id(i).to_owned())
+        .collect();
+    invoice_ids.sort();
+    assert_eq!(created_ids, invoice_ids);
     Ok(())
 }

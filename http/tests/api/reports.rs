@@ -400,7 +400,9 @@ async fn each_report_on_a_seeded_tenant() -> TestResult {
             "reorder",
             "deliveries",
             "pickups",
-            "capped-rental-month-13"
+            "capped-rental-month-13",
+            "billing-worklist",
+            "ar-aging"
         ])
     );
     assert_eq!(
@@ -1125,5 +1127,408 @@ async fn platform_report_is_partial_when_a_shard_is_down() -> TestResult {
         (&json!("timed_out"), &json!(0))
     );
     assert_eq!(col(&r, "slug"), strs(&[up]));
+    Ok(())
+}
+
+// ---- billing-worklist and ar-aging, on a tenant billed by real runs ----
+
+/// (kind, payer_name, lines, 0–30, 31–60, 61–90, 90+, total) of an ar-aging row.
+type AgingCells = (
+    String,
+    String,
+    Value,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+/// GET a report of the billing world's tenant.
+async fn billing_report(app: &TestApp, t: &str, query: &str) -> R<Value> {
+    ok(app.get(&format!("{t}/reports/{query}")).await, query).await
+}
+
+/// The invoice line billing `order_line` for `month`.
+fn invoice_line(invoices: &[Value], order_line: &Value, month: i64) -> Value {
+    invoices
+        .iter()
+        .flat_map(|i| i["lines"].as_array().cloned().unwrap_or_default())
+        .find(|l| l["order_line_id"] == order_line["id"] && l["billing_month"] == month)
+        .unwrap_or_default()
+}
+
+/// (kind, payer_name, lines, 0–30, 31–60, 61–90, 90+, total) of every row.
+fn aging(page: &Value) -> Vec<AgingCells> {
+    let text = |r: &Value, f: &str| r[f].as_str().unwrap_or("").to_owned();
+    page["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                text(r, "kind"),
+                text(r, "payer_name"),
+                r["lines"].clone(),
+                text(r, "days_0_30"),
+                text(r, "days_31_60"),
+                text(r, "days_61_90"),
+                text(r, "days_over_90"),
+                text(r, "total"),
+            )
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn payer_row(
+    name: &str,
+    lines: i64,
+    b0: &str,
+    b31: &str,
+    b61: &str,
+    b90: &str,
+    total: &str,
+) -> AgingCells {
+    (
+        "payer".into(),
+        name.into(),
+        json!(lines),
+        b0.into(),
+        b31.into(),
+        b61.into(),
+        b90.into(),
+        total.into(),
+    )
+}
+
+#[actix_web::test]
+async fn billing_worklist_and_ar_aging_reports() -> TestResult {
+    use crate::billing::{invoices, run, world};
+    let app = TestApp::spawn().await;
+    let w = world(&app, "aging-care").await?;
+    let t = w.t.clone();
+    let [cpap, bed, mask, walker] = [0, 1, 2, 3].map(|i| w.order["lines"][i].clone());
+
+    // billing-worklist as of 2026-10-01: months 1–4 of the three rentals and the sale (13 rows,
+    // in line then month order); the stale order's CMN expired on 2026-09-30, so it shows only
+    // with include=excluded, with its code.
+    let wl = billing_report(&app, &t, "billing-worklist?as_of=2026-10-01&limit=500").await?;
+    let mut want: Vec<(Value, i64)> = Vec::new();
+    let mut lines = vec![(&cpap, 4), (&bed, 4), (&mask, 1), (&walker, 4)];
+    lines.sort_by(|a, b| a.0["id"].as_str().cmp(&b.0["id"].as_str()));
+    for (l, months) in &lines {
+        for m in 1..=*months {
+            want.push((l["id"].clone(), m));
+        }
+    }
+    let got: Vec<(Value, i64)> = wl["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["order_line_id"].clone(),
+                r["billing_month"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(col(&wl, "kind").iter().all(|k| k == "due"));
+    let mask_row = wl["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["order_line_id"] == mask["id"])
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            &mask_row["billable"],
+            &mask_row["allowable"],
+            &mask_row["tax"],
+            &mask_row["quantity"],
+            &mask_row["modifiers"],
+            &mask_row["closes"],
+            &mask_row["dos_from"],
+            &mask_row["invoice_date"],
+            &mask_row["missing_codes"],
+        ),
+        (
+            &json!("90.00"),
+            &json!("62.50"),
+            &json!("5.16"),
+            &json!("2.00"),
+            &json!("NU"),
+            &json!(true),
+            &json!("2026-06-15"),
+            &json!("2026-06-15"),
+            &Value::Null
+        )
+    );
+    let cpap_rows: Vec<Value> = wl["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["order_line_id"] == cpap["id"])
+        .cloned()
+        .collect();
+    assert_eq!(
+        cpap_rows
+            .iter()
+            .map(|r| r["modifiers"].clone())
+            .collect::<Vec<_>>(),
+        strs(&["RR KH", "RR KI", "RR KI", "RR KJ"])
+    );
+    assert!(
+        cpap_rows
+            .iter()
+            .all(|r| r["closes"] == false && r["billable"] == "120.00")
+    );
+    let all = billing_report(
+        &app,
+        &t,
+        "billing-worklist?as_of=2026-10-01&include=excluded&limit=500",
+    )
+    .await?;
+    let excluded: Vec<Value> = all["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "excluded")
+        .cloned()
+        .collect();
+    assert_eq!(excluded.len(), 1);
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(14));
+    assert_eq!(
+        (
+            &excluded[0]["order_line_id"],
+            &excluded[0]["missing_codes"],
+            &excluded[0]["billable"]
+        ),
+        (
+            &w.stale["lines"][0]["id"],
+            &json!("cmn_expired"),
+            &Value::Null
+        )
+    );
+    // Pages of 5 (cursors in the middle of a line's months) walk the same 14 rows.
+    let mut walked = Vec::new();
+    let mut query = "billing-worklist?as_of=2026-10-01&include=excluded&limit=5".to_owned();
+    loop {
+        let p = billing_report(&app, &t, &query).await?;
+        walked.extend(p["data"].as_array().cloned().unwrap_or_default());
+        match p["next_cursor"].as_str() {
+            Some(c) => {
+                query =
+                    format!("billing-worklist?as_of=2026-10-01&include=excluded&limit=5&cursor={c}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(Some(&walked), all["data"].as_array());
+    // CSV: the same rows.
+    let res = app
+        .get(&format!(
+            "{t}/reports/billing-worklist?as_of=2026-10-01&include=excluded&format=csv"
+        ))
+        .await;
+    assert_eq!(res.status(), 200);
+    let records = parse_csv(&res.text().await?);
+    let columns = records.first().cloned().unwrap_or_default();
+    assert_eq!(columns.len(), 18);
+    let rows: Vec<Vec<String>> = walked.iter().map(|r| as_cells(r, &columns)).collect();
+    assert_eq!(records[1..].to_vec(), rows);
+
+    // Bill it: four invoices (2026-06-15, 07-15, 08-15, 09-15) of 435.16, 340.00 × 3.
+    let r = run(&app, &w, "2026-10-01").await?;
+    assert_eq!(
+        (&r["lines_billed"], &r["invoices_created"]),
+        (&json!(13), &json!(4))
+    );
+    let after = billing_report(&app, &t, "billing-worklist?as_of=2026-10-01").await?;
+    assert_eq!(after["data"], json!([]));
+    let inv = invoices(&app, &w).await?;
+
+    // Payments and write-offs, through the API.
+    let post = |line: Value, body: Value| {
+        let app = &app;
+        let path = format!(
+            "{t}/invoice-lines/{}/transactions",
+            line["id"].as_str().unwrap_or("")
+        );
+        async move {
+            let res = app.post_json(&path, &body).await;
+            assert_eq!(
+                res.status(),
+                201,
+                "{}",
+                res.text().await.unwrap_or_default()
+            );
+        }
+    };
+    // Month 1 CPAP: Medicare pays 96.00 → 24.00 with the Blue Plan.
+    post(
+        invoice_line(&inv, &cpap, 1),
+        json!({"kind": "payment", "amount": "96.00", "posted_on": "2026-08-01"}),
+    )
+    .await;
+    // Month 1 masks: Medicare 70.00, the Blue Plan 5.00 → 20.16 with the patient.
+    post(
+        invoice_line(&inv, &mask, 1),
+        json!({"kind": "payment", "amount": "70.00", "posted_on": "2026-08-01"}),
+    )
+    .await;
+    post(
+        invoice_line(&inv, &mask, 1),
+        json!({"kind": "payment", "amount": "5.00", "posted_on": "2026-08-20"}),
+    )
+    .await;
+    // Month 2 bed: paid in full → settled.
+    post(
+        invoice_line(&inv, &bed, 2),
+        json!({"kind": "payment", "amount": "200.00", "posted_on": "2026-09-01"}),
+    )
+    .await;
+    // Month 4 bed: a 50.00 contractual write-off (stays with Medicare).
+    post(
+        invoice_line(&inv, &bed, 4),
+        json!({"kind": "contractual_writeoff", "amount": "50.00", "posted_on": "2026-09-20"}),
+    )
+    .await;
+    // Month 3 walker: paid on 2026-10-05, after the first as_of.
+    post(
+        invoice_line(&inv, &walker, 3),
+        json!({"kind": "payment", "amount": "20.00", "posted_on": "2026-10-05"}),
+    )
+    .await;
+
+    // As of 2026-10-01 (ages 108, 78, 48 and 16 days): Medicare keeps the bed and walker of
+    // month 1, CPAP and walker of month 2, all of month 3 (the walker's payment is later), and
+    // month 4 less the write-off.
+    let a = billing_report(&app, &t, "ar-aging?as_of=2026-10-01").await?;
+    assert_eq!(
+        aging(&a),
+        vec![
+            payer_row("Blue Plan", 1, "0.00", "0.00", "0.00", "24.00", "24.00"),
+            payer_row(
+                "Medicare DME MAC D",
+                10,
+                "290.00",
+                "340.00",
+                "140.00",
+                "220.00",
+                "990.00"
+            ),
+            payer_row("Patient", 1, "0.00", "0.00", "0.00", "20.16", "20.16"),
+        ]
+    );
+    assert_eq!(a["data"][2]["payer_id"], Value::Null);
+    // As of 2026-10-10 the walker's month 3 is settled and gone; ages move on (117, 87, 56, 25).
+    let b = billing_report(&app, &t, "ar-aging?as_of=2026-10-10").await?;
+    assert_eq!(
+        aging(&b)[1],
+        payer_row(
+            "Medicare DME MAC D",
+            9,
+            "290.00",
+            "320.00",
+            "140.00",
+            "220.00",
+            "970.00"
+        )
+    );
+    // One payer, with its lines.
+    let plan_id = a["data"][0]["payer_id"].as_str().unwrap_or("").to_owned();
+    let d = billing_report(
+        &app,
+        &t,
+        &format!("ar-aging?as_of=2026-10-01&payer_id={plan_id}&detail=lines"),
+    )
+    .await?;
+    assert_eq!(d["data"].as_array().map(Vec::len), Some(2));
+    let line = &d["data"][1];
+    let cpap1 = invoice_line(&inv, &cpap, 1);
+    assert_eq!(
+        (
+            &line["kind"],
+            &line["invoice_line_id"],
+            &line["current_payer"],
+            &line["days_outstanding"],
+            &line["days_over_90"],
+            &line["days_0_30"],
+            &line["total"],
+            &line["invoice_date"],
+        ),
+        (
+            &json!("line"),
+            &cpap1["id"],
+            &json!("ins2"),
+            &json!(108),
+            &json!("24.00"),
+            &json!("0.00"),
+            &json!("24.00"),
+            &json!("2026-06-15")
+        )
+    );
+    // Detail of everything, paged by 4: 3 payer rows + 12 lines; the settled bed of month 2 is
+    // not among them.
+    let mut walked = Vec::new();
+    let mut query = "ar-aging?as_of=2026-10-01&detail=lines&limit=4".to_owned();
+    loop {
+        let p = billing_report(&app, &t, &query).await?;
+        walked.extend(p["data"].as_array().cloned().unwrap_or_default());
+        match p["next_cursor"].as_str() {
+            Some(c) => query = format!("ar-aging?as_of=2026-10-01&detail=lines&limit=4&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked.len(), 15);
+    let kinds: Vec<&str> = walked.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "payer").count(), 3);
+    let bed2 = invoice_line(&inv, &bed, 2);
+    assert!(walked.iter().all(|r| r["invoice_line_id"] != bed2["id"]));
+    let medicare_lines: Vec<&Value> = walked
+        .iter()
+        .filter(|r| r["kind"] == "line" && r["payer_name"] == "Medicare DME MAC D")
+        .collect();
+    assert_eq!(medicare_lines.len(), 10);
+    let bed4 = invoice_line(&inv, &bed, 4);
+    let bed4_row = medicare_lines
+        .iter()
+        .find(|r| r["invoice_line_id"] == bed4["id"])
+        .cloned()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            &bed4_row["days_0_30"],
+            &bed4_row["total"],
+            &bed4_row["current_payer"]
+        ),
+        (&json!("150.00"), &json!("150.00"), &json!("ins1"))
+    );
+    let patient_line = walked.last().cloned().unwrap_or_default();
+    assert_eq!(
+        (
+            &patient_line["payer_name"],
+            &patient_line["invoice_line_id"],
+            &patient_line["current_payer"],
+            &patient_line["total"]
+        ),
+        (
+            &json!("Patient"),
+            &invoice_line(&inv, &mask, 1)["id"],
+            &json!("patient"),
+            &json!("20.16")
+        )
+    );
+    // Bad parameters are named.
+    assert_problem(
+        app.get(&format!("{t}/reports/ar-aging?detail=all")).await,
+        422,
+        "invalid_query",
+    )
+    .await;
     Ok(())
 }
