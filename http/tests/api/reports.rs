@@ -1523,6 +1523,33 @@ async fn billing_worklist_and_ar_aging_reports() -> TestResult {
             &json!("20.16")
         )
     );
+    // The operator's open AR is plain SQL over the same transactions; it must equal the sum of the
+    // fold's balances, which the aging report gives as of today (every posting is in the past).
+    let today = chrono::Utc::now().date_naive();
+    let now = billing_report(&app, &t, &format!("ar-aging?as_of={today}&limit=500")).await?;
+    let cents = |v: &Value| -> i64 {
+        v.as_str()
+            .and_then(|s| s.replace('.', "").parse::<i64>().ok())
+            .unwrap_or(i64::MIN)
+    };
+    let folded: i64 = now["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "payer")
+        .map(|r| cents(&r["total"]))
+        .sum();
+    assert!(folded > 0, "{now}");
+    let platform = ok(
+        app.get(&format!(
+            "/v1/platform/reports/tenants?month={}",
+            today.format("%Y-%m")
+        ))
+        .await,
+        "platform",
+    )
+    .await?;
+    assert_eq!(cents(&by_slug(&platform, "aging-care")["open_ar"]), folded);
     // Bad parameters are named.
     assert_problem(
         app.get(&format!("{t}/reports/ar-aging?detail=all")).await,
