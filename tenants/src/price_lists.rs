@@ -1031,11 +1031,11 @@ pub async fn import_fee_schedule(
         let rent_after = c.rent_after.map(cents);
         let sale_after = c.sale_after.map(cents);
         for (field, v) in [("rent", rent_after), ("sale", sale_after)] {
-            if v.is_some_and(|v| v > MAX_AMOUNT) {
+            if let Some(v) = v.filter(|v| *v > MAX_AMOUNT) {
                 return Err(field_error(
                     "csv",
                     "fee_schedule_invalid",
-                    format!("{} {field} allowable {v:?} is too large", row.hcpcs),
+                    format!("{} {field} allowable {v} is above {MAX_AMOUNT}", row.hcpcs),
                 ));
             }
         }
