@@ -88,7 +88,7 @@ use utoipa::{Modify, OpenApi};
         aries_reference::store::HcpcsCode, aries_reference::store::FeeScheduleEntry,
         aries_tenants::orders::Order, aries_tenants::orders::OrderLine, aries_tenants::orders::OrderInput,
         aries_tenants::orders::LineInput, aries_tenants::orders::DeliverInput, aries_tenants::orders::DeliverLine,
-        aries_tenants::orders::PickupInput, aries_tenants::orders::CancelInput, aries_tenants::orders::LineStateText,
+        aries_tenants::orders::PickupInput, aries_tenants::orders::CancelInput,
         aries_tenants::dme::orders::OrderState, aries_tenants::dme::orders::LineState,
         aries_tenants::dme::orders::MissingInfo, aries_tenants::dme::orders::MissingScope,
         aries_tenants::dme::terms::SaleRentType, aries_tenants::dme::terms::BillingFrequency,

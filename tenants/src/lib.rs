@@ -29,6 +29,9 @@
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
+#[macro_use]
+mod macros;
+
 pub mod audit;
 pub mod auth;
 pub mod billing_runs;

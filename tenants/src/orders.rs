@@ -294,8 +294,7 @@ pub struct OrderLine {
     pub item_id: ItemId,
     #[schema(value_type = String, format = Uuid)]
     pub price_list_id: PriceListId,
-    #[sqlx(try_from = "String")]
-    pub state: LineStateText,
+    pub state: LineState,
     pub sale_rent_type: SaleRentType,
     pub billing_frequency: BillingFrequency,
     pub bill_item_on: BillItemOn,
@@ -358,23 +357,10 @@ pub struct OrderLine {
     pub version: i64,
 }
 
-/// A line's state as stored (a newtype so sqlx can read it from text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(transparent)]
-#[schema(value_type = LineState)]
-pub struct LineStateText(pub LineState);
-
-impl TryFrom<String> for LineStateText {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse().map(LineStateText)
-    }
-}
-
 impl OrderLine {
     /// The line's state.
     pub fn state(&self) -> LineState {
-        self.state.0
+        self.state
     }
 
     fn patchable(&self) -> LinePatchable {
@@ -404,7 +390,7 @@ struct OrderRow {
     order_id: OrderId,
     order_number: String,
     patient_id: PatientId,
-    state: String,
+    state: OrderState,
     order_date: NaiveDate,
     prescriber_id: Option<PrescriberId>,
     location_id: Option<LocationId>,
@@ -427,15 +413,11 @@ struct OrderRow {
 
 impl OrderRow {
     fn into_order(self, lines: Vec<OrderLine>) -> Result<Order, DomainError> {
-        let state = self
-            .state
-            .parse()
-            .map_err(|e: String| DomainError::Database(sqlx::Error::Decode(e.into())))?;
         Ok(Order {
             id: self.order_id,
             order_number: self.order_number,
             patient_id: self.patient_id,
-            state,
+            state: self.state,
             order_date: self.order_date,
             prescriber_id: self.prescriber_id,
             location_id: self.location_id,

@@ -15,65 +15,33 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    /// Being entered; lines may be added, changed and removed.
-    New,
-    /// Checked and approved; stock is committed to its lines.
-    Approved,
-    /// Every line has ended.
-    Closed,
-    /// Abandoned before delivery.
-    Canceled,
-}
+text_enum!(
+    /// Where an order is in its life.
+    OrderState {
+        /// Being entered; lines may be added, changed and removed.
+        New => "new",
+        /// Checked and approved; stock is committed to its lines.
+        Approved => "approved",
+        /// Every line has ended.
+        Closed => "closed",
+        /// Abandoned before delivery.
+        Canceled => "canceled",
+    }
+);
 
-/// Where an order line is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LineState {
-    New,
-    Approved,
-    /// With the patient: billing runs on it.
-    Delivered,
-    /// Rental equipment picked up; bills up to its end date, then closes.
-    Pickup,
-    Closed,
-    Canceled,
-}
-
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $name {
-            /// The stored and serialized name.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-        impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s { $($text => Ok($name::$variant),)+ other => Err(format!("unknown state `{other}`")) }
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(OrderState { New => "new", Approved => "approved", Closed => "closed", Canceled => "canceled" });
-text_enum!(LineState {
-    New => "new",
-    Approved => "approved",
-    Delivered => "delivered",
-    Pickup => "pickup",
-    Closed => "closed",
-    Canceled => "canceled",
-});
+text_enum!(
+    /// Where an order line is in its life.
+    LineState {
+        New => "new",
+        Approved => "approved",
+        /// With the patient: billing runs on it.
+        Delivered => "delivered",
+        /// Rental equipment picked up; bills up to its end date, then closes.
+        Pickup => "pickup",
+        Closed => "closed",
+        Canceled => "canceled",
+    }
+);
 
 /// Something done to an order or a line, for the transition tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

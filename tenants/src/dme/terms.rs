@@ -3,75 +3,7 @@
 //! type. Stored as their snake_case names in `text` columns (checked by the database) and sent
 //! the same way in JSON.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-macro_rules! term {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// The stored and serialized name.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            /// The names, joined for an error message.
-            pub fn names() -> String {
-                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| format!("one of {}", Self::names()))
-            }
-        }
-
-        impl sqlx::Type<sqlx::Postgres> for $name {
-            fn type_info() -> sqlx::postgres::PgTypeInfo {
-                <String as sqlx::Type<sqlx::Postgres>>::type_info()
-            }
-            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-                <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
-            }
-        }
-
-        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $name {
-            fn encode_by_ref(
-                &self,
-                buf: &mut sqlx::postgres::PgArgumentBuffer,
-            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
-            }
-        }
-
-        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
-            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-                let s = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-                Ok(s.parse::<$name>()?)
-            }
-        }
-    };
-}
-
-term!(
+text_enum!(
     /// How a line is sold or rented (legacy SaleRentType); it decides the billing rule (§3.2).
     SaleRentType {
         /// Billed once, month 1.
@@ -103,7 +35,7 @@ impl SaleRentType {
     }
 }
 
-term!(
+text_enum!(
     /// How often a line bills (legacy "When"/frequency), and so how a date of service advances.
     BillingFrequency {
         OneTime => "one_time",
@@ -119,7 +51,7 @@ term!(
     }
 );
 
-term!(
+text_enum!(
     /// Which day an invoice for a period is dated (legacy BillItemOn).
     BillItemOn {
         /// The period's first day (the delivery day for month 1).
@@ -133,7 +65,7 @@ term!(
     }
 );
 
-term!(
+text_enum!(
     /// A price-list row's default for new order lines.
     OrderType {
         Sale => "sale",
