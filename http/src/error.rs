@@ -94,6 +94,8 @@ error_codes! {
         "The amount does not suit the transaction's kind (negative, money on a submission or denial, a zero write-off)."),
     ArTooManyPolicies => (StatusCode::CONFLICT, "ar_too_many_policies", "Too many policies",
         "An invoice bills at most four policies."),
+    PolicyInUse => (StatusCode::CONFLICT, "policy_in_use", "Policy in use",
+        "An order bills this policy, so it cannot be removed; set its `inactive_date` to end it."),
     PayerInactive => (StatusCode::CONFLICT, "payer_inactive", "Payer inactive",
         "The payer is inactive and takes no new policies; reactivate it or choose another."),
     PriceListNameTaken => (StatusCode::CONFLICT, "price_list_name_taken", "Price list name taken",

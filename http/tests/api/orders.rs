@@ -667,6 +667,18 @@ async fn cancellation_releases_stock_and_approval_needs_stock() -> TestResult {
     )
     .await;
     let path = format!("{t}/orders/{}", id(&order));
+    // The order bills the patient's policy: removing it would lose the claim's payer.
+    assert_problem(
+        app.req(
+            Method::DELETE,
+            &format!("{t}/patients/{}/policies/{}", id(&w.patient), id(&w.policy)),
+        )
+        .send()
+        .await?,
+        409,
+        "policy_in_use",
+    )
+    .await;
     let res = app.post_json(&format!("{path}/approve"), &json!({})).await;
     assert_eq!(res.status(), 200, "{}", res.text().await?);
     assert_eq!(

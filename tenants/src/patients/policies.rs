@@ -489,7 +489,16 @@ pub async fn remove(
         .bind(tenant)
         .bind(id)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(|e| match super::foreign_key_violation(&e) {
+            // Orders keep the policies they bill (a snapshot); history must not lose them.
+            Some("order_policy_policy_fkey") => DomainError::Conflict {
+                code: "policy_in_use",
+                detail: "an order bills this policy: set its inactive_date instead of removing it"
+                    .into(),
+            },
+            _ => DomainError::Database(e),
+        })?;
     let new = ranking::remove(&old, id);
     set_rank_check(conn, true).await?;
     move_ranks(conn, tenant, &old, &new).await?;
