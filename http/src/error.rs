@@ -484,6 +484,54 @@ mod tests {
 
     /// Every code in the table is produced somewhere outside this file (lemmy's and meilisearch's
     /// habit): a code nobody uses is either dead or a mapping someone forgot.
+    /// The other direction: every conflict the domain crates raise with a literal code has a row
+    /// in the table (an unknown one would answer 500 `internal_error`).
+    #[test]
+    fn every_domain_conflict_code_is_in_the_table() -> std::io::Result<()> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut stack: Vec<_> = ["tenants/src", "shards/src", "actors/src", "reference/src"]
+            .iter()
+            .map(|d| root.join(d))
+            .collect();
+        let mut seen = 0;
+        let mut unknown = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path)?;
+                for (at, _) in text.match_indices("Conflict {") {
+                    let after = &text[at..];
+                    let body = &after[..after.find('}').unwrap_or(after.len())];
+                    let Some(start) = body.find("code: \"") else {
+                        continue; // a code passed through a variable
+                    };
+                    let rest = &body[start + 7..];
+                    let code = &rest[..rest.find('"').unwrap_or(0)];
+                    seen += 1;
+                    if ErrorCode::from_code(code).is_none() {
+                        unknown.push(format!("{}: {code}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            seen >= 10,
+            "only {seen} literal conflict codes found: the scan is broken"
+        );
+        assert!(
+            unknown.is_empty(),
+            "conflicts without a row in the table: {unknown:?}"
+        );
+        Ok(())
+    }
+
     #[test]
     fn every_code_is_used() -> std::io::Result<()> {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
