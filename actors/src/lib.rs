@@ -15,12 +15,14 @@
 //! - [`platform_report`]: the operator's report over every shard, in parallel, with a deadline per shard.
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
 //! - [`locks`]: Redis leases with fencing tokens (one billing run per tenant across instances).
+//! - [`events`]: the outbox relay, RabbitMQ topology, consumers with retries and dead letters.
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
 pub mod auth;
 pub mod breaker;
 pub mod directory;
 pub mod error;
+pub mod events;
 pub mod links;
 pub mod locks;
 pub mod ops;
