@@ -44,6 +44,14 @@ for dir in /tmp/aries-pg-*; do
     rm -rf -- "$dir"
 done
 
+# --- stray throwaway RabbitMQ nodes (tests that restart the broker run their own) -----------------
+for dir in /tmp/aries-rmq-*; do
+    [[ -e $dir ]] || continue
+    log "stopping stray test broker $dir"
+    pkill -f -- "$dir/" >/dev/null 2>&1 || true
+    rm -rf -- "$dir"
+done
+
 # --- a real browser for the web-page tests (Debian's Chromium; nothing downloads a browser) -------
 if [[ ! -x /usr/bin/chromium ]]; then
     log "installing chromium for the browser tests"

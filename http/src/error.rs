@@ -138,6 +138,8 @@ error_codes! {
         "The database holding this tenant's data is not answering; retry after the Retry-After delay."),
     NoShardAvailable => (StatusCode::SERVICE_UNAVAILABLE, "no_shard_available", "No shard available",
         "No active shard can take a new tenant; the operator must add one or reactivate one."),
+    DeadLetterAlreadyReplayed => (StatusCode::CONFLICT, "dead_letter_already_replayed", "Dead letter already replayed",
+        "The dead letter was sent back to its queue already; if it fails again it is listed as `dead` again and can be replayed then."),
     ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable",
         "A platform dependency is not answering; retry after the Retry-After delay."),
     InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error",

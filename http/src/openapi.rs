@@ -3,6 +3,7 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::billing;
+use crate::routes::dead_letters;
 use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
@@ -20,6 +21,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         platform::create_tenant, platform::list_tenants, platform::show_tenant, platform::suspend_tenant,
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
+        dead_letters::list, dead_letters::show, dead_letters::replay_one,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
         payers::create, payers::list, payers::show, payers::update,
@@ -58,6 +60,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
+        aries_shards::dead_letters::DeadLetter,
         aries_tenants::locations::Location, aries_tenants::locations::LocationInput,
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,

@@ -20,6 +20,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// `[rabbitmq]`: where RabbitMQ is.
     pub rabbitmq: RabbitSettings,
+    /// `[events]`: the outbox relay and the consumers (retries, backoff, prefetch).
+    pub events: aries_actors::events::settings::EventSettings,
     /// `[auth]`: the interim operator token.
     pub auth: AuthSettings,
     /// `[tenants]`: tenant actor timing and threads.
@@ -190,12 +192,20 @@ impl std::fmt::Debug for RedisSettings {
 pub struct RabbitSettings {
     /// Carries the password, hence secret.
     pub url: SecretString,
+    /// Start of every exchange and queue name (`<namespace>.events`, `<namespace>.webhooks`…), so
+    /// several deployments (or test runs) can share one broker.
+    pub namespace: String,
+    /// `x-expires` on every queue (ms). Only for throwaway deployments such as tests: a queue of a
+    /// real deployment must never vanish with its messages while the instances are down.
+    pub queue_expires_ms: Option<u32>,
 }
 
 impl Default for RabbitSettings {
     fn default() -> Self {
         Self {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            namespace: "aries".into(),
+            queue_expires_ms: None,
         }
     }
 }
@@ -204,6 +214,8 @@ impl std::fmt::Debug for RabbitSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RabbitSettings")
             .field("url", &"[redacted]")
+            .field("namespace", &self.namespace)
+            .field("queue_expires_ms", &self.queue_expires_ms)
             .finish()
     }
 }

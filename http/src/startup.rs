@@ -10,6 +10,10 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
+use aries_actors::events::broker::Broker;
+use aries_actors::events::relay::{self, RelayConfig};
+use aries_actors::events::topology::Names;
+use aries_actors::events::{EventHandler, consumer, dead_letters, instance};
 use aries_actors::links::{RabbitLink, RedisLink};
 use aries_actors::tenant::TenantTimers;
 use aries_actors::{Directory, DirectorySettings, Platform, ShardRegistry};
@@ -144,6 +148,18 @@ impl Application {
             }
         });
         let redis = RedisLink::start(settings.redis.url.expose_secret().to_owned());
+        let rabbit = RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned());
+        let broker = Broker::new(
+            rabbit.clone(),
+            Names {
+                ns: settings.rabbitmq.namespace.clone(),
+                queue_expires_ms: settings.rabbitmq.queue_expires_ms,
+            },
+        );
+        let instance_id = uuid::Uuid::now_v7().simple().to_string();
+        if settings.events.enabled {
+            start_events(&core, &broker, &settings, &instance_id);
+        }
         let state = AppState {
             locks: aries_actors::locks::Locks::new(
                 redis.clone(),
@@ -169,7 +185,9 @@ impl Application {
             directory: core.directory,
             platform: core.platform,
             redis,
-            rabbit: RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned()),
+            rabbit,
+            broker,
+            instance_id,
             operator_token_sha256,
             report_deadline: Duration::from_millis(settings.shards.report_deadline_ms),
         };
@@ -230,6 +248,37 @@ impl Application {
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Starts what carries events on this instance: the outbox relays (one leads per shard across
+/// instances), the consumers (competing across instances), the dead-letter archiver and this
+/// instance's own queue.
+fn start_events(core: &Core, broker: &Broker, settings: &Settings, instance_id: &str) {
+    let events = &settings.events;
+    relay::start(
+        core.directory.shards().clone(),
+        broker.clone(),
+        RelayConfig {
+            poll_interval: Duration::from_millis(events.relay_poll_ms.max(10)),
+            batch: events.relay_batch.max(1),
+            priority: |_| 0,
+        },
+    );
+    dead_letters::spawn_archiver(
+        broker.clone(),
+        core.directory.catalog().pool().clone(),
+        instance_id.to_owned(),
+    );
+    let handlers: Vec<Arc<dyn EventHandler>> = Vec::new();
+    for handler in handlers {
+        consumer::spawn(
+            broker.clone(),
+            handler,
+            events.consumer(),
+            instance_id.to_owned(),
+        );
+    }
+    instance::spawn(broker.clone(), instance_id.to_owned(), Vec::new());
 }
 
 /// serde_urlencoded says "unknown field `x`, expected …"; pull the field name out for `errors`.

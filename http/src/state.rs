@@ -44,6 +44,10 @@ pub struct AppState {
     pub refresh_ttl: chrono::Duration,
     /// SHA-256 of the configured operator token; `None` refuses every operator request.
     pub operator_token_sha256: Option<[u8; 32]>,
+    /// The broker with this deployment's exchange and queue names (dead-letter replay).
+    pub broker: aries_actors::events::broker::Broker,
+    /// This process's name among the instances (its own event queue, consumer tags).
+    pub instance_id: String,
     /// Per-shard deadline of the platform report (`[shards] report_deadline_ms`).
     pub report_deadline: std::time::Duration,
 }

@@ -12,11 +12,13 @@
 //! - [`operators`]: operator accounts (password, TOTP, recovery codes, roles).
 //! - [`placement`]: choosing a shard for a new tenant (pure, unit-tested).
 //! - [`catalog`]: SQL over the catalog: tenants, shards, placements.
+//! - [`dead_letters`]: messages consumers gave up on, for the operator to list and replay.
 //! - [`signing_keys`]: the stored keys that sign access tokens.
 //! - [`provision`]: the shard-side half of creating a tenant.
 
 pub mod catalog;
 pub mod connect;
+pub mod dead_letters;
 pub mod migrate;
 pub mod operators;
 pub mod placement;

@@ -1,6 +1,10 @@
 //! The transactional outbox: every change to tenant data writes one event row in the same
-//! transaction, so an event exists if and only if the change committed. A relay (a later issue)
-//! publishes the rows to RabbitMQ in order and marks them sent.
+//! transaction, so an event exists if and only if the change committed. The relay
+//! (`aries_actors::events::relay`) publishes the rows to RabbitMQ in order and marks them sent.
+//!
+//! Each event gets the tenant's next sequence number from `outbox_cursor` (an upsert that holds
+//! the tenant's cursor row until the transaction ends), so sequence order is commit order; the
+//! migration `20261202000008_outbox_relay.sql` explains why, and wakes the relay on commit.
 
 use crate::ids::{EventId, TenantId};
 use serde::Serialize;
@@ -17,9 +21,14 @@ pub async fn record(
 ) -> Result<EventId, sqlx::Error> {
     let id = EventId::new();
     let payload = serde_json::to_value(data).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // One round trip: take the next sequence number (locking the tenant's cursor row until the
+    // transaction ends) and insert the event with it.
     sqlx::query(
-        "insert into outbox_event (tenant_id, event_id, aggregate_id, event_type, payload) \
-         values ($1, $2, $3, $4, $5)",
+        "with c as (insert into outbox_cursor (tenant_id, last_seq) values ($1, 1) \
+                    on conflict (tenant_id) do update set last_seq = outbox_cursor.last_seq + 1 \
+                    returning last_seq) \
+         insert into outbox_event (tenant_id, event_id, aggregate_id, event_type, payload, seq) \
+         select $1, $2, $3, $4, $5, last_seq from c",
     )
     .bind(tenant_id)
     .bind(id)
@@ -45,6 +54,8 @@ pub struct StoredEvent {
     /// The envelope's `data` member: the entity as the API returns it, or `{"id": …}` for a
     /// deletion.
     pub payload: serde_json::Value,
+    /// The tenant's sequence number of the event (1, 2, … in commit order).
+    pub seq: i64,
 }
 
 /// The tenant's events, oldest first (tests and diagnostics).
@@ -53,10 +64,89 @@ pub async fn list(
     tenant_id: TenantId,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as(
-        "select event_id, aggregate_id, event_type, payload from outbox_event \
-         where tenant_id = $1 order by event_id",
+        "select event_id, aggregate_id, event_type, payload, seq from outbox_event \
+         where tenant_id = $1 order by seq",
     )
     .bind(tenant_id)
     .fetch_all(conn)
     .await
+}
+
+/// A tenant with events the broker has not confirmed yet (the relay's work list).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct PendingTenant {
+    pub tenant_id: TenantId,
+    /// Events up to this sequence number are published.
+    pub published_seq: i64,
+}
+
+/// Tenants of this shard with unpublished events. Reads `outbox_cursor` only (no tenant data, no
+/// row-level security), so it needs no tenant setting.
+pub async fn pending_tenants(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<PendingTenant>, sqlx::Error> {
+    sqlx::query_as(
+        "select tenant_id, published_seq from outbox_cursor where last_seq > published_seq \
+         order by tenant_id limit $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// An event as the relay publishes it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RelayEvent {
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub seq: i64,
+    /// The tenant's slug, for the routing key and the envelope.
+    pub slug: String,
+}
+
+/// The tenant's events after `after_seq`, in sequence order. Runs in a tenant transaction.
+pub async fn unpublished(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<RelayEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "select e.event_id, e.event_type, e.payload, e.occurred_at, e.seq, t.slug \
+         from outbox_event e join tenant t on t.tenant_id = e.tenant_id \
+         where e.tenant_id = $1 and e.seq > $2 order by e.seq limit $3",
+    )
+    .bind(tenant_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks the tenant's events up to `up_to_seq` published (the broker confirmed them). Runs in a
+/// tenant transaction; the cursor's row lock is held only until that transaction commits.
+pub async fn mark_published(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    up_to_seq: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update outbox_event set published_at = now() \
+         where tenant_id = $1 and seq <= $2 and published_at is null",
+    )
+    .bind(tenant_id)
+    .bind(up_to_seq)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "update outbox_cursor set published_seq = greatest(published_seq, $2) where tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .bind(up_to_seq)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

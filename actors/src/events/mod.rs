@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_envelope_reads_back_what_it_wrote() {
+    fn the_envelope_reads_back_what_it_wrote() -> Result<(), serde_json::Error> {
         let e = Envelope {
             id: Uuid::now_v7(),
             event_type: "order.approved".into(),
@@ -111,8 +111,17 @@ mod tests {
             sequence: 7,
             data: serde_json::json!({"id": "x"}),
         };
-        let text = serde_json::to_string(&e).unwrap();
+        let text = serde_json::to_string(&e)?;
         assert!(text.contains(r#""type":"order.approved""#));
-        assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), e);
+        assert_eq!(serde_json::from_str::<Envelope>(&text)?, e);
+        Ok(())
     }
 }
+
+pub mod broker;
+pub mod consumer;
+pub mod dead_letters;
+pub mod instance;
+pub mod relay;
+pub mod settings;
+pub mod topology;

@@ -3,6 +3,7 @@
 
 pub mod billing;
 pub mod common;
+pub mod dead_letters;
 pub mod health;
 pub mod inventory;
 pub mod locations;
@@ -71,6 +72,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/audit").route(web::get().to(platform::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(platform::verify_audit)))
             .service(resource("/shards").route(web::get().to(platform::list_shards)))
+            .service(resource("/dead-letters").route(web::get().to(dead_letters::list)))
+            .service(
+                resource("/dead-letters/{dead_letter_id}").route(web::get().to(dead_letters::show)),
+            )
+            .service(
+                resource("/dead-letters/{dead_letter_id}/replay")
+                    .route(web::post().to(dead_letters::replay_one)),
+            )
             .service(resource("/reports/tenants").route(web::get().to(reports::platform_tenants))),
     )
     .service(

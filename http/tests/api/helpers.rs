@@ -224,6 +224,10 @@ pub struct AppOptions {
     pub cors_origins: Vec<String>,
     /// The platform report's per-shard deadline (`[shards] report_deadline_ms`).
     pub report_deadline_ms: Option<u64>,
+    /// Use this RabbitMQ instead of the machine's.
+    pub rabbit_url: Option<String>,
+    /// Attempts of a consumer before a message is dead-lettered (tests default to 3).
+    pub max_attempts: Option<u32>,
 }
 
 pub struct TestApp {
@@ -321,6 +325,17 @@ impl TestApp {
         if let Some(url) = opts.redis_url {
             settings.redis.url = SecretString::from(url);
         }
+        // Each test app has exchanges and queues of its own, which the broker deletes some time
+        // after the test (x-expires).
+        settings.rabbitmq.namespace = format!("aries-test-{:x}", rand::random::<u64>());
+        settings.rabbitmq.queue_expires_ms = Some(10 * 60 * 1000);
+        if let Some(url) = opts.rabbit_url {
+            settings.rabbitmq.url = SecretString::from(url);
+        }
+        settings.events.relay_poll_ms = 200;
+        settings.events.retry_base_ms = 50;
+        settings.events.retry_max_ms = 400;
+        settings.events.max_attempts = opts.max_attempts.unwrap_or(3);
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let app = Application::build_with_listener(settings.clone(), listener).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -644,4 +659,92 @@ pub fn field_pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
         .collect()
+}
+
+/// A private RabbitMQ node on its own port (for tests that restart the broker), started with the
+/// machine's `rabbitmq-server` under a node name and directories of its own.
+pub struct RabbitServer {
+    pub port: u16,
+    node: String,
+    dist_port: u16,
+    dir: PathBuf,
+}
+
+impl RabbitServer {
+    pub fn start() -> Result<RabbitServer, Box<dyn std::error::Error>> {
+        let port = free_port();
+        let dist_port = free_port();
+        let dir = PathBuf::from(format!("/tmp/aries-rmq-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("mnesia"))?;
+        std::fs::create_dir_all(dir.join("log"))?;
+        std::fs::write(dir.join("plugins"), "[].\n")?;
+        let out = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(&dir)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("chown: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let server = RabbitServer {
+            port,
+            node: format!("aries-t-{}-{port}@localhost", std::process::id()),
+            dist_port,
+            dir,
+        };
+        server.boot()?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn listening(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+
+    /// Starts the node (again, on a restart: same name and directories, so durable queues and
+    /// persistent messages are back) and waits until it accepts connections.
+    pub fn boot(&self) -> Result<(), Box<dyn std::error::Error>> {
+        let d = self.dir.display();
+        Command::new("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", format!("{d}/mnesia"))
+            .env("RABBITMQ_LOG_BASE", format!("{d}/log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{d}/plugins"))
+            .env("RABBITMQ_FEATURE_FLAGS_FILE", format!("{d}/feature_flags"))
+            .env("RABBITMQ_CONFIG_FILE", format!("{d}/none"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(90) {
+            if self.listening() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("rabbitmq node {} did not start", self.node).into())
+    }
+
+    /// Stops the node (connections are cut) and waits until its port is closed.
+    pub fn stop(&self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "stop"])
+            .output();
+        let start = Instant::now();
+        while self.listening() && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RabbitServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

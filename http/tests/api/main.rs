@@ -7,6 +7,7 @@ mod billing;
 mod browser;
 mod cli;
 mod console;
+mod events;
 mod helpers;
 mod inventory;
 mod isolation;
