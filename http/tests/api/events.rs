@@ -387,3 +387,158 @@ async fn a_dead_letter_is_archived_listed_and_replayed_to_its_queue_once() -> Te
     .await;
     Ok(())
 }
+
+/// A consumer played by the test: fails events of locations whose code starts with `F` until
+/// `fixed`, fails those starting with `T` on their first attempt only, handles the rest.
+struct Flaky {
+    name: &'static str,
+    fixed: std::sync::atomic::AtomicBool,
+    /// (event id, location code, attempt, final attempt?) of every call, on any "instance".
+    calls: std::sync::Mutex<Vec<(uuid::Uuid, String, u32, bool)>>,
+}
+
+impl aries_actors::events::EventHandler for Flaky {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn bindings(&self) -> Vec<String> {
+        vec!["tenant.flakyco.location.created".into()]
+    }
+    fn handle<'a>(
+        &'a self,
+        d: &'a aries_actors::events::Delivery,
+    ) -> futures::future::BoxFuture<'a, Result<(), aries_actors::events::HandleError>> {
+        Box::pin(async move {
+            let code = d.envelope.data["code"].as_str().unwrap_or("").to_owned();
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push((d.envelope.id, code.clone(), d.attempt, d.final_attempt));
+            }
+            let fixed = self.fixed.load(std::sync::atomic::Ordering::SeqCst);
+            if code.starts_with('F') && !fixed {
+                return Err(aries_actors::events::HandleError::Retry(format!(
+                    "receiver refused {code}"
+                )));
+            }
+            if code.starts_with('T') && d.attempt == 1 {
+                return Err(aries_actors::events::HandleError::Retry("try later".into()));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[actix_web::test]
+async fn consumers_retry_with_backoff_dead_letter_after_the_last_attempt_and_replay_after_a_fix()
+-> TestResult {
+    let app = TestApp::spawn().await;
+    let broker = app.app_state.broker.clone();
+    let handler = Arc::new(Flaky {
+        name: "flaky",
+        fixed: false.into(),
+        calls: Default::default(),
+    });
+    let config = app.settings.events.consumer();
+    assert_eq!(config.max_attempts, 3);
+    // Two "instances" compete for the queue.
+    for instance in ["a", "b"] {
+        aries_actors::events::consumer::spawn(
+            broker.clone(),
+            handler.clone(),
+            config,
+            instance.into(),
+        );
+    }
+    // The queue must be bound before the events are published.
+    let bound = eventually(Duration::from_secs(20), || async {
+        let Some(conn) = broker.rabbit.connection().await else {
+            return false;
+        };
+        let Ok(ch) = conn.create_channel().await else {
+            return false;
+        };
+        ch.queue_declare(
+            broker.names.work_queue("flaky").as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .is_ok_and(|q| q.consumer_count() == 2)
+    })
+    .await;
+    assert!(bound, "both consumers are up");
+    app.create_tenant("flakyco").await;
+    for code in ["OK1", "OK2", "OK3", "T1", "T2", "F1"] {
+        app.create_location("flakyco", code).await;
+    }
+    let calls_of = |code: &str| -> Vec<(u32, bool)> {
+        handler
+            .calls
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|x| x.1 == code)
+                    .map(|x| (x.2, x.3))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let settled = eventually(Duration::from_secs(30), || async {
+        calls_of("F1").len() == 3 && calls_of("T1").len() == 2 && calls_of("T2").len() == 2
+    })
+    .await;
+    assert!(settled, "calls: {:?}", handler.calls.lock().map(|c| c.clone()));
+    // Handled once each (across both instances), retried once, dead after three attempts.
+    for ok in ["OK1", "OK2", "OK3"] {
+        assert_eq!(calls_of(ok), vec![(1, false)], "{ok}");
+    }
+    assert_eq!(calls_of("T1"), vec![(1, false), (2, false)]);
+    assert_eq!(calls_of("F1"), vec![(1, false), (2, false), (3, true)]);
+    // The dead letter is archived with the handler's error.
+    let mut letter = Value::Null;
+    for _ in 0..200 {
+        let page: Value = app
+            .get("/v1/platform/dead-letters?queue=flaky&status=dead")
+            .await
+            .json()
+            .await?;
+        if let Some(l) = page["data"].as_array().and_then(|d| d.first()) {
+            letter = l.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(letter["error"], "receiver refused F1", "{letter}");
+    assert_eq!(letter["attempts"], 3);
+    assert_eq!(letter["event_type"], "location.created");
+    assert_eq!(letter["tenant"], "flakyco");
+    assert_eq!(letter["queue"], broker.names.work_queue("flaky").as_str());
+    // Fixed, then replayed: handled again as a first attempt, and only by this consumer.
+    handler
+        .fixed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let id = letter["id"].as_str().unwrap_or_default();
+    let res = app
+        .post_json(&format!("/v1/platform/dead-letters/{id}/replay"), &json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let replayed = eventually(Duration::from_secs(20), || async {
+        calls_of("F1").len() == 4
+    })
+    .await;
+    assert!(replayed);
+    assert_eq!(calls_of("F1")[3], (1, false));
+    // It stays replayed: it did not die again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: Value = app
+        .get(&format!("/v1/platform/dead-letters/{id}"))
+        .await
+        .json()
+        .await?;
+    assert_eq!(after["status"], "replayed");
+    assert_eq!(after["deaths"], 1);
+    assert_eq!(calls_of("OK1").len(), 1, "others were not handled again");
+    Ok(())
+}
