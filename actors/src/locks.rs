@@ -134,6 +134,31 @@ impl Locks {
         }
     }
 
+    /// Takes the lock `name`, waiting while another holder has it (polling) for at most
+    /// `wait_held`, and while Redis does not answer for at most `wait_unavailable`; then says why
+    /// not.
+    pub async fn acquire_waiting(
+        &self,
+        name: &str,
+        ttl: Duration,
+        wait_held: Duration,
+        wait_unavailable: Duration,
+    ) -> Result<Lease, LockError> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.acquire(name, ttl).await {
+                Ok(lease) => return Ok(lease),
+                Err(LockError::Held(n)) if start.elapsed() >= wait_held => {
+                    return Err(LockError::Held(n));
+                }
+                Err(LockError::Unavailable(why)) if start.elapsed() >= wait_unavailable => {
+                    return Err(LockError::Unavailable(why));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
     /// Extends the lease by its TTL; false (and the lease marked lost) when it is no longer ours.
     pub async fn renew(&self, lease: &Lease) -> Result<bool, LockError> {
         let mut conn = self.conn().await?;

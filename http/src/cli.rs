@@ -147,12 +147,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
         }
         Command::Migrate => {
+            let lease = crate::startup::migration_lease(&settings).await;
             migrate_catalog(&settings.database).await?;
             println!("catalog migrated");
             let core = Core::build(&settings, false).await?;
             for shard in core.directory.catalog().shards().await? {
                 migrate_shard(&shard.dsn, &settings.database).await?;
                 println!("shard {} migrated", shard.name);
+            }
+            if let Some((locks, lease, keep_alive)) = lease {
+                drop(keep_alive);
+                let _ = locks.release(lease).await;
             }
         }
         Command::Tenants(cmd) => tenants(&settings, cmd).await?,

@@ -42,6 +42,11 @@ impl Core {
     /// Connects the catalog, optionally migrates, starts shard actors. Needs a running actix system.
     pub async fn build(settings: &Settings, migrate: bool) -> anyhow::Result<Core> {
         let db = Arc::new(settings.database.clone());
+        let migrating = if migrate {
+            migration_lease(settings).await
+        } else {
+            None
+        };
         if migrate {
             migrate_catalog(&db)
                 .await
@@ -81,6 +86,10 @@ impl Core {
             },
         );
         let platform = Platform::new(directory.clone());
+        if let Some((locks, lease, keep_alive)) = migrating {
+            drop(keep_alive);
+            let _ = locks.release(lease).await;
+        }
         Ok(Core {
             directory,
             platform,
@@ -247,6 +256,41 @@ impl Application {
 
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// One instance migrates at a time: instances started together take the `migrations` lease in
+/// Redis (with a fencing token, kept alive while they work) and the others wait for it, then find
+/// nothing left to do. With Redis down the start-up goes on after a few seconds: sqlx's own
+/// per-database advisory lock still keeps two migrators of one database apart.
+pub async fn migration_lease(
+    settings: &Settings,
+) -> Option<(
+    aries_actors::locks::Locks,
+    aries_actors::locks::Lease,
+    aries_actors::locks::KeepAlive,
+)> {
+    let locks = aries_actors::locks::Locks::new(
+        RedisLink::start(settings.redis.url.expose_secret().to_owned()),
+        settings.redis.key_prefix.clone(),
+    );
+    match locks
+        .acquire_waiting(
+            "migrations",
+            Duration::from_secs(30),
+            Duration::from_secs(600),
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Ok(lease) => {
+            let keep_alive = locks.keep_alive(&lease);
+            Some((locks, lease, keep_alive))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "migrating without the Redis lease (Postgres' migration lock still applies)");
+            None
+        }
     }
 }
 

@@ -489,7 +489,11 @@ async fn consumers_retry_with_backoff_dead_letter_after_the_last_attempt_and_rep
         calls_of("F1").len() == 3 && calls_of("T1").len() == 2 && calls_of("T2").len() == 2
     })
     .await;
-    assert!(settled, "calls: {:?}", handler.calls.lock().map(|c| c.clone()));
+    assert!(
+        settled,
+        "calls: {:?}",
+        handler.calls.lock().map(|c| c.clone())
+    );
     // Handled once each (across both instances), retried once, dead after three attempts.
     for ok in ["OK1", "OK2", "OK3"] {
         assert_eq!(calls_of(ok), vec![(1, false)], "{ok}");
@@ -521,7 +525,10 @@ async fn consumers_retry_with_backoff_dead_letter_after_the_last_attempt_and_rep
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let id = letter["id"].as_str().unwrap_or_default();
     let res = app
-        .post_json(&format!("/v1/platform/dead-letters/{id}/replay"), &json!({}))
+        .post_json(
+            &format!("/v1/platform/dead-letters/{id}/replay"),
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let replayed = eventually(Duration::from_secs(20), || async {
@@ -540,5 +547,30 @@ async fn consumers_retry_with_backoff_dead_letter_after_the_last_attempt_and_rep
     assert_eq!(after["status"], "replayed");
     assert_eq!(after["deaths"], 1);
     assert_eq!(calls_of("OK1").len(), 1, "others were not handled again");
+    Ok(())
+}
+
+#[actix_web::test]
+async fn an_instance_waits_for_the_migrations_lease_another_one_holds() -> TestResult {
+    let app = TestApp::spawn().await;
+    let locks = app.app_state.locks.clone();
+    let lease = locks
+        .acquire_waiting(
+            "migrations",
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let peer = app.spawn_peer();
+    tokio::pin!(peer);
+    tokio::select! {
+        _ = &mut peer => panic!("the peer migrated while another instance held the lease"),
+        _ = tokio::time::sleep(Duration::from_millis(1500)) => {}
+    }
+    locks.release(lease).await.map_err(|e| e.to_string())?;
+    let started = tokio::time::timeout(Duration::from_secs(30), &mut peer).await;
+    assert!(started.is_ok(), "the peer started once the lease was free");
     Ok(())
 }
