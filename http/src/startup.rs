@@ -172,6 +172,7 @@ impl Application {
             rabbit: RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned()),
             operator_token_sha256,
             report_deadline: Duration::from_millis(settings.shards.report_deadline_ms),
+            webhooks: settings.webhooks.clone(),
         };
         let port = listener.local_addr()?.port();
         let body_limit = settings.http.body_limit_bytes;

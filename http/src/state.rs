@@ -46,6 +46,8 @@ pub struct AppState {
     pub operator_token_sha256: Option<[u8; 32]>,
     /// Per-shard deadline of the platform report (`[shards] report_deadline_ms`).
     pub report_deadline: std::time::Duration,
+    /// `[webhooks]`: registration refuses private addresses unless they are allowed.
+    pub webhooks: aries_actors::events::webhooks::WebhookSettings,
 }
 
 impl AppState {
