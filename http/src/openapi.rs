@@ -8,6 +8,7 @@ use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
 use crate::routes::reports;
+use crate::routes::webhooks;
 use crate::routes::{
     health, inventory, locations, oauth, operators, orders, payers, platform, prescribers,
     security, tenant_sessions,
@@ -57,6 +58,8 @@ use utoipa::{Modify, OpenApi};
         reference::show_hcpcs, reference::list_hcpcs, reference::list_fees,
         reports::catalogue, reports::run, reports::platform_tenants,
         inventory::update_serial, inventory::set_reorder_points,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::list_deliveries, webhooks::show_delivery,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -108,6 +111,10 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::invoices::TransactionInput, aries_tenants::invoices::BatchInput, aries_tenants::invoices::BatchEntry,
         aries_tenants::invoices::Posted, aries_tenants::dme::ar::LineAr, aries_tenants::dme::ar::ArKind,
         aries_tenants::dme::ar::PayerSlot, aries_tenants::dme::ar::CurrentPayer, aries_tenants::dme::ar::SubmissionStatus,
+        aries_tenants::webhooks::WebhookInput, aries_tenants::webhooks::WebhookEndpoint,
+        aries_tenants::webhooks::WebhookWithSecret, aries_tenants::webhooks::WebhookDelivery,
+        aries_tenants::webhooks::DeliveryStatus, aries_tenants::webhooks::WebhookAttempt,
+        aries_tenants::webhooks::DeliveryDetail,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -121,6 +128,7 @@ use utoipa::{Modify, OpenApi};
          (name = "health", description = "Liveness and readiness"),
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),
+         (name = "webhooks", description = "Webhook endpoints (signed event deliveries) and their delivery log"),
          (name = "reference", description = "Global reference data: HCPCS codes and fee schedules (read-only, filled by `aries reference sync`)"),
          (name = "reports", description = "Daily reports: catalogue, parameterised pages as JSON, or CSV exports"))
 )]

@@ -33,6 +33,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// `[reference]`: defaults of `aries reference sync` (base URLs, app token, paging, retries).
     pub reference: ReferenceSettings,
+    /// `[webhooks]`: delivery timeout, private-network policy, response excerpts.
+    pub webhooks: aries_actors::events::webhooks::WebhookSettings,
 }
 
 /// Defaults of `aries reference sync` (the SODA service; never used on a request's path).

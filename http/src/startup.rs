@@ -199,6 +199,7 @@ impl Application {
             instance_id,
             operator_token_sha256,
             report_deadline: Duration::from_millis(settings.shards.report_deadline_ms),
+            webhooks: settings.webhooks.clone(),
         };
         let port = listener.local_addr()?.port();
         let body_limit = settings.http.body_limit_bytes;
@@ -313,7 +314,12 @@ fn start_events(core: &Core, broker: &Broker, settings: &Settings, instance_id: 
         core.directory.catalog().pool().clone(),
         instance_id.to_owned(),
     );
-    let handlers: Vec<Arc<dyn EventHandler>> = Vec::new();
+    let handlers: Vec<Arc<dyn EventHandler>> = vec![Arc::new(
+        aries_actors::events::webhooks::WebhookDispatcher::new(
+            core.directory.clone(),
+            settings.webhooks.clone(),
+        ),
+    )];
     for handler in handlers {
         consumer::spawn(
             broker.clone(),

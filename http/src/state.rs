@@ -50,6 +50,8 @@ pub struct AppState {
     pub instance_id: String,
     /// Per-shard deadline of the platform report (`[shards] report_deadline_ms`).
     pub report_deadline: std::time::Duration,
+    /// `[webhooks]`: registration refuses private addresses unless they are allowed.
+    pub webhooks: aries_actors::events::webhooks::WebhookSettings,
 }
 
 impl AppState {

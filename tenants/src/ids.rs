@@ -140,6 +140,10 @@ typed_id!(
     /// One billing run.
     BillingRunId
 );
+typed_id!(
+    /// A tenant's webhook endpoint (a URL that receives the tenant's events).
+    WebhookEndpointId
+);
 
 #[cfg(test)]
 mod tests {

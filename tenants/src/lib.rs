@@ -27,6 +27,7 @@
 //! - [`billing_runs`]: the billing worklist and idempotent billing runs (fenced, once per line and month).
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
+//! - [`webhooks`]: webhook endpoints, their delivery log, and the `Aries-Signature` scheme.
 //! - [`error`]: the domain error enum; `aries-http` maps it to problem+json.
 
 #[macro_use]
@@ -54,6 +55,7 @@ pub mod price_lists;
 pub mod reports;
 pub mod tenant;
 pub mod validation;
+pub mod webhooks;
 
 pub use error::DomainError;
 pub use ids::{LocationId, TenantId};

@@ -21,6 +21,11 @@
 //! sent publishes again; a consumer that crashed before its ack gets the message again). The
 //! message is acked after `handle` returns `Ok`; `Err(Retry)` schedules another attempt with
 //! backoff (dead-lettered after the last); `Err(Reject)` dead-letters at once.
+//!
+//! ## Handlers
+//! - [`webhooks`]: POSTs each event, signed, to the tenant's subscribed endpoints.
+
+pub mod webhooks;
 
 use aries_tenants::TenantId;
 use chrono::{DateTime, Utc};

@@ -14,6 +14,7 @@
 //! - [`price_lists`]: price lists, their rows, fee-schedule import and percentage adjustment.
 //! - [`reports`]: one page of a tenant report.
 //! - [`security`]: token grants, users, API keys, OAuth clients and custom roles.
+//! - [`webhooks`]: webhook endpoints, their delivery log, and the dispatcher's claim and record.
 
 /// Declares a tenant operation: a struct whose fields are the request, its output, its name (for
 /// traces and metrics), who may run it, and the body that runs in the tenant transaction with the
@@ -55,6 +56,7 @@ pub mod price_lists;
 pub mod reference;
 pub mod reports;
 pub mod security;
+pub mod webhooks;
 
 pub use locations::{CreateLocation, DeleteLocation, GetLocation, ListLocations, PatchLocation};
 

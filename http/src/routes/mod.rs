@@ -20,6 +20,7 @@ pub mod reference;
 pub mod reports;
 pub mod security;
 pub mod tenant_sessions;
+pub mod webhooks;
 
 use crate::error::{ApiError, ErrorCode};
 use actix_web::web;
@@ -316,6 +317,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/mfa/totp/confirm").route(web::post().to(tenant_sessions::confirm)))
             .service(resource("/audit").route(web::get().to(security::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(security::verify_audit)))
+            .service(
+                resource("/webhooks")
+                    .route(web::post().to(webhooks::create))
+                    .route(web::get().to(webhooks::list)),
+            )
+            .service(
+                resource("/webhooks/{endpoint_id}")
+                    .route(web::get().to(webhooks::show))
+                    .route(web::patch().to(webhooks::update))
+                    .route(web::delete().to(webhooks::delete)),
+            )
+            .service(
+                resource("/webhooks/{endpoint_id}/rotate-secret")
+                    .route(web::post().to(webhooks::rotate_secret)),
+            )
+            .service(
+                resource("/webhooks/{endpoint_id}/deliveries")
+                    .route(web::get().to(webhooks::list_deliveries)),
+            )
+            .service(
+                resource("/webhooks/{endpoint_id}/deliveries/{event_id}")
+                    .route(web::get().to(webhooks::show_delivery)),
+            )
             .service(resource("/reference/hcpcs").route(web::get().to(reference::list_hcpcs)))
             .service(
                 resource("/reference/hcpcs/{code}").route(web::get().to(reference::show_hcpcs)),

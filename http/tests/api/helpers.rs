@@ -228,6 +228,9 @@ pub struct AppOptions {
     pub rabbit_url: Option<String>,
     /// Attempts of a consumer before a message is dead-lettered (tests default to 3).
     pub max_attempts: Option<u32>,
+    /// Refuse webhook endpoints on private addresses (test apps allow them by default, since
+    /// test receivers listen on 127.0.0.1).
+    pub refuse_private_webhooks: bool,
 }
 
 pub struct TestApp {
@@ -320,6 +323,7 @@ impl TestApp {
         if let Some(ms) = opts.report_deadline_ms {
             settings.shards.report_deadline_ms = ms;
         }
+        settings.webhooks.allow_private_networks = !opts.refuse_private_webhooks;
         // Each test app has Redis keys of its own (sessions, rate-limit counters).
         settings.redis.key_prefix = format!("aries-test-{:x}", rand::random::<u64>());
         if let Some(url) = opts.redis_url {

@@ -26,3 +26,4 @@ mod reports;
 mod security;
 mod shard_failure;
 mod tenants;
+mod webhooks;

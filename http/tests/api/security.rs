@@ -770,6 +770,27 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
             .execute(&mut *conn)
             .await?;
     }
+    // B's webhook endpoint and one delivery in its log.
+    let b_webhook = post_created(
+        &app,
+        "/v1/tenants/tenant-b/webhooks",
+        &json!({"url": "https://hooks.example.com/b", "event_types": ["*"]}),
+    )
+    .await;
+    let b_event = uuid::Uuid::now_v7();
+    {
+        let pool = app.shard_pool(TestApp::shard_index(&b_tenant));
+        let mut tx = aries_shards::begin_tenant_tx(&pool, TestApp::tenant_id(&b_tenant)).await?;
+        aries_tenants::webhooks::claim_deliveries(
+            &mut tx,
+            TestApp::tenant_id(&b_tenant),
+            b_event,
+            "order.approved",
+            1,
+        )
+        .await?;
+        tx.commit().await?;
+    }
     let ids: std::collections::HashMap<&str, String> = [
         (
             "location_id",
@@ -809,6 +830,8 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         ("run_id", id_of(&b_run)),
         ("invoice_id", b_invoice.to_string()),
         ("invoice_line_id", b_invoice_line.to_string()),
+        ("endpoint_id", id_of(&b_webhook)),
+        ("event_id", b_event.to_string()),
     ]
     .into_iter()
     .collect();
