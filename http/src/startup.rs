@@ -11,7 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use aries_actors::events::broker::Broker;
-use aries_actors::events::relay::{self, RelayConfig};
+use aries_actors::events::relay::{self, QueueSpec, RelayConfig};
 use aries_actors::events::topology::Names;
 use aries_actors::events::{EventHandler, consumer, dead_letters, instance};
 use aries_actors::links::{RabbitLink, RedisLink};
@@ -300,6 +300,12 @@ pub async fn migration_lease(
 /// instance's own queue.
 fn start_events(core: &Core, broker: &Broker, settings: &Settings, instance_id: &str) {
     let events = &settings.events;
+    let handlers: Vec<Arc<dyn EventHandler>> = vec![Arc::new(
+        aries_actors::events::webhooks::WebhookDispatcher::new(
+            core.directory.clone(),
+            settings.webhooks.clone(),
+        ),
+    )];
     relay::start(
         core.directory.shards().clone(),
         broker.clone(),
@@ -307,6 +313,7 @@ fn start_events(core: &Core, broker: &Broker, settings: &Settings, instance_id: 
             poll_interval: Duration::from_millis(events.relay_poll_ms.max(10)),
             batch: events.relay_batch.max(1),
             priority: |_| 0,
+            queues: handlers.iter().map(|h| QueueSpec::of(h.as_ref())).collect(),
         },
     );
     dead_letters::spawn_archiver(
@@ -314,12 +321,6 @@ fn start_events(core: &Core, broker: &Broker, settings: &Settings, instance_id: 
         core.directory.catalog().pool().clone(),
         instance_id.to_owned(),
     );
-    let handlers: Vec<Arc<dyn EventHandler>> = vec![Arc::new(
-        aries_actors::events::webhooks::WebhookDispatcher::new(
-            core.directory.clone(),
-            settings.webhooks.clone(),
-        ),
-    )];
     for handler in handlers {
         consumer::spawn(
             broker.clone(),

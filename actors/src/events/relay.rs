@@ -44,6 +44,31 @@ pub struct RelayConfig {
     pub batch: i64,
     /// The message priority of an event type (read by the notifications' priority queue).
     pub priority: fn(&str) -> u8,
+    /// The consumers' queues, declared (with their bindings) before anything is published: a
+    /// message published to a topic exchange before its queue exists is dropped, so on a new
+    /// broker (or a new deployment) the relay must not get ahead of the consumers.
+    pub queues: Vec<QueueSpec>,
+}
+
+/// A consumer's queue as the relay declares it.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// The consumer's name (queue `<ns>.<name>`).
+    pub name: &'static str,
+    /// Its routing-key patterns.
+    pub bindings: Vec<String>,
+    /// `x-max-priority`, for a priority queue.
+    pub max_priority: Option<u8>,
+}
+
+impl QueueSpec {
+    pub fn of(handler: &dyn super::EventHandler) -> Self {
+        Self {
+            name: handler.name(),
+            bindings: handler.bindings(),
+            max_priority: handler.max_priority(),
+        }
+    }
 }
 
 /// Starts the relays: one task per shard in the registry, and a watcher that starts one for each

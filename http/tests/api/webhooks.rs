@@ -654,7 +654,9 @@ async fn failing_receiver_is_retried_logged_failed_then_delivered_on_replay() ->
     let (id, secret) = register(
         &app,
         "flaky-co",
-        &json!({"url": format!("{}/in", receiver.base), "event_types": ["*"]}),
+        // Not `*`: the endpoint's own `webhook_endpoint.created` event, relayed for real, would
+        // reach it too.
+        &json!({"url": format!("{}/in", receiver.base), "event_types": ["order.*"]}),
     )
     .await?;
     receiver.trust("/in", &secret);
