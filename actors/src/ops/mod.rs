@@ -6,6 +6,7 @@
 //! - [`billing`]: the billing worklist, billing-run batches, invoices and AR postings.
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
+//! - [`notifications`]: the notification channel, rules and log; the consumer's internal operations.
 //! - [`patients`]: patients and their ranked insurance policies.
 //! - [`orders`]: orders and lines: intake, approval, delivery, pickup, cancellation.
 //! - [`payers`]: insurers and programs.
@@ -47,6 +48,7 @@ macro_rules! tenant_op {
 pub mod billing;
 pub mod inventory;
 pub mod locations;
+pub mod notifications;
 pub mod orders;
 pub mod patients;
 pub mod payers;
