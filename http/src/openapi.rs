@@ -3,6 +3,8 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::billing;
+use crate::routes::counters;
+use crate::routes::notifications;
 use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
@@ -55,6 +57,9 @@ use utoipa::{Modify, OpenApi};
         reference::show_hcpcs, reference::list_hcpcs, reference::list_fees,
         reports::catalogue, reports::run, reports::platform_tenants,
         inventory::update_serial, inventory::set_reorder_points,
+        notifications::show_channel, notifications::put_channel, notifications::create_rule,
+        notifications::list_rules, notifications::show_rule, notifications::update_rule,
+        notifications::delete_rule, notifications::list_log, counters::show,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -105,6 +110,13 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::invoices::TransactionInput, aries_tenants::invoices::BatchInput, aries_tenants::invoices::BatchEntry,
         aries_tenants::invoices::Posted, aries_tenants::dme::ar::LineAr, aries_tenants::dme::ar::ArKind,
         aries_tenants::dme::ar::PayerSlot, aries_tenants::dme::ar::CurrentPayer, aries_tenants::dme::ar::SubmissionStatus,
+        aries_tenants::notifications::Channel, aries_tenants::notifications::ChannelInput,
+        aries_tenants::notifications::EmailSettings, aries_tenants::notifications::EmailSettingsInput,
+        aries_tenants::notifications::SmsSettings, aries_tenants::notifications::SmsSettingsInput,
+        aries_tenants::notifications::ChannelKind, aries_tenants::notifications::TlsMode,
+        aries_tenants::notifications::Rule, aries_tenants::notifications::RuleInput,
+        aries_tenants::notifications::LogEntry, aries_tenants::notifications::DeliveryStatus,
+        counters::DayCounters,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -119,7 +131,8 @@ use utoipa::{Modify, OpenApi};
          (name = "oauth", description = "OAuth 2.0 token endpoint, revocation, JWKS"),
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),
          (name = "reference", description = "Global reference data: HCPCS codes and fee schedules (read-only, filled by `aries reference sync`)"),
-         (name = "reports", description = "Daily reports: catalogue, parameterised pages as JSON, or CSV exports"))
+         (name = "reports", description = "Daily reports: catalogue, parameterised pages as JSON, or CSV exports"),
+         (name = "notifications", description = "Email (SMTP) or SMS (HTTP gateway) notifications: the channel, rules per event type, and the log"))
 )]
 pub struct ApiDoc;
 

@@ -31,6 +31,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// `[reference]`: defaults of `aries reference sync` (base URLs, app token, paging, retries).
     pub reference: ReferenceSettings,
+    /// `[notifications]`: SMTP and SMS gateway timeouts (defined by `aries-actors`).
+    pub notifications: aries_actors::events::notifications::NotificationSettings,
 }
 
 /// Defaults of `aries reference sync` (the SODA service; never used on a request's path).

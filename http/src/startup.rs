@@ -145,6 +145,10 @@ impl Application {
         });
         let redis = RedisLink::start(settings.redis.url.expose_secret().to_owned());
         let state = AppState {
+            counters: aries_actors::events::counters::LiveCounters::new(
+                redis.clone(),
+                settings.redis.key_prefix.clone(),
+            ),
             locks: aries_actors::locks::Locks::new(
                 redis.clone(),
                 settings.redis.key_prefix.clone(),

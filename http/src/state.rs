@@ -46,6 +46,9 @@ pub struct AppState {
     pub operator_token_sha256: Option<[u8; 32]>,
     /// Per-shard deadline of the platform report (`[shards] report_deadline_ms`).
     pub report_deadline: std::time::Duration,
+    /// The tenants' live counters in Redis (read by `GET /counters`; the counters consumer
+    /// writes them with the same prefix).
+    pub counters: aries_actors::events::counters::LiveCounters,
 }
 
 impl AppState {

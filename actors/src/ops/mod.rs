@@ -3,6 +3,7 @@
 //! tenant transaction, resolve the caller and check the operation's permission, run, commit, report
 //! the outcome to the shard's breaker.
 //!
+//! - [`counters`]: the permission check in front of the live counters (kept in Redis).
 //! - [`billing`]: the billing worklist, billing-run batches, invoices and AR postings.
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
@@ -46,6 +47,7 @@ macro_rules! tenant_op {
 }
 
 pub mod billing;
+pub mod counters;
 pub mod inventory;
 pub mod locations;
 pub mod notifications;
