@@ -706,6 +706,14 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         .await
         .json()
         .await?;
+    let b_rule: Value = app
+        .post_json(
+            &format!("{b}/notifications/rules"),
+            &json!({"name": "B rule", "event_types": ["*"], "recipients": ["b@x.co"]}),
+        )
+        .await
+        .json()
+        .await?;
     app.req(
         Method::PUT,
         &format!(
@@ -809,6 +817,7 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         ("run_id", id_of(&b_run)),
         ("invoice_id", b_invoice.to_string()),
         ("invoice_line_id", b_invoice_line.to_string()),
+        ("rule_id", id_of(&b_rule)),
     ]
     .into_iter()
     .collect();
