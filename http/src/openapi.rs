@@ -3,7 +3,9 @@
 //! CDN) at `/docs/`.
 
 use crate::routes::billing;
+use crate::routes::counters;
 use crate::routes::dead_letters;
+use crate::routes::notifications;
 use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
@@ -60,6 +62,9 @@ use utoipa::{Modify, OpenApi};
         inventory::update_serial, inventory::set_reorder_points,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::list_deliveries, webhooks::show_delivery,
+        notifications::show_channel, notifications::put_channel, notifications::create_rule,
+        notifications::list_rules, notifications::show_rule, notifications::update_rule,
+        notifications::delete_rule, notifications::list_log, counters::show,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -115,6 +120,13 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::webhooks::WebhookWithSecret, aries_tenants::webhooks::WebhookDelivery,
         aries_tenants::webhooks::DeliveryStatus, aries_tenants::webhooks::WebhookAttempt,
         aries_tenants::webhooks::DeliveryDetail,
+        aries_tenants::notifications::Channel, aries_tenants::notifications::ChannelInput,
+        aries_tenants::notifications::EmailSettings, aries_tenants::notifications::EmailSettingsInput,
+        aries_tenants::notifications::SmsSettings, aries_tenants::notifications::SmsSettingsInput,
+        aries_tenants::notifications::ChannelKind, aries_tenants::notifications::TlsMode,
+        aries_tenants::notifications::Rule, aries_tenants::notifications::RuleInput,
+        aries_tenants::notifications::LogEntry, aries_tenants::notifications::NotificationStatus,
+        counters::DayCounters,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
@@ -130,7 +142,8 @@ use utoipa::{Modify, OpenApi};
          (name = "security", description = "A tenant's users, API keys, OAuth clients and roles"),
          (name = "webhooks", description = "Webhook endpoints (signed event deliveries) and their delivery log"),
          (name = "reference", description = "Global reference data: HCPCS codes and fee schedules (read-only, filled by `aries reference sync`)"),
-         (name = "reports", description = "Daily reports: catalogue, parameterised pages as JSON, or CSV exports"))
+         (name = "reports", description = "Daily reports: catalogue, parameterised pages as JSON, or CSV exports"),
+         (name = "notifications", description = "Email (SMTP) or SMS (HTTP gateway) notifications: the channel, rules per event type, and the log"))
 )]
 pub struct ApiDoc;
 

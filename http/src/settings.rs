@@ -35,6 +35,8 @@ pub struct Settings {
     pub reference: ReferenceSettings,
     /// `[webhooks]`: delivery timeout, private-network policy, response excerpts.
     pub webhooks: aries_actors::events::webhooks::WebhookSettings,
+    /// `[notifications]`: SMTP and SMS gateway timeouts (defined by `aries-actors`).
+    pub notifications: aries_actors::events::notifications::NotificationSettings,
 }
 
 /// Defaults of `aries reference sync` (the SODA service; never used on a request's path).

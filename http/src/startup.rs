@@ -166,10 +166,15 @@ impl Application {
             },
         );
         let instance_id = uuid::Uuid::now_v7().simple().to_string();
+        let counters = aries_actors::events::counters::LiveCounters::new(
+            redis.clone(),
+            settings.redis.key_prefix.clone(),
+        );
         if settings.events.enabled {
-            start_events(&core, &broker, &settings, &instance_id);
+            start_events(&core, &broker, &settings, &instance_id, &counters);
         }
         let state = AppState {
+            counters,
             locks: aries_actors::locks::Locks::new(
                 redis.clone(),
                 settings.redis.key_prefix.clone(),
@@ -298,21 +303,33 @@ pub async fn migration_lease(
 /// Starts what carries events on this instance: the outbox relays (one leads per shard across
 /// instances), the consumers (competing across instances), the dead-letter archiver and this
 /// instance's own queue.
-fn start_events(core: &Core, broker: &Broker, settings: &Settings, instance_id: &str) {
+fn start_events(
+    core: &Core,
+    broker: &Broker,
+    settings: &Settings,
+    instance_id: &str,
+    counters: &aries_actors::events::counters::LiveCounters,
+) {
+    use aries_actors::events::{notifications, webhooks};
     let events = &settings.events;
-    let handlers: Vec<Arc<dyn EventHandler>> = vec![Arc::new(
-        aries_actors::events::webhooks::WebhookDispatcher::new(
+    let handlers: Vec<Arc<dyn EventHandler>> = vec![
+        Arc::new(webhooks::WebhookDispatcher::new(
             core.directory.clone(),
             settings.webhooks.clone(),
-        ),
-    )];
+        )),
+        Arc::new(notifications::NotificationSender::new(
+            core.directory.clone(),
+            settings.notifications.clone(),
+        )),
+        Arc::new(counters.clone()),
+    ];
     relay::start(
         core.directory.shards().clone(),
         broker.clone(),
         RelayConfig {
             poll_interval: Duration::from_millis(events.relay_poll_ms.max(10)),
             batch: events.relay_batch.max(1),
-            priority: |_| 0,
+            priority: notifications::priority_of,
             queues: handlers.iter().map(|h| QueueSpec::of(h.as_ref())).collect(),
         },
     );

@@ -52,6 +52,9 @@ pub struct AppState {
     pub report_deadline: std::time::Duration,
     /// `[webhooks]`: registration refuses private addresses unless they are allowed.
     pub webhooks: aries_actors::events::webhooks::WebhookSettings,
+    /// The tenants' live counters in Redis (read by `GET /counters`; the counters consumer
+    /// writes them with the same prefix).
+    pub counters: aries_actors::events::counters::LiveCounters,
 }
 
 impl AppState {

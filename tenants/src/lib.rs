@@ -25,6 +25,8 @@
 //! - [`reports`]: the daily reports (catalogue, parameters, pages, CSV) and the platform report's per-tenant figures.
 //! - [`invoices`]: invoices (claims) and their lines' AR transactions; balances derived by folding.
 //! - [`billing_runs`]: the billing worklist and idempotent billing runs (fenced, once per line and month).
+//! - [`notifications`]: the tenant's notification channel (SMTP or SMS gateway), rules and log;
+//!   message rendering per event.
 //! - [`outbox`]: the transactional outbox row written with every change.
 //! - [`dme`]: the DME domain's rules (codes, fee schedules, serials), pure and unit-tested.
 //! - [`webhooks`]: webhook endpoints, their delivery log, and the `Aries-Signature` scheme.
@@ -44,6 +46,7 @@ pub mod inventory;
 pub mod invoices;
 pub mod locations;
 pub mod money;
+pub mod notifications;
 pub mod npi;
 pub mod orders;
 pub mod outbox;

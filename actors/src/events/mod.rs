@@ -15,6 +15,10 @@
 //! - Each instance also has its own queue `<ns>.instance.<id>` (response-cache invalidation and,
 //!   later, live dashboards).
 //!
+//! ## Handlers
+//! - [`notifications`]: email (SMTP) and SMS (HTTP gateway) per the tenant's rules; a priority queue.
+//! - [`counters`]: live per-tenant, per-day counters in Redis for the dashboards.
+//!
 //! ## Contract for handlers
 //! A handler is called once per delivery and must be idempotent by [`Envelope::id`]: the broker
 //! delivers at least once (a relay that crashed between the broker's confirm and marking the row
@@ -26,6 +30,9 @@
 //! - [`webhooks`]: POSTs each event, signed, to the tenant's subscribed endpoints.
 
 pub mod webhooks;
+
+pub mod counters;
+pub mod notifications;
 
 use aries_tenants::TenantId;
 use chrono::{DateTime, Utc};

@@ -3,9 +3,11 @@
 //! tenant transaction, resolve the caller and check the operation's permission, run, commit, report
 //! the outcome to the shard's breaker.
 //!
+//! - [`counters`]: the permission check in front of the live counters (kept in Redis).
 //! - [`billing`]: the billing worklist, billing-run batches, invoices and AR postings.
 //! - [`inventory`]: warehouses, items, serials and their events.
 //! - [`locations`]: the location resource.
+//! - [`notifications`]: the notification channel, rules and log; the consumer's internal operations.
 //! - [`patients`]: patients and their ranked insurance policies.
 //! - [`orders`]: orders and lines: intake, approval, delivery, pickup, cancellation.
 //! - [`payers`]: insurers and programs.
@@ -46,8 +48,10 @@ macro_rules! tenant_op {
 }
 
 pub mod billing;
+pub mod counters;
 pub mod inventory;
 pub mod locations;
+pub mod notifications;
 pub mod orders;
 pub mod patients;
 pub mod payers;

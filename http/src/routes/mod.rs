@@ -3,11 +3,13 @@
 
 pub mod billing;
 pub mod common;
+pub mod counters;
 pub mod dead_letters;
 pub mod health;
 pub mod inventory;
 pub mod locations;
 pub mod meta;
+pub mod notifications;
 pub mod oauth;
 pub mod operators;
 pub mod orders;
@@ -262,6 +264,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/reports").route(web::get().to(reports::catalogue)))
             .service(resource("/reports/{report}").route(web::get().to(reports::run)))
+            .service(
+                resource("/notifications/channel")
+                    .route(web::get().to(notifications::show_channel))
+                    .route(web::put().to(notifications::put_channel)),
+            )
+            .service(
+                resource("/notifications/rules")
+                    .route(web::post().to(notifications::create_rule))
+                    .route(web::get().to(notifications::list_rules)),
+            )
+            .service(
+                resource("/notifications/rules/{rule_id}")
+                    .route(web::get().to(notifications::show_rule))
+                    .route(web::patch().to(notifications::update_rule))
+                    .route(web::delete().to(notifications::delete_rule)),
+            )
+            .service(resource("/notifications/log").route(web::get().to(notifications::list_log)))
+            .service(resource("/counters").route(web::get().to(counters::show)))
             .service(resource("/oauth/token").route(web::post().to(oauth::token)))
             .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
             .service(

@@ -706,6 +706,14 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         .await
         .json()
         .await?;
+    let b_rule: Value = app
+        .post_json(
+            &format!("{b}/notifications/rules"),
+            &json!({"name": "B rule", "event_types": ["*"], "recipients": ["b@x.co"]}),
+        )
+        .await
+        .json()
+        .await?;
     app.req(
         Method::PUT,
         &format!(
@@ -832,6 +840,7 @@ async fn a_foreign_credential_gets_404_on_every_tenant_route() -> TestResult {
         ("invoice_line_id", b_invoice_line.to_string()),
         ("endpoint_id", id_of(&b_webhook)),
         ("event_id", b_event.to_string()),
+        ("rule_id", id_of(&b_rule)),
     ]
     .into_iter()
     .collect();

@@ -53,6 +53,7 @@ names!(
         Payments => "payments",
         Reports => "reports",
         Webhooks => "webhooks",
+        Notifications => "notifications",
     }
 );
 
