@@ -78,6 +78,17 @@ impl RedisLink {
     }
 }
 
+/// The URL with a short heartbeat unless it names one: a dead broker is noticed in seconds.
+fn with_heartbeat(url: &str) -> String {
+    if url.contains("heartbeat=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&heartbeat=4")
+    } else {
+        format!("{url}?heartbeat=4")
+    }
+}
+
 /// RabbitMQ through one lapin connection, replaced when it drops (lapin does not reconnect).
 #[derive(Clone)]
 pub struct RabbitLink {
@@ -115,8 +126,8 @@ impl RabbitLink {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            let attempt =
-                lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default());
+            let url = with_heartbeat(&self.url);
+            let attempt = lapin::Connection::connect(&url, lapin::ConnectionProperties::default());
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 Ok(Ok(c)) => {
                     tracing::info!("connected to rabbitmq");

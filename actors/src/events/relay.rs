@@ -203,6 +203,14 @@ async fn drain(
                         .declare_events(&ch)
                         .await
                         .map_err(BrokerError::from)?;
+                    // Bound before the first publish: a message no queue is bound for is dropped.
+                    for q in &config.queues {
+                        broker
+                            .names
+                            .declare_consumer(&ch, q.name, &q.bindings, q.max_priority)
+                            .await
+                            .map_err(BrokerError::from)?;
+                    }
                     channel.insert(ch)
                 }
             };

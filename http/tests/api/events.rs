@@ -174,6 +174,15 @@ async fn a_broker_restart_in_the_middle_of_a_stream_of_writes_loses_no_event() -
     };
     drop(probe_conn);
     let tenant = app.create_tenant("restartco").await;
+    // A webhook receiver counts what the consumers did with the stream, too.
+    let receiver = crate::webhooks::Receiver::start()?;
+    let (_endpoint, secret) = crate::webhooks::register(
+        &app,
+        "restartco",
+        &json!({"url": format!("{}/hook", receiver.base), "event_types": ["location.created"]}),
+    )
+    .await?;
+    receiver.trust("/hook", &secret);
     let mut acknowledged = 0;
     for i in 0..120 {
         if i == 40 {
@@ -225,6 +234,16 @@ async fn a_broker_restart_in_the_middle_of_a_stream_of_writes_loses_no_event() -
         .collect::<HashSet<_>>()
         .len();
     assert_eq!(locations_created, 120, "one event per acknowledged write");
+    // Every event reached the webhook receiver (consumers reconnected by themselves).
+    let hooked = eventually(Duration::from_secs(60), || async {
+        crate::webhooks::received_ids(&receiver, "/hook").len() >= 120
+    })
+    .await;
+    assert!(
+        hooked,
+        "{} of 120 events reached the webhook receiver",
+        crate::webhooks::received_ids(&receiver, "/hook").len()
+    );
     Ok(())
 }
 

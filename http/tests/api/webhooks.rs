@@ -12,19 +12,20 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     /// Which endpoint (each endpoint has its own path).
-    path: String,
+    pub(crate) path: String,
     /// Header names lower-cased.
-    headers: HashMap<String, String>,
+    pub(crate) headers: HashMap<String, String>,
     /// The raw body.
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// `Aries-Signature` verified with the secret registered for the path, within 5 minutes.
-    signature_ok: bool,
+    pub(crate) signature_ok: bool,
 }
 
 /// What the receiver's handler shares with the test.
@@ -39,8 +40,8 @@ struct ReceiverState {
 }
 
 /// A webhook receiver on 127.0.0.1 (a third party, started by the test).
-struct Receiver {
-    base: String,
+pub(crate) struct Receiver {
+    pub(crate) base: String,
     state: Arc<ReceiverState>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -75,7 +76,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<ReceiverState
 }
 
 impl Receiver {
-    fn start() -> Result<Receiver, Box<dyn std::error::Error>> {
+    pub(crate) fn start() -> Result<Receiver, Box<dyn std::error::Error>> {
         let state = Arc::new(ReceiverState {
             status: AtomicU16::new(200),
             ..Default::default()
@@ -100,15 +101,15 @@ impl Receiver {
         })
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.state.got.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
     }
 
-    fn trust(&self, path: &str, secret: &str) {
+    pub(crate) fn trust(&self, path: &str, secret: &str) {
         if let Ok(mut s) = self.state.secrets.lock() {
             s.insert(path.to_owned(), secret.to_owned());
         }
@@ -157,7 +158,7 @@ fn dispatcher(app: &TestApp, allow_private_networks: bool) -> WebhookDispatcher 
 }
 
 /// Registers an endpoint and returns (id, secret).
-async fn register(
+pub(crate) async fn register(
     app: &TestApp,
     slug: &str,
     body: &Value,
@@ -729,5 +730,179 @@ async fn failing_receiver_is_retried_logged_failed_then_delivered_on_replay() ->
     // Delivered is final.
     assert_eq!(dispatcher.handle(&delivery(&env, 2, false)).await, Ok(()));
     assert_eq!(receiver.got().len(), 3);
+    Ok(())
+}
+
+/// The ids of the tenant's outbox events of `prefix`* types.
+async fn outbox_ids(app: &TestApp, tenant: &Value, prefix: &str) -> Vec<Uuid> {
+    let pool = app.shard_pool(TestApp::shard_index(tenant));
+    let tid = TestApp::tenant_id(tenant);
+    let Ok(mut tx) = aries_shards::begin_tenant_tx(&pool, tid).await else {
+        return Vec::new();
+    };
+    sqlx::query_scalar(
+        "select event_id from outbox_event where tenant_id = $1 and event_type like $2 || '%' order by seq",
+    )
+    .bind(tid)
+    .bind(prefix)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap_or_default()
+}
+
+/// Event ids the receiver got at `path`, with how many times each came.
+pub(crate) fn received_ids(receiver: &Receiver, path: &str) -> HashMap<Uuid, usize> {
+    let mut seen = HashMap::new();
+    for r in receiver.got().iter().filter(|r| r.path == path) {
+        if let Some(id) = r
+            .headers
+            .get("aries-event-id")
+            .and_then(|v| v.parse::<Uuid>().ok())
+        {
+            *seen.entry(id).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+#[actix_web::test]
+async fn every_event_reaches_the_receiver_once_across_two_instances() -> TestResult {
+    let app = TestApp::spawn().await;
+    // The peer relays, consumes and serves like the first instance.
+    let (peer, _peer_handle) = app.spawn_peer().await;
+    let tenant = app.create_tenant("twin-hooks").await;
+    let receiver = Receiver::start()?;
+    let (_id, secret) = register(
+        &app,
+        "twin-hooks",
+        &json!({"url": format!("{}/hook", receiver.base), "event_types": ["location.*"]}),
+    )
+    .await?;
+    receiver.trust("/hook", &secret);
+    let key = app.tenant_key("twin-hooks").unwrap_or_default();
+    for i in 0..40 {
+        let base = if i % 2 == 0 { &app.base } else { &peer };
+        let res = app
+            .client
+            .post(format!("{base}/v1/tenants/twin-hooks/locations"))
+            .bearer_auth(&key)
+            .json(&location_body(&format!("W{i:02}")))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 201);
+    }
+    let want: Vec<Uuid> = outbox_ids(&app, &tenant, "location.").await;
+    assert_eq!(want.len(), 40);
+    let all_in = eventually(Duration::from_secs(30), || async {
+        received_ids(&receiver, "/hook").len() >= want.len()
+    })
+    .await;
+    let seen = received_ids(&receiver, "/hook");
+    assert!(all_in, "{} of {} delivered", seen.len(), want.len());
+    let want_set: std::collections::HashSet<Uuid> = want.iter().copied().collect();
+    let seen_set: std::collections::HashSet<Uuid> = seen.keys().copied().collect();
+    assert_eq!(
+        seen_set, want_set,
+        "every event, and only the subscribed ones"
+    );
+    // Settle, then count: no event was sent twice (the delivery rows fence both instances).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let seen = received_ids(&receiver, "/hook");
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert!(
+        receiver.got().iter().all(|r| r.signature_ok),
+        "signatures verify"
+    );
+    // The delivery log agrees.
+    let endpoints: Value = app
+        .get("/v1/tenants/twin-hooks/webhooks")
+        .await
+        .json()
+        .await?;
+    let endpoint = endpoints["data"][0]["id"].as_str().unwrap_or_default();
+    let log: Value = app
+        .get(&format!(
+            "/v1/tenants/twin-hooks/webhooks/{endpoint}/deliveries?status=delivered&limit=100"
+        ))
+        .await
+        .json()
+        .await?;
+    assert_eq!(log["data"].as_array().map(Vec::len), Some(40));
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_poison_event_is_dead_lettered_then_delivered_after_the_fix_and_a_replay() -> TestResult {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("poison-co").await;
+    let receiver = Receiver::start()?;
+    receiver.answer(500);
+    let (endpoint, secret) = register(
+        &app,
+        "poison-co",
+        &json!({"url": format!("{}/hook", receiver.base), "event_types": ["location.created"]}),
+    )
+    .await?;
+    receiver.trust("/hook", &secret);
+    app.create_location("poison-co", "P1").await;
+    let event = outbox_ids(&app, &tenant, "location.created").await;
+    let event = *event.first().ok_or("the event")?;
+    // Three attempts (the test apps' max_attempts), then the dead letters.
+    let mut letter = Value::Null;
+    for _ in 0..300 {
+        let page: Value = app
+            .get("/v1/platform/dead-letters?queue=webhooks&tenant=poison-co")
+            .await
+            .json()
+            .await?;
+        if let Some(l) = page["data"].as_array().and_then(|d| d.first()) {
+            letter = l.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(letter["message_id"], event.to_string(), "{letter}");
+    assert_eq!(letter["attempts"], 3);
+    assert_eq!(letter["status"], "dead");
+    assert!(
+        letter["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("webhook endpoint(s) failed")),
+        "{letter}"
+    );
+    let log_path = format!("/v1/tenants/poison-co/webhooks/{endpoint}/deliveries/{event}");
+    let log: Value = app.get(&log_path).await.json().await?;
+    assert_eq!(
+        (&log["status"], &log["attempts"]),
+        (&json!("failed"), &json!(3))
+    );
+    assert_eq!(received_ids(&receiver, "/hook").get(&event), Some(&3));
+    // The receiver is fixed; the operator replays.
+    receiver.answer(200);
+    let id = letter["id"].as_str().unwrap_or_default();
+    let res = app
+        .post_json(
+            &format!("/v1/platform/dead-letters/{id}/replay"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let delivered = eventually(Duration::from_secs(20), || async {
+        let log: Value = app.get(&log_path).await.json().await.unwrap_or_default();
+        log["status"] == "delivered"
+    })
+    .await;
+    assert!(delivered, "delivered after the replay");
+    let log: Value = app.get(&log_path).await.json().await?;
+    let codes: Vec<&Value> = log["attempts_log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| &a["status_code"])
+        .collect();
+    assert_eq!(codes, [&json!(500), &json!(500), &json!(500), &json!(200)]);
+    assert_eq!(received_ids(&receiver, "/hook").get(&event), Some(&4));
+    assert!(receiver.got().iter().all(|r| r.signature_ok));
     Ok(())
 }
