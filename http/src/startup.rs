@@ -144,6 +144,17 @@ impl Application {
             }
         });
         let redis = RedisLink::start(settings.redis.url.expose_secret().to_owned());
+        let cache = aries_actors::cache::ResponseCache::new(
+            redis.clone(),
+            aries_actors::cache::CacheConfig {
+                enabled: settings.cache.enabled,
+                ttl: Duration::from_millis(settings.cache.ttl_ms),
+                local_ttl: Duration::from_millis(settings.cache.local_ttl_ms),
+                local_max_entries: settings.cache.local_max_entries,
+                prefix: settings.redis.key_prefix.clone(),
+            },
+        );
+        core.directory.set_cache(cache.clone());
         let state = AppState {
             locks: aries_actors::locks::Locks::new(
                 redis.clone(),
@@ -172,6 +183,7 @@ impl Application {
             rabbit: RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned()),
             operator_token_sha256,
             report_deadline: Duration::from_millis(settings.shards.report_deadline_ms),
+            cache,
         };
         let port = listener.local_addr()?.port();
         let body_limit = settings.http.body_limit_bytes;
@@ -258,6 +270,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             "ratelimit-reset",
             "x-request-id",
             "idempotent-replayed",
+            "x-cache",
         ])
         .max_age(600)
         // A request from another origin is served without CORS headers (the browser then blocks

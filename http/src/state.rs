@@ -46,6 +46,9 @@ pub struct AppState {
     pub operator_token_sha256: Option<[u8; 32]>,
     /// Per-shard deadline of the platform report (`[shards] report_deadline_ms`).
     pub report_deadline: std::time::Duration,
+    /// The response cache of tenant GETs (the directory's tenant actors invalidate it on writes;
+    /// the instance's event consumer calls `invalidate_local` for other instances' writes).
+    pub cache: aries_actors::cache::ResponseCache,
 }
 
 impl AppState {

@@ -152,6 +152,16 @@ pub trait TenantOp: Send + 'static {
     const NAME: &'static str;
     /// Checked by the actor before `run`.
     const ACCESS: Access;
+    /// Whether the operation leaves the tenant's data as it was, so the response cache need not
+    /// be invalidated after it: by default, operations that need only a `view` permission. Every
+    /// other operation that commits counts as a write.
+    const READ_ONLY: bool = matches!(
+        Self::ACCESS,
+        Access::Requires(Permission {
+            action: aries_tenants::auth::Action::View,
+            ..
+        })
+    );
     fn run<'c>(
         self,
         conn: &'c mut PgConnection,
