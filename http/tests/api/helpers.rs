@@ -224,6 +224,8 @@ pub struct AppOptions {
     pub cors_origins: Vec<String>,
     /// The platform report's per-shard deadline (`[shards] report_deadline_ms`).
     pub report_deadline_ms: Option<u64>,
+    /// The response cache's settings (`[cache]`); the defaults when absent.
+    pub cache: Option<aries_http::settings::CacheSettings>,
 }
 
 pub struct TestApp {
@@ -315,6 +317,9 @@ impl TestApp {
         settings.http.cors_allowed_origins = opts.cors_origins;
         if let Some(ms) = opts.report_deadline_ms {
             settings.shards.report_deadline_ms = ms;
+        }
+        if let Some(cache) = opts.cache {
+            settings.cache = cache;
         }
         // Each test app has Redis keys of its own (sessions, rate-limit counters).
         settings.redis.key_prefix = format!("aries-test-{:x}", rand::random::<u64>());
@@ -608,6 +613,25 @@ impl RedisServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts a fresh (empty) Redis on the same port after [`Self::kill`], as after a restart.
+    pub fn restart(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.kill();
+        self.child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(())
     }
 }
 
