@@ -340,3 +340,74 @@ async fn cached_answers_are_only_for_callers_allowed_to_see_them() -> TestResult
     );
     Ok(())
 }
+
+#[actix_web::test]
+async fn a_fill_that_raced_a_write_stores_nothing() -> TestResult {
+    use aries_actors::cache::{CacheConfig, Entry, Outcome, ResponseCache};
+    let app = TestApp::spawn().await;
+    let config = CacheConfig {
+        enabled: true,
+        ttl: Duration::from_secs(60),
+        local_ttl: Duration::from_secs(5),
+        local_max_entries: 100,
+        prefix: app.settings.redis.key_prefix.clone(),
+    };
+    // Three instances' caches on one Redis.
+    let a = ResponseCache::new(app.app_state.redis.clone(), config.clone());
+    let b = ResponseCache::new(app.app_state.redis.clone(), config.clone());
+    let c = ResponseCache::new(app.app_state.redis.clone(), config);
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(5), || async {
+            app.app_state.redis.check().await.is_ok()
+        })
+        .await
+    );
+    let tenant = aries_tenants::TenantId::new();
+    let body = |s: &str| Entry {
+        etag: None,
+        body: s.as_bytes().to_vec(),
+    };
+    let load = |s: &'static str| {
+        let entry = body(s);
+        move || async move { Ok::<_, ()>(entry) }
+    };
+
+    // A reads the database ("old"); B's write commits and invalidates before A fills.
+    let (got, _) = a
+        .get_or_load(tenant, "k", || async {
+            b.invalidate(tenant).await;
+            Ok::<_, ()>(body("old"))
+        })
+        .await
+        .map_err(|()| "load failed")?;
+    assert_eq!(got.body, b"old");
+    // Another instance must not get A's old answer from Redis.
+    let (got, outcome) = c
+        .get_or_load(tenant, "k", load("new"))
+        .await
+        .map_err(|()| "load failed")?;
+    assert_eq!((got.body.as_slice(), outcome), (&b"new"[..], Outcome::Miss));
+
+    // The same on one instance: a fill that raced its own instance's write stores nothing in
+    // memory either.
+    let (got, _) = a
+        .get_or_load(tenant, "k2", || async {
+            a.invalidate(tenant).await;
+            Ok::<_, ()>(body("old"))
+        })
+        .await
+        .map_err(|()| "load failed")?;
+    assert_eq!(got.body, b"old");
+    let (got, outcome) = a
+        .get_or_load(tenant, "k2", load("new"))
+        .await
+        .map_err(|()| "load failed")?;
+    assert_eq!((got.body.as_slice(), outcome), (&b"new"[..], Outcome::Miss));
+    // And the fresh answer is then served from the cache.
+    let (got, outcome) = a
+        .get_or_load(tenant, "k2", load("never"))
+        .await
+        .map_err(|()| "load failed")?;
+    assert_eq!((got.body.as_slice(), outcome), (&b"new"[..], Outcome::Hit));
+    Ok(())
+}
