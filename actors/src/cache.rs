@@ -316,6 +316,19 @@ impl ResponseCache {
         }
     }
 
+    /// For /health/ready: `disabled`, `up`, or `bypassing` (Redis failed a moment ago, or an
+    /// invalidation has yet to reach it; reads go to the database meanwhile).
+    pub fn health(&self) -> &'static str {
+        let pending = self.inner.pending.lock().map_or(true, |p| !p.is_empty());
+        if !self.enabled() {
+            "disabled"
+        } else if self.in_backoff() || pending {
+            "bypassing"
+        } else {
+            "up"
+        }
+    }
+
     fn key(&self, tenant: TenantId, what: &str) -> String {
         format!("{}:cache:{{{tenant}}}:{what}", self.inner.config.prefix)
     }
@@ -753,6 +766,84 @@ fn rand_token() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn memory_only(max: usize) -> ResponseCache {
+        // Nothing listens there: these tests touch only the in-memory tier.
+        ResponseCache::new(
+            RedisLink::start("redis://127.0.0.1:1".into()),
+            CacheConfig {
+                enabled: true,
+                ttl: Duration::from_secs(60),
+                local_ttl: Duration::from_secs(60),
+                local_max_entries: max,
+                prefix: "test".into(),
+            },
+        )
+    }
+
+    fn entry(s: &str) -> Arc<Entry> {
+        Arc::new(Entry {
+            etag: None,
+            body: s.as_bytes().to_vec(),
+        })
+    }
+
+    fn held(cache: &ResponseCache) -> usize {
+        cache.inner.local.iter().map(|t| t.entries.len()).sum()
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_per_tenant_and_in_total() {
+        let cache = memory_only(8);
+        let t = TenantId::new();
+        for i in 0..5 {
+            cache.local_put(t, 0, &format!("k{i}"), Instant::now(), entry("x"));
+        }
+        // A tenant holds a quarter of the total; the oldest went first.
+        assert!(cache.local_get(t, "k4").is_some() && cache.local_get(t, "k3").is_some());
+        assert!(cache.local_get(t, "k0").is_none());
+        assert_eq!(held(&cache), 2);
+        for _ in 0..10 {
+            let other = TenantId::new();
+            for i in 0..2 {
+                cache.local_put(other, 0, &format!("k{i}"), Instant::now(), entry("y"));
+            }
+        }
+        assert!(held(&cache) <= 8, "{} entries held", held(&cache));
+        assert_eq!(
+            cache.inner.local_total.load(Ordering::Relaxed),
+            held(&cache)
+        );
+        cache.clear_local();
+        assert_eq!(
+            (
+                held(&cache),
+                cache.inner.local_total.load(Ordering::Relaxed)
+            ),
+            (0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fill_older_than_an_invalidation_is_not_kept() {
+        let cache = memory_only(8);
+        let t = TenantId::new();
+        let epoch = cache.local_epoch(t);
+        cache.invalidate_local(t);
+        cache.local_put(t, epoch, "k", Instant::now(), entry("old"));
+        assert!(cache.local_get(t, "k").is_none());
+        cache.local_put(t, cache.local_epoch(t), "k", Instant::now(), entry("new"));
+        assert_eq!(
+            cache.local_get(t, "k").map(|e| e.body.clone()),
+            Some(b"new".to_vec())
+        );
+        // Data read longer than local_ttl ago is not kept either.
+        let stale = Instant::now().checked_sub(Duration::from_secs(61));
+        if let Some(at) = stale {
+            cache.local_put(t, cache.local_epoch(t), "k2", at, entry("old"));
+            assert!(cache.local_get(t, "k2").is_none());
+        }
+    }
 
     #[test]
     fn entries_round_trip() {

@@ -257,6 +257,8 @@ async fn with_redis_down_reads_bypass_the_cache_and_writes_still_succeed() -> Te
         let body: Value = res.json().await?;
         assert_eq!(body["name"], "During the outage");
     }
+    let ready: Value = app.get("/health/ready").await.json().await?;
+    assert_eq!(ready["cache"], "bypassing", "{ready}");
 
     redis.restart()?;
     assert!(
@@ -265,6 +267,8 @@ async fn with_redis_down_reads_bypass_the_cache_and_writes_still_succeed() -> Te
     );
     let body: Value = app.get(&path).await.json().await?;
     assert_eq!(body["name"], "During the outage");
+    let ready: Value = app.get("/health/ready").await.json().await?;
+    assert_eq!(ready["cache"], "up", "{ready}");
     Ok(())
 }
 
