@@ -197,6 +197,8 @@ pub struct CacheStats {
     pub redis_lookups: u64,
     /// L1 hits.
     pub local_hits: u64,
+    /// Fills in flight now (single flight); zero when the instance is idle.
+    pub in_flight: usize,
 }
 
 /// One tenant's L1.
@@ -219,6 +221,27 @@ struct Flight {
 
 /// (tenant, local epoch, request key) of a fill in flight.
 type FlightKey = (TenantId, u64, String);
+
+/// Removes a flight from the map when the last request that joined it is done with it (and no
+/// newer flight replaced it meanwhile). Joining and leaving both hold the map's lock of the key,
+/// so the count of holders cannot change under the check.
+struct LeaveFlight<'a> {
+    /// The map of fills in flight.
+    flights: &'a DashMap<FlightKey, Arc<Flight>>,
+    /// Where the flight is.
+    key: FlightKey,
+    /// The flight this request joined.
+    flight: Arc<Flight>,
+}
+
+impl Drop for LeaveFlight<'_> {
+    fn drop(&mut self) {
+        self.flights.remove_if(&self.key, |_, f| {
+            // The map's reference and this request's: nobody else is on it.
+            Arc::ptr_eq(f, &self.flight) && Arc::strong_count(f) <= 2
+        });
+    }
+}
 
 struct Inner {
     /// The tuning.
@@ -313,6 +336,7 @@ impl ResponseCache {
             fills: self.inner.fills.load(Ordering::Relaxed),
             redis_lookups: self.inner.redis_lookups.load(Ordering::Relaxed),
             local_hits: self.inner.local_hits.load(Ordering::Relaxed),
+            in_flight: self.inner.flights.len(),
         }
     }
 
@@ -607,7 +631,7 @@ impl ResponseCache {
             let (entry, outcome) = self.through_l2(tenant, key, epoch, load).await?;
             return Ok((entry, outcome));
         }
-        let flight_key = (tenant, epoch, key.to_owned());
+        let flight_key: FlightKey = (tenant, epoch, key.to_owned());
         let flight = {
             let ttl = self.inner.config.local_ttl;
             let mut slot = self
@@ -629,8 +653,16 @@ impl ResponseCache {
             }
             slot.clone()
         };
+        // Leaves the map when the fill is over, or when every request waiting on it was dropped
+        // (a client went away), so abandoned keys do not accumulate.
+        let leave = LeaveFlight {
+            flights: &self.inner.flights,
+            key: flight_key,
+            flight,
+        };
         let mut mine = None;
-        let result = flight
+        let result = leave
+            .flight
             .cell
             .get_or_try_init(|| async {
                 let (entry, outcome) = self.through_l2(tenant, key, epoch, load).await?;
@@ -639,9 +671,6 @@ impl ResponseCache {
             })
             .await
             .cloned();
-        self.inner
-            .flights
-            .remove_if(&flight_key, |_, f| Arc::ptr_eq(f, &flight));
         Ok((result?, mine.unwrap_or(Outcome::Hit)))
     }
 

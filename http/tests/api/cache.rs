@@ -213,6 +213,7 @@ async fn a_stampede_of_misses_reads_the_database_once() -> TestResult {
         1,
         "concurrent misses on one instance did not share one fill"
     );
+    assert_eq!(after.in_flight, 0, "a finished fill stayed in the map");
     Ok(())
 }
 
