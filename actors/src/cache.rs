@@ -173,7 +173,7 @@ pub enum Outcome {
     Hit,
     /// The operation ran for this request.
     Miss,
-    /// The cache was not used (off, or Redis down).
+    /// The cache was not used (off, or Redis down): the operation ran and its answer was not kept.
     Bypass,
 }
 
@@ -199,9 +199,12 @@ pub struct CacheStats {
     pub local_hits: u64,
     /// Fills in flight now (single flight); zero when the instance is idle.
     pub in_flight: usize,
+    /// Redis calls attempted (every kind); they pause during a back-off.
+    pub redis_calls: u64,
 }
 
-/// One tenant's L1.
+/// One tenant's L1. Kept (emptied) after an invalidation, for its epoch: one small struct per
+/// tenant this instance has served, whose entries are bounded by `local_max_entries`.
 #[derive(Default)]
 struct LocalTenant {
     /// Moved on by every invalidation; a fill stores into L1 only if it has not moved since the
@@ -273,6 +276,8 @@ struct Inner {
     redis_lookups: AtomicU64,
     /// See [`CacheStats`].
     local_hits: AtomicU64,
+    /// See [`CacheStats`].
+    redis_calls: AtomicU64,
 }
 
 /// The two-tier response cache. Cheap to clone; clones share everything.
@@ -321,6 +326,7 @@ impl ResponseCache {
                 fills: AtomicU64::new(0),
                 redis_lookups: AtomicU64::new(0),
                 local_hits: AtomicU64::new(0),
+                redis_calls: AtomicU64::new(0),
             }),
         }
     }
@@ -337,6 +343,7 @@ impl ResponseCache {
             redis_lookups: self.inner.redis_lookups.load(Ordering::Relaxed),
             local_hits: self.inner.local_hits.load(Ordering::Relaxed),
             in_flight: self.inner.flights.len(),
+            redis_calls: self.inner.redis_calls.load(Ordering::Relaxed),
         }
     }
 
@@ -377,6 +384,7 @@ impl ResponseCache {
     }
 
     async fn connection(&self) -> Result<redis::aio::ConnectionManager, String> {
+        self.inner.redis_calls.fetch_add(1, Ordering::Relaxed);
         self.inner
             .redis
             .connection()
@@ -699,10 +707,11 @@ impl ResponseCache {
                 generation
             }
             Err(e) => {
+                // Redis failed: answer from the database, store nothing (the cache was bypassed).
                 request_metric("redis", "error");
                 self.redis_failed("reading", &e);
                 let entry = Arc::new(load().await?);
-                return Ok((entry, Outcome::Miss));
+                return Ok((entry, Outcome::Bypass));
             }
         };
         let (generation, lock) = match self.lock(tenant, key).await {

@@ -249,6 +249,8 @@ async fn with_redis_down_reads_bypass_the_cache_and_writes_still_succeed() -> Te
     .await;
     assert!(bypassed, "reads never bypassed the cache with Redis down");
     rename_on(&app, &app.base, "outage", &id, "During the outage").await;
+    // Within the back-off, requests do not even try Redis (an attempt or two may end a back-off).
+    let calls_before = app.app_state.cache.stats().redis_calls;
     for _ in 0..5 {
         let res = app.get(&path).await;
         assert_eq!(
@@ -258,6 +260,8 @@ async fn with_redis_down_reads_bypass_the_cache_and_writes_still_succeed() -> Te
         let body: Value = res.json().await?;
         assert_eq!(body["name"], "During the outage");
     }
+    let calls = app.app_state.cache.stats().redis_calls - calls_before;
+    assert!(calls <= 2, "{calls} Redis calls during the back-off");
     let ready: Value = app.get("/health/ready").await.json().await?;
     assert_eq!(ready["cache"], "bypassing", "{ready}");
 
