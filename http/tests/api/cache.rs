@@ -420,3 +420,60 @@ async fn a_fill_that_raced_a_write_stores_nothing() -> TestResult {
     assert_eq!((got.body.as_slice(), outcome), (&b"new"[..], Outcome::Hit));
     Ok(())
 }
+
+#[actix_web::test]
+async fn a_caller_limited_to_some_locations_never_gets_an_answer_cached_for_all() -> TestResult {
+    let app = TestApp::spawn().await;
+    app.create_tenant("scoped").await;
+    let north = app.create_location("scoped", "NORTH").await;
+    let south = app.create_location("scoped", "SOUTH").await;
+    let password = "correct horse battery staple";
+    let res = app
+        .post_json(
+            "/v1/tenants/scoped/users",
+            &json!({"email": "n@x.co", "display_name": "N", "password": password,
+                    "roles": ["admin"], "location_ids": [north["id"]]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    // The login is a write too (refresh token, audit): done before the owner fills the cache.
+    let res = app
+        .client
+        .post(app.url("/v1/tenants/scoped/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "n@x.co"),
+            ("password", password),
+        ])
+        .send()
+        .await?;
+    let token = res.json::<Value>().await?["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let south_path = format!(
+        "/v1/tenants/scoped/locations/{}",
+        south["id"].as_str().unwrap_or("")
+    );
+    for path in ["/v1/tenants/scoped/locations", south_path.as_str()] {
+        app.get(path).await;
+        assert_eq!(x_cache(&app.get(path).await), "hit", "{path}");
+    }
+    let as_user = |path: &str| app.client.get(app.url(path)).bearer_auth(&token).send();
+    let list: Value = as_user("/v1/tenants/scoped/locations")
+        .await?
+        .json()
+        .await?;
+    let codes: Vec<&str> = list["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["NORTH"]);
+    assert_problem(as_user(&south_path).await?, 404, "not_found").await;
+    // The user's own answers are cached under the user's scope.
+    let again = as_user("/v1/tenants/scoped/locations").await?;
+    assert_eq!(x_cache(&again), "hit");
+    Ok(())
+}
