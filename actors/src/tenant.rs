@@ -9,6 +9,10 @@
 //! it, `restarting` drops its state and `started` reloads it from the catalog before the next
 //! message is handled. A panic in a handler's synchronous part kills the actor outright; the
 //! [`Directory`] sees the dead address on the next request and activates a new one.
+//!
+//! Response cache: after an operation that is not read-only ([`TenantOp::READ_ONLY`]) commits,
+//! the actor awaits [`crate::cache::ResponseCache::invalidate`] before the caller gets the answer;
+//! [`Authorize`] lets a cached read check the caller without running (or opening) anything.
 
 use crate::auth::{Call, CredentialCache, Principal};
 use crate::directory::Directory;
