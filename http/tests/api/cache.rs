@@ -106,6 +106,23 @@ async fn a_second_get_is_a_hit_with_the_same_body_and_etag() -> TestResult {
     let listed: Value = serde_json::from_slice(&a_body)?;
     assert_eq!(listed["data"][0]["code"], "MAIN");
 
+    // Security resources, audit and reports are never cached.
+    for uncached in [
+        "/v1/tenants/cached/users",
+        "/v1/tenants/cached/api-keys",
+        "/v1/tenants/cached/audit",
+        "/v1/tenants/cached/reports",
+    ] {
+        for _ in 0..2 {
+            let res = app.get(uncached).await;
+            assert_eq!(res.status(), 200, "{uncached}");
+            assert!(
+                res.headers().get("x-cache").is_none(),
+                "{uncached} is cached"
+            );
+        }
+    }
+
     let hits = metric(&app, "aries_cache_requests_total", &["outcome=\"hit\""]).await;
     let misses = metric(&app, "aries_cache_requests_total", &["outcome=\"miss\""]).await;
     assert!(hits >= hits_before + 2.0, "hits {hits_before} → {hits}");
