@@ -144,6 +144,22 @@ impl CredentialCache {
         Ok(map)
     }
 
+    /// The resolution of `credential` if it is cached and still fresh (no database needed):
+    /// `Some(Ok(principal))`, `Some(Err(Unauthenticated))` for a refused credential, `None` when
+    /// it must be looked up.
+    pub fn cached(&self, credential: &Credential) -> Option<Result<Principal, DomainError>> {
+        let entry = self.entries.get(credential)?;
+        if entry.0.elapsed() >= self.ttl {
+            return None;
+        }
+        Some(
+            entry
+                .1
+                .clone()
+                .ok_or(DomainError::Unauthenticated("credential refused")),
+        )
+    }
+
     /// The principal behind `credential`, or `Unauthenticated`.
     pub async fn resolve(
         &self,

@@ -9,10 +9,12 @@
 //! keying by it saves a catalog lookup per request.
 
 use crate::auth::Call;
+use crate::cache::ResponseCache;
 use crate::error::TenantError;
+use crate::ops::Access;
 use crate::ops::TenantOp;
 use crate::shard::ShardRegistry;
-use crate::tenant::{Exec, Loaded, Reload, TenantActor, TenantTimers};
+use crate::tenant::{Authorize, Authorized, Exec, Loaded, Reload, TenantActor, TenantTimers};
 use actix::prelude::*;
 use aries_shards::Catalog;
 use aries_tenants::TenantSlug;
@@ -60,6 +62,9 @@ struct Inner {
     shards: ShardRegistry,
     /// Kept for the timers each activation hands its actor (`arbiters` is only read by `new`).
     settings: DirectorySettings,
+    /// The response cache tenant actors invalidate after a committed write; set once at start-up
+    /// by the HTTP server (the CLI runs without one).
+    cache: std::sync::OnceLock<ResponseCache>,
 }
 
 impl Drop for Inner {
@@ -97,6 +102,7 @@ impl Directory {
                 catalog,
                 shards,
                 settings,
+                cache: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -189,7 +195,8 @@ impl Directory {
             .is_some_and(|s| s.get().is_some_and(Addr::connected))
     }
 
-    /// Runs `op` for the tenant with no caller (operations with `Access::Anonymous`).
+    /// Runs `op` for the tenant with no caller (operations with `Access::Anonymous` or
+    /// `Access::Internal`).
     pub async fn exec<O: TenantOp>(
         &self,
         slug: &TenantSlug,
@@ -208,6 +215,34 @@ impl Directory {
         let addr = self.get(slug).await?;
         addr.send(Exec {
             op,
+            call,
+            span: tracing::Span::current(),
+        })
+        .await?
+    }
+
+    /// Hands tenant actors the response cache to invalidate after writes (once; later calls are
+    /// ignored).
+    pub fn set_cache(&self, cache: ResponseCache) {
+        let _ = self.inner.cache.set(cache);
+    }
+
+    /// The response cache, if the server set one.
+    pub fn cache(&self) -> Option<ResponseCache> {
+        self.inner.cache.get().cloned()
+    }
+
+    /// Checks that the tenant serves and that `call`'s principal may run an operation needing
+    /// `access`, without running one (see [`Authorize`]).
+    pub async fn authorize(
+        &self,
+        slug: &TenantSlug,
+        call: Call,
+        access: Access,
+    ) -> Result<Authorized, TenantError> {
+        let addr = self.get(slug).await?;
+        addr.send(Authorize {
+            access,
             call,
             span: tracing::Span::current(),
         })

@@ -14,12 +14,14 @@
 //! - [`platform`]: operator actions that span the catalog and the shards (create a tenant, suspend…).
 //! - [`platform_report`]: the operator's report over every shard, in parallel, with a deadline per shard.
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
+//! - [`cache`]: the two-tier (in-memory, Redis) response cache of tenant GETs and its invalidation.
 //! - [`locks`]: Redis leases with fencing tokens (one billing run per tenant across instances).
 //! - [`events`]: the outbox relay, RabbitMQ topology, consumers with retries and dead letters.
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod directory;
 pub mod error;
 pub mod events;

@@ -9,8 +9,12 @@
 //! it, `restarting` drops its state and `started` reloads it from the catalog before the next
 //! message is handled. A panic in a handler's synchronous part kills the actor outright; the
 //! [`Directory`] sees the dead address on the next request and activates a new one.
+//!
+//! Response cache: after an operation that is not read-only ([`TenantOp::READ_ONLY`]) commits,
+//! the actor awaits [`crate::cache::ResponseCache::invalidate`] before the caller gets the answer;
+//! [`Authorize`] lets a cached read check the caller without running (or opening) anything.
 
-use crate::auth::{Call, CredentialCache};
+use crate::auth::{Call, CredentialCache, Principal};
 use crate::directory::Directory;
 use crate::error::TenantError;
 use crate::ops::{Access, OpContext, TenantOp};
@@ -18,7 +22,7 @@ use crate::shard::ShardHandle;
 use actix::prelude::*;
 use aries_shards::begin_tenant_tx;
 use aries_shards::catalog::TenantRecord;
-use aries_tenants::{DomainError, TenantSlug, TenantStatus};
+use aries_tenants::{DomainError, LocationId, TenantId, TenantSlug, TenantStatus};
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -40,6 +44,32 @@ pub struct Exec<O: TenantOp> {
 
 impl<O: TenantOp> Message for Exec<O> {
     type Result = Result<O::Output, TenantError>;
+}
+
+/// Checks, without running any operation, that the tenant serves and that the caller may run an
+/// operation needing `access`: what the response cache asks before answering from its store, so
+/// authorization is never skipped. Opens no database transaction when the credential's
+/// resolution is in the actor's [`CredentialCache`].
+pub struct Authorize {
+    /// The permission the route's operation needs (its `O::ACCESS`).
+    pub access: Access,
+    /// Who is calling.
+    pub call: Call,
+    /// Entered around a credential lookup, so its logs carry the caller's request id.
+    pub span: tracing::Span,
+}
+
+impl Message for Authorize {
+    type Result = Result<Authorized, TenantError>;
+}
+
+/// What [`Authorize`] answers: what a cached answer may depend on besides the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// The tenant's id (the response cache's keys are scoped by it).
+    pub tenant: TenantId,
+    /// The locations the principal is limited to (`None`: all); answers differ by it.
+    pub location_scope: Option<Vec<LocationId>>,
 }
 
 /// The tenant's profile as the actor holds it.
@@ -250,11 +280,16 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
         let me = ctx.address();
         let Exec { op, call, span } = msg;
         let credentials = self.credentials.clone();
+        let cache = self.directory.cache();
         let work = async move {
-            match AssertUnwindSafe(run_in_tenant_tx(&loaded, op, call, credentials))
+            let outcome = AssertUnwindSafe(run_in_tenant_tx(&loaded, op, call, credentials))
                 .catch_unwind()
-                .await
-            {
+                .await;
+            // A committed write clears the tenant's cached answers before its own answer leaves.
+            if let (Ok(Ok(_)), Some(cache), false) = (&outcome, &cache, O::READ_ONLY) {
+                cache.invalidate(loaded.tenant.id).await;
+            }
+            match outcome {
                 Ok(Err(TenantError::Domain(DomainError::Database(e)))) => {
                     // Not a rule of the domain and not an outage: a bug or a schema drift. Restart
                     // so whatever state led here is reloaded, as after a panic.
@@ -299,28 +334,15 @@ async fn run_in_tenant_tx<O: TenantOp>(
         .await
         .map_err(unavailable)?;
     let tenant = loaded.tenant.id;
-    let principal = match (O::ACCESS, &call.credential) {
-        (Access::Anonymous, _) => None,
-        (Access::Requires(_) | Access::Authenticated, None) => {
-            return Err(TenantError::Domain(DomainError::Unauthenticated(
-                "no credential",
-            )));
-        }
-        (Access::Requires(needed), Some(c)) => {
-            let p = match credentials.resolve(&mut tx, tenant, c).await {
-                Ok(p) => p,
-                Err(DomainError::Database(e)) => return Err(unavailable(e)),
-                Err(e) => return Err(TenantError::Domain(e)),
-            };
-            p.require(needed).map_err(TenantError::Domain)?;
-            Some(p)
-        }
-        (Access::Authenticated, Some(c)) => match credentials.resolve(&mut tx, tenant, c).await {
-            Ok(p) => Some(p),
-            Err(DomainError::Database(e)) => return Err(unavailable(e)),
-            Err(e) => return Err(TenantError::Domain(e)),
-        },
-    };
+    let principal = resolve_principal(
+        &mut tx,
+        tenant,
+        O::ACCESS,
+        &call,
+        &credentials,
+        &unavailable,
+    )
+    .await?;
     let ctx = OpContext {
         tenant,
         principal,
@@ -335,6 +357,135 @@ async fn run_in_tenant_tx<O: TenantOp>(
         }
         Err(DomainError::Database(e)) => Err(unavailable(e)),
         Err(e) => Err(TenantError::Domain(e)),
+    }
+}
+
+/// The caller's principal, checked against `access` (`None` for anonymous operations).
+async fn resolve_principal(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    access: Access,
+    call: &Call,
+    credentials: &CredentialCache,
+    unavailable: &impl Fn(sqlx::Error) -> TenantError,
+) -> Result<Option<Principal>, TenantError> {
+    let credential = match (access, &call.credential) {
+        (Access::Anonymous | Access::Internal, _) => return Ok(None),
+        (_, None) => {
+            return Err(TenantError::Domain(DomainError::Unauthenticated(
+                "no credential",
+            )));
+        }
+        (_, Some(c)) => c,
+    };
+    let p = match credentials.resolve(conn, tenant, credential).await {
+        Ok(p) => p,
+        Err(DomainError::Database(e)) => return Err(unavailable(e)),
+        Err(e) => return Err(TenantError::Domain(e)),
+    };
+    check_access(access, p).map(Some)
+}
+
+/// Whether `principal` may run an operation needing `access`.
+fn check_access(access: Access, principal: Principal) -> Result<Principal, TenantError> {
+    if let Access::Requires(needed) = access {
+        principal.require(needed).map_err(TenantError::Domain)?;
+    }
+    Ok(principal)
+}
+
+/// [`Authorize`] when the credential is not cached: resolves it in a tenant transaction.
+async fn authorize_in_tx(
+    loaded: &Loaded,
+    access: Access,
+    call: Call,
+    credentials: Arc<CredentialCache>,
+) -> Result<Option<Principal>, TenantError> {
+    let shard = &loaded.shard;
+    let unavailable = |e: sqlx::Error| {
+        if crate::breaker::is_unavailability(&e) {
+            shard.breaker.record_failure();
+            TenantError::ShardUnavailable {
+                shard: shard.name.clone(),
+                retry_after: Duration::from_secs(1),
+            }
+        } else {
+            TenantError::Domain(DomainError::Database(e))
+        }
+    };
+    let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id)
+        .await
+        .map_err(unavailable)?;
+    let principal = resolve_principal(
+        &mut tx,
+        loaded.tenant.id,
+        access,
+        &call,
+        &credentials,
+        &unavailable,
+    )
+    .await?;
+    tx.commit().await.map_err(unavailable)?;
+    shard.breaker.record_success();
+    Ok(principal)
+}
+
+impl Handler<Authorize> for TenantActor {
+    type Result = ResponseFuture<Result<Authorized, TenantError>>;
+
+    fn handle(&mut self, msg: Authorize, ctx: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        let Some(loaded) = self.state.clone() else {
+            self.reload_blocking(ctx);
+            return Box::pin(async {
+                Err(TenantError::ActorUnavailable(
+                    "tenant state is reloading".into(),
+                ))
+            });
+        };
+        if loaded.tenant.status != TenantStatus::Active {
+            let status = loaded.tenant.status;
+            return Box::pin(async move { Err(TenantError::NotServing(status)) });
+        }
+        if let Err(rejected) = loaded.shard.breaker.check() {
+            let shard = loaded.shard.name.clone();
+            return Box::pin(async move {
+                Err(TenantError::ShardUnavailable {
+                    shard,
+                    retry_after: rejected.retry_after,
+                })
+            });
+        }
+        let tenant = loaded.tenant.id;
+        let answer = move |p: Option<Principal>| Authorized {
+            tenant,
+            location_scope: p.and_then(|p| p.location_ids),
+        };
+        // The common case: the credential was resolved a moment ago; no database.
+        let cached = match (msg.access, &msg.call.credential) {
+            (Access::Anonymous | Access::Internal, _) => Some(Ok(None)),
+            (_, None) => Some(Err(TenantError::Domain(DomainError::Unauthenticated(
+                "no credential",
+            )))),
+            (access, Some(c)) => self.credentials.cached(c).map(|r| {
+                r.map_err(TenantError::Domain)
+                    .and_then(|p| check_access(access, p))
+                    .map(Some)
+            }),
+        };
+        if let Some(result) = cached {
+            return Box::pin(async move { result.map(answer) });
+        }
+        let credentials = self.credentials.clone();
+        let Authorize { access, call, span } = msg;
+        Box::pin(
+            async move {
+                authorize_in_tx(&loaded, access, call, credentials)
+                    .await
+                    .map(answer)
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -37,6 +37,34 @@ pub struct Settings {
     pub webhooks: aries_actors::events::webhooks::WebhookSettings,
     /// `[notifications]`: SMTP and SMS gateway timeouts (defined by `aries-actors`).
     pub notifications: aries_actors::events::notifications::NotificationSettings,
+    /// `[cache]`: the response cache of tenant GETs (see `aries_actors::cache`).
+    pub cache: CacheSettings,
+}
+
+/// The response cache of tenant GETs: an in-memory tier per instance in front of Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Off: cached routes read the database every time (`X-Cache: bypass`).
+    pub enabled: bool,
+    /// Lifetime of an entry in Redis, in milliseconds.
+    pub ttl_ms: u64,
+    /// Lifetime of an entry in an instance's memory, in milliseconds: the most a read through one
+    /// instance can lag a write through another (0 turns the in-memory tier off).
+    pub local_ttl_ms: u64,
+    /// Most entries in an instance's memory (a tenant holds at most a quarter of them).
+    pub local_max_entries: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl_ms: 60_000,
+            local_ttl_ms: 1_000,
+            local_max_entries: 10_000,
+        }
+    }
 }
 
 /// Defaults of `aries reference sync` (the SODA service; never used on a request's path).

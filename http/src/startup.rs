@@ -157,6 +157,17 @@ impl Application {
             }
         });
         let redis = RedisLink::start(settings.redis.url.expose_secret().to_owned());
+        let cache = aries_actors::cache::ResponseCache::new(
+            redis.clone(),
+            aries_actors::cache::CacheConfig {
+                enabled: settings.cache.enabled,
+                ttl: Duration::from_millis(settings.cache.ttl_ms),
+                local_ttl: Duration::from_millis(settings.cache.local_ttl_ms),
+                local_max_entries: settings.cache.local_max_entries,
+                prefix: settings.redis.key_prefix.clone(),
+            },
+        );
+        core.directory.set_cache(cache.clone());
         let rabbit = RabbitLink::start(settings.rabbitmq.url.expose_secret().to_owned());
         let broker = Broker::new(
             rabbit.clone(),
@@ -171,7 +182,7 @@ impl Application {
             settings.redis.key_prefix.clone(),
         );
         if settings.events.enabled {
-            start_events(&core, &broker, &settings, &instance_id, &counters);
+            start_events(&core, &broker, &settings, &instance_id, &counters, &cache);
         }
         let state = AppState {
             counters,
@@ -204,6 +215,7 @@ impl Application {
             instance_id,
             operator_token_sha256,
             report_deadline: Duration::from_millis(settings.shards.report_deadline_ms),
+            cache,
             webhooks: settings.webhooks.clone(),
         };
         let port = listener.local_addr()?.port();
@@ -309,6 +321,7 @@ fn start_events(
     settings: &Settings,
     instance_id: &str,
     counters: &aries_actors::events::counters::LiveCounters,
+    cache: &aries_actors::cache::ResponseCache,
 ) {
     use aries_actors::events::{notifications, webhooks};
     let events = &settings.events;
@@ -346,7 +359,11 @@ fn start_events(
             instance_id.to_owned(),
         );
     }
-    instance::spawn(broker.clone(), instance_id.to_owned(), Vec::new());
+    instance::spawn(
+        broker.clone(),
+        instance_id.to_owned(),
+        vec![Arc::new(cache.clone())],
+    );
 }
 
 /// serde_urlencoded says "unknown field `x`, expected …"; pull the field name out for `errors`.
@@ -375,6 +392,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             "ratelimit-reset",
             "x-request-id",
             "idempotent-replayed",
+            "x-cache",
         ])
         .max_age(600)
         // A request from another origin is served without CORS headers (the browser then blocks

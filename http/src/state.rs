@@ -55,6 +55,9 @@ pub struct AppState {
     /// The tenants' live counters in Redis (read by `GET /counters`; the counters consumer
     /// writes them with the same prefix).
     pub counters: aries_actors::events::counters::LiveCounters,
+    /// The response cache of tenant GETs (the directory's tenant actors invalidate it on writes;
+    /// the instance's event consumer calls `invalidate_local` for other instances' writes).
+    pub cache: aries_actors::cache::ResponseCache,
 }
 
 impl AppState {

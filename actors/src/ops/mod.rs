@@ -85,6 +85,10 @@ pub enum Access {
     Anonymous,
     /// Any resolved principal of the tenant, whatever its roles (global reference data).
     Authenticated,
+    /// The platform itself, for the event consumers (webhook claims and logs, notification logs):
+    /// no caller, never routed. Such operations write only their own bookkeeping, never what the
+    /// cached routes serve, so they do not invalidate the response cache.
+    Internal,
 }
 
 /// What an operation knows of its call besides its own input.
@@ -158,6 +162,16 @@ pub trait TenantOp: Send + 'static {
     const NAME: &'static str;
     /// Checked by the actor before `run`.
     const ACCESS: Access;
+    /// Whether the operation leaves the tenant's data as it was, so the response cache need not
+    /// be invalidated after it: by default, operations that need only a `view` permission. Every
+    /// other operation that commits counts as a write.
+    const READ_ONLY: bool = matches!(
+        Self::ACCESS,
+        Access::Requires(Permission {
+            action: aries_tenants::auth::Action::View,
+            ..
+        }) | Access::Internal
+    );
     fn run<'c>(
         self,
         conn: &'c mut PgConnection,

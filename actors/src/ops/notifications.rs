@@ -1,6 +1,6 @@
 //! Notification operations: the routed ones (the channel, rules and log, under the
 //! `notifications` permission) and the internal ones the notification consumer runs
-//! (`Access::Anonymous`, never routed): what to send for an event, and what came of it.
+//! (`Access::Internal`, never routed): what to send for an event, and what came of it.
 
 use super::Access;
 use aries_tenants::DomainError;
@@ -147,7 +147,7 @@ tenant_op!(
         event_id: Uuid,
         /// The event's type.
         event_type: String,
-    } -> NotificationPlan, "notification.plan", Access::Anonymous,
+    } -> NotificationPlan, "notification.plan", Access::Internal,
     |op, conn, ctx| {
         let channel = store::channel_for_sending(conn, ctx.tenant).await?;
         if channel.as_ref().is_none_or(|(c, _)| !c.active) {
@@ -168,7 +168,7 @@ tenant_op!(
     RecordNotificationAttempts {
         /// One per recipient tried.
         attempts: Vec<Attempt>,
-    } -> (), "notification.record", Access::Anonymous,
+    } -> (), "notification.record", Access::Internal,
     |op, conn, ctx| {
         for a in &op.attempts {
             store::record_attempt(conn, ctx.tenant, a).await?;

@@ -1,5 +1,5 @@
 //! Webhook operations: endpoints (`webhooks:view|edit|delete`), their delivery log, and two
-//! internal operations the dispatcher runs (`Access::Anonymous`, never routed): claiming the
+//! internal operations the dispatcher runs (`Access::Internal`, never routed): claiming the
 //! endpoints an event goes to, and recording the attempts. The secret is returned by the create
 //! and the rotation only; it is in no event, audit row or log.
 
@@ -162,7 +162,7 @@ tenant_op!(
         event_type: String,
         /// How long the claim holds (longer than a send can take).
         claim_ms: i64,
-    } -> Claimed, "webhook.claim", Access::Anonymous,
+    } -> Claimed, "webhook.claim", Access::Internal,
     |op, conn, ctx| {
         same_tenant(ctx.tenant, op.tenant)?;
         webhooks::claim_deliveries(conn, ctx.tenant, op.event, &op.event_type, op.claim_ms).await
@@ -181,7 +181,7 @@ tenant_op!(
         outcomes: Vec<AttemptOutcome>,
         /// The broker's last attempt: failures become `failed`.
         final_attempt: bool,
-    } -> (), "webhook.record", Access::Anonymous,
+    } -> (), "webhook.record", Access::Internal,
     |op, conn, ctx| {
         same_tenant(ctx.tenant, op.tenant)?;
         webhooks::record_attempts(conn, ctx.tenant, op.event, &op.outcomes, op.final_attempt).await

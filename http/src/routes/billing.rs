@@ -20,11 +20,7 @@ use aries_actors::ops::billing::{
 };
 use aries_tenants::billing_runs::{BatchOutcome, BillingRun, Worklist};
 use aries_tenants::ids::{BillingRunId, InvoiceId, InvoiceLineId, OrderId, PatientId};
-use aries_tenants::invoices::{
-    ArTransaction, BatchInput, Invoice, InvoiceFilter, Posted, TransactionInput,
-};
-
-use aries_tenants::page::Page;
+use aries_tenants::invoices::{BatchInput, Invoice, InvoiceFilter, Posted, TransactionInput};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use std::time::Duration;
@@ -234,6 +230,7 @@ pub struct RunQuery {
     responses((status = 200, description = "`{data: [BillingRun], next_cursor?}`")))]
 pub async fn list_runs(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<RunQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -243,11 +240,15 @@ pub async fn list_runs(
         cursor: q.cursor,
     }
     .parse()?;
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListBillingRuns { page })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |r| r.id.as_uuid())))
+    crate::routes::common::cached_list_page(
+        &caller,
+        &req,
+        &state,
+        ListBillingRuns { page },
+        page.limit,
+        |r| r.id.as_uuid(),
+    )
+    .await
 }
 
 /// One billing run.
@@ -256,15 +257,12 @@ pub async fn list_runs(
     responses((status = 200, body = BillingRun), (status = 404, description = "not_found")))]
 pub async fn show_run(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id: BillingRunId = path_id("run_id", &path.into_inner().1)?;
-    let run = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetBillingRun { id })
-        .await?;
-    Ok(HttpResponse::Ok().json(run))
+    crate::routes::common::cached_ok(&caller, &req, &state, GetBillingRun { id }).await
 }
 
 /// Filters of the invoice list.
@@ -289,6 +287,7 @@ pub struct InvoiceQuery {
     responses((status = 200, description = "`{data: [Invoice], next_cursor?}`")))]
 pub async fn list_invoices(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<InvoiceQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -305,11 +304,15 @@ pub async fn list_invoices(
         to: date_param("to", q.to.as_deref())?,
         open: bool_param("open", q.open.as_deref())?,
     };
-    let rows = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListInvoices { page, filter })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |i| i.id.as_uuid())))
+    crate::routes::common::cached_list_page(
+        &caller,
+        &req,
+        &state,
+        ListInvoices { page, filter },
+        page.limit,
+        |i| i.id.as_uuid(),
+    )
+    .await
 }
 
 /// One invoice with its lines and each line's derived AR (balance, current payer, status).
@@ -318,15 +321,12 @@ pub async fn list_invoices(
     responses((status = 200, body = Invoice), (status = 404, description = "not_found")))]
 pub async fn show_invoice(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id: InvoiceId = path_id("invoice_id", &path.into_inner().1)?;
-    let inv = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), GetInvoice { id })
-        .await?;
-    Ok(HttpResponse::Ok().json(inv))
+    crate::routes::common::cached_ok(&caller, &req, &state, GetInvoice { id }).await
 }
 
 /// Query of a line's transactions.
@@ -344,6 +344,7 @@ pub struct TransactionQuery {
     responses((status = 200, description = "`{data: [ArTransaction], next_cursor?}`"), (status = 404, description = "not_found")))]
 pub async fn list_transactions(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     query: web::Query<TransactionQuery>,
@@ -355,11 +356,15 @@ pub async fn list_transactions(
         cursor: q.cursor,
     }
     .parse()?;
-    let rows: Vec<ArTransaction> = state
-        .directory
-        .exec_as(&caller.slug, caller.call(), ListTransactions { line, page })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |t| t.id.as_uuid())))
+    crate::routes::common::cached_list_page(
+        &caller,
+        &req,
+        &state,
+        ListTransactions { line, page },
+        page.limit,
+        |t| t.id.as_uuid(),
+    )
+    .await
 }
 
 /// Post an AR transaction on a line (submission, payment, denial, write-off). The payer defaults

@@ -3,6 +3,15 @@
 //! handlers reduce to once their path and query are parsed: run an operation as the caller, then
 //! answer a page of rows, or one versioned resource with its ETag (`show`), or the same after a
 //! conditional merge patch (`update`).
+//!
+//! The tenant GETs of operational resources go through the cached variants ([`cached_show`],
+//! [`cached_list_page`], [`cached_ok`]): the tenant actor first checks the tenant serves and the
+//! caller holds the operation's permission (without a database transaction when the credential is
+//! fresh in its cache), then the response cache answers, or runs the operation and keeps its
+//! answer. The key is the tenant id, the request path and its query string with the parameters
+//! sorted, and the caller's location scope (a principal limited to some locations sees other
+//! answers). A cached answer is the same 200, body and ETag; `X-Cache` says `hit`, `miss` or
+//! `bypass`. Security resources, token endpoints and reports are never cached.
 
 use crate::auth::caller::TenantCaller;
 use crate::error::{ApiError, ErrorCode};
@@ -10,6 +19,7 @@ use crate::extract::{IDEMPOTENT_REPLAYED, idempotency_key, if_match, query_error
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use aries_actors::cache::Entry;
 use aries_actors::ops::{Idempotent, TenantOp};
 use aries_tenants::page::Page;
 use serde::Serialize;
@@ -63,6 +73,133 @@ where
 {
     let value = exec(caller, state, op).await?;
     Ok(ok_with_etag(&value, version(&value)))
+}
+
+/// `X-Cache: hit | miss | bypass` on cached routes.
+pub const X_CACHE: &str = "x-cache";
+
+/// The cache key of a request: SHA-256 (hex) of its path, its query parameters sorted, and the
+/// caller's location scope.
+pub fn request_key(req: &HttpRequest, scope: Option<&[aries_tenants::LocationId]>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut params: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    params.sort();
+    let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+    let mut digest = Sha256::new();
+    digest.update(req.path().as_bytes());
+    digest.update(b"?");
+    digest.update(query.as_bytes());
+    digest.update(b"\n");
+    match scope {
+        None => digest.update(b"*"),
+        Some(ids) => {
+            let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            ids.sort();
+            digest.update(ids.join(",").as_bytes());
+        }
+    }
+    digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs a read-only operation through the response cache: authorizes the caller for `O::ACCESS`,
+/// then answers from the cache or runs `op` and keeps what `render` makes of its output.
+pub async fn cached<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    op: O,
+    render: impl FnOnce(O::Output) -> Result<Entry, ApiError>,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+{
+    let (entry, outcome) = if state.cache.enabled() {
+        let allowed = state
+            .directory
+            .authorize(&caller.slug, caller.call(), O::ACCESS)
+            .await?;
+        let key = request_key(req, allowed.location_scope.as_deref());
+        state
+            .cache
+            .get_or_load(allowed.tenant, &key, || async {
+                render(exec(caller, state, op).await?)
+            })
+            .await?
+    } else {
+        let entry = render(exec(caller, state, op).await?)?;
+        (
+            std::sync::Arc::new(entry),
+            aries_actors::cache::Outcome::Bypass,
+        )
+    };
+    let mut res = HttpResponse::Ok();
+    res.content_type("application/json")
+        .insert_header((X_CACHE, outcome.as_str()));
+    if let Some(etag) = &entry.etag {
+        res.insert_header((header::ETAG, etag.as_str()));
+    }
+    Ok(res.body(entry.body.clone()))
+}
+
+/// The cache entry of a JSON answer with an optional version (its ETag).
+pub fn entry_of(value: &impl Serialize, version: Option<i64>) -> Result<Entry, ApiError> {
+    Ok(Entry {
+        etag: version.map(|v| format!("\"{v}\"")),
+        body: serde_json::to_vec(value).map_err(|e| ApiError::internal(&e))?,
+    })
+}
+
+/// [`show`] through the response cache.
+pub async fn cached_show<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    op: O,
+    version: impl Fn(&O::Output) -> i64,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize,
+{
+    cached(caller, req, state, op, |v| entry_of(&v, Some(version(&v)))).await
+}
+
+/// [`list_page`] through the response cache.
+pub async fn cached_list_page<O, T>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    op: O,
+    limit: u32,
+    id_of: impl Fn(&T) -> Uuid,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp<Output = Vec<T>>,
+    T: Serialize,
+{
+    cached(caller, req, state, op, |rows| {
+        entry_of(&Page::from_rows(rows, limit, id_of), None)
+    })
+    .await
+}
+
+/// A 200 with the operation's output as JSON (no ETag), through the response cache.
+pub async fn cached_ok<O>(
+    caller: &TenantCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    op: O,
+) -> Result<HttpResponse, ApiError>
+where
+    O: TenantOp,
+    O::Output: Serialize,
+{
+    cached(caller, req, state, op, |v| entry_of(&v, None)).await
 }
 
 /// What a JSON merge patch is checked for before anything runs, in this order: a well-formed

@@ -61,6 +61,9 @@ pub struct Readiness {
     pub rabbitmq: Check,
     /// The rate limiter: `up`, or `degraded` when Redis is unreachable (then `policy` says what it does).
     pub rate_limiter: LimiterCheck,
+    /// The response cache: `up`, `bypassing` (Redis failed a moment ago: reads go to the
+    /// database) or `disabled`.
+    pub cache: &'static str,
 }
 
 /// The rate limiter's state.
@@ -138,6 +141,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         },
         redis: Check::from(redis),
         rabbitmq: Check::from(rabbit),
+        cache: state.cache.health(),
     };
     if catalog_up {
         HttpResponse::Ok().json(body)

@@ -45,12 +45,13 @@ pub async fn create_warehouse(
     params(("tenant" = String, Path, description = "tenant slug"), PageQuery), responses((status = 200, description = "`{data: [Warehouse], next_cursor?}`")))]
 pub async fn list_warehouses(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.parse()?;
     let op = ListWarehouses { page };
-    common::list_page(&caller, &state, op, page.limit, |w| w.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |w| w.id.as_uuid()).await
 }
 
 /// One warehouse.
@@ -58,11 +59,12 @@ pub async fn list_warehouses(
     params(("tenant" = String, Path, description = "tenant slug"), ("warehouse_id" = String, Path, format = Uuid)), responses((status = 200, body = Warehouse)))]
 pub async fn show_warehouse(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("warehouse_id", &path.into_inner().1)?;
-    common::show(&caller, &state, GetWarehouse { id }, |w| w.version).await
+    common::cached_show(&caller, &req, &state, GetWarehouse { id }, |w| w.version).await
 }
 
 /// Create an inventory item.
@@ -92,12 +94,13 @@ pub async fn create_item(
     params(("tenant" = String, Path, description = "tenant slug"), PageQuery), responses((status = 200, description = "`{data: [Item], next_cursor?}`")))]
 pub async fn list_items(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.parse()?;
     let op = ListItems { page };
-    common::list_page(&caller, &state, op, page.limit, |i| i.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |i| i.id.as_uuid()).await
 }
 
 /// One inventory item.
@@ -105,11 +108,12 @@ pub async fn list_items(
     params(("tenant" = String, Path, description = "tenant slug"), ("item_id" = String, Path, format = Uuid)), responses((status = 200, body = Item)))]
 pub async fn show_item(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("item_id", &path.into_inner().1)?;
-    common::show(&caller, &state, GetItem { id }, |i| i.version).await
+    common::cached_show(&caller, &req, &state, GetItem { id }, |i| i.version).await
 }
 
 /// Receive a serial into a warehouse (its first event).
@@ -151,6 +155,7 @@ pub struct SerialQuery {
     params(("tenant" = String, Path, description = "tenant slug"), SerialQuery), responses((status = 200, description = "`{data: [Serial], next_cursor?}`")))]
 pub async fn list_serials(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<SerialQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -179,7 +184,7 @@ pub async fn list_serials(
         page,
         filter: SerialFilter { status, item },
     };
-    common::list_page(&caller, &state, op, page.limit, |s| s.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |s| s.id.as_uuid()).await
 }
 
 /// One serial with its current state.
@@ -187,11 +192,12 @@ pub async fn list_serials(
     params(("tenant" = String, Path, description = "tenant slug"), ("serial_id" = String, Path, format = Uuid)), responses((status = 200, body = Serial)))]
 pub async fn show_serial(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("serial_id", &path.into_inner().1)?;
-    common::show(&caller, &state, GetSerial { id }, |s| s.version).await
+    common::cached_show(&caller, &req, &state, GetSerial { id }, |s| s.version).await
 }
 
 /// Record an event (`{"type": "rent", "patient": "…"}`, `{"type": "return", "warehouse": "…"}`…).
@@ -222,12 +228,15 @@ pub async fn record_event(
     responses((status = 200, description = "`{data: [SerialHistoryEntry]}`")))]
 pub async fn serial_history(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("serial_id", &path.into_inner().1)?;
-    let data = common::exec(&caller, &state, SerialHistory { id }).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    common::cached(&caller, &req, &state, SerialHistory { id }, |data| {
+        common::entry_of(&serde_json::json!({ "data": data }), None)
+    })
+    .await
 }
 
 /// Record a stock movement: a receipt, a counted adjustment, or a transfer (out and in halves
@@ -269,6 +278,7 @@ fn uuid_param<T: std::str::FromStr>(field: &str, v: Option<String>) -> Result<Op
     params(("tenant" = String, Path, description = "tenant slug"), StockQuery), responses((status = 200, description = "`{data: [StockLevel]}`")))]
 pub async fn stock(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<StockQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -277,8 +287,10 @@ pub async fn stock(
         warehouse: uuid_param("warehouse_id", q.warehouse_id)?,
         item: uuid_param("item_id", q.item_id)?,
     };
-    let data = common::exec(&caller, &state, op).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    common::cached(&caller, &req, &state, op, |data| {
+        common::entry_of(&serde_json::json!({ "data": data }), None)
+    })
+    .await
 }
 
 /// The ledger of one item in one warehouse (both parameters required).
@@ -286,6 +298,7 @@ pub async fn stock(
     params(("tenant" = String, Path, description = "tenant slug"), StockQuery), responses((status = 200, description = "`{data: [StockMovement]}`")))]
 pub async fn stock_movements(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<StockQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -294,8 +307,14 @@ pub async fn stock_movements(
         .ok_or_else(|| query_error("warehouse_id", "required", "required"))?;
     let item = uuid_param("item_id", q.item_id)?
         .ok_or_else(|| query_error("item_id", "required", "required"))?;
-    let data = common::exec(&caller, &state, StockLedger { warehouse, item }).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    common::cached(
+        &caller,
+        &req,
+        &state,
+        StockLedger { warehouse, item },
+        |data| common::entry_of(&serde_json::json!({ "data": data }), None),
+    )
+    .await
 }
 
 /// Update a warehouse (JSON merge patch; `If-Match` makes it conditional).

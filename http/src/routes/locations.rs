@@ -68,6 +68,7 @@ pub struct LocationListQuery {
     responses((status = 200, description = "`{data: [Location], next_cursor?}`"), (status = 422, description = "invalid_query")))]
 pub async fn list(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<LocationListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -84,7 +85,7 @@ pub async fn list(
         active,
     };
     let op = ListLocations { page, filter };
-    common::list_page(&caller, &state, op, page.limit, |l| l.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |l| l.id.as_uuid()).await
 }
 
 /// One location.
@@ -93,11 +94,12 @@ pub async fn list(
     responses((status = 200, body = Location), (status = 404, description = "not_found"), (status = 422, description = "invalid_id")))]
 pub async fn show(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = location_id(path)?;
-    common::show(&caller, &state, GetLocation { id }, |l| l.version).await
+    common::cached_show(&caller, &req, &state, GetLocation { id }, |l| l.version).await
 }
 
 /// Update a location with a JSON merge patch (RFC 7396) of its writable fields. `If-Match` with

@@ -107,6 +107,7 @@ pub struct OrderQuery {
     responses((status = 200, description = "`{data: [Order], next_cursor?}`"), (status = 422, description = "invalid_query")))]
 pub async fn list(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<OrderQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -142,7 +143,7 @@ pub async fn list(
         to: date_param("to", q.to.as_deref())?,
     };
     let op = ListOrders { page, filter };
-    common::list_page(&caller, &state, op, page.limit, |o| o.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |o| o.id.as_uuid()).await
 }
 
 /// One order with its lines.
@@ -151,11 +152,12 @@ pub async fn list(
     responses((status = 200, body = Order), (status = 404, description = "not_found")))]
 pub async fn show(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: OrderPath,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(path)?;
-    common::show(&caller, &state, GetOrder { id }, |o| o.version).await
+    common::cached_show(&caller, &req, &state, GetOrder { id }, |o| o.version).await
 }
 
 /// Change a new order with a JSON merge patch (`If-Match` makes it conditional).
@@ -248,13 +250,16 @@ pub async fn add_line(
     responses((status = 200, body = OrderLine), (status = 404, description = "not_found")))]
 pub async fn show_line(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: LinePath,
 ) -> Result<HttpResponse, ApiError> {
     let (id, line) = line_ids(path)?;
-    let o = common::exec(&caller, &state, GetOrder { id }).await?;
-    let l = line_of(&o, line)?;
-    Ok(ok_with_etag(l, l.version))
+    common::cached(&caller, &req, &state, GetOrder { id }, |o| {
+        let l = line_of(&o, line)?;
+        common::entry_of(l, Some(l.version))
+    })
+    .await
 }
 
 /// Change a line of a new order with a JSON merge patch (`If-Match`: the line's ETag).

@@ -87,6 +87,7 @@ pub struct PatientQuery {
     responses((status = 200, description = "`{data: [Patient], next_cursor?}`"), (status = 422, description = "invalid_query")))]
 pub async fn list(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<PatientQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -130,7 +131,7 @@ pub async fn list(
         active,
     };
     let op = ListPatients { page, filter };
-    common::list_page(&caller, &state, op, page.limit, |p| p.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |p| p.id.as_uuid()).await
 }
 
 /// One patient, with their policies in rank order.
@@ -139,11 +140,12 @@ pub async fn list(
     responses((status = 200, body = Patient), (status = 404, description = "not_found"), (status = 422, description = "invalid_id")))]
 pub async fn show(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = patient_id(path)?;
-    common::show(&caller, &state, GetPatient { id }, |p| p.version).await
+    common::cached_show(&caller, &req, &state, GetPatient { id }, |p| p.version).await
 }
 
 /// Update the patient's own fields with a JSON merge patch (not `policies`); `If-Match` makes it
@@ -209,15 +211,21 @@ pub async fn add_policy(
     responses((status = 200, description = "`{data: [Policy]}` by rank"), (status = 404, description = "not_found")))]
 pub async fn list_policies(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let patient = patient_id(path)?;
-    let data = common::exec(&caller, &state, ListPolicies { patient }).await?;
-    Ok(HttpResponse::Ok().json(Page {
-        data,
-        next_cursor: None,
-    }))
+    common::cached(&caller, &req, &state, ListPolicies { patient }, |data| {
+        common::entry_of(
+            &Page {
+                data,
+                next_cursor: None,
+            },
+            None,
+        )
+    })
+    .await
 }
 
 /// One policy of the patient.
@@ -227,11 +235,15 @@ pub async fn list_policies(
     responses((status = 200, body = Policy), (status = 404, description = "not_found")))]
 pub async fn show_policy(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, id) = policy_ids(path)?;
-    common::show(&caller, &state, GetPolicy { patient, id }, |p| p.version).await
+    common::cached_show(&caller, &req, &state, GetPolicy { patient, id }, |p| {
+        p.version
+    })
+    .await
 }
 
 /// Update a policy with a JSON merge patch (not its rank: re-rank instead); `If-Match` makes it

@@ -56,6 +56,7 @@ pub struct PayerQuery {
     responses((status = 200, description = "`{data: [Payer], next_cursor?}`")))]
 pub async fn list(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<PayerQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -72,7 +73,7 @@ pub async fn list(
         active,
     };
     let op = ListPayers { page, filter };
-    common::list_page(&caller, &state, op, page.limit, |p| p.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |p| p.id.as_uuid()).await
 }
 
 fn payer_id(path: web::Path<(String, String)>) -> Result<PayerId, ApiError> {
@@ -85,11 +86,12 @@ fn payer_id(path: web::Path<(String, String)>) -> Result<PayerId, ApiError> {
     responses((status = 200, body = Payer), (status = 404, description = "not_found")))]
 pub async fn show(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = payer_id(path)?;
-    common::show(&caller, &state, GetPayer { id }, |p| p.version).await
+    common::cached_show(&caller, &req, &state, GetPayer { id }, |p| p.version).await
 }
 
 /// Update with a JSON merge patch; `If-Match` makes it conditional (412 when stale).

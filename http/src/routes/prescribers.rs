@@ -59,6 +59,7 @@ pub struct PrescriberQuery {
     responses((status = 200, description = "`{data: [Prescriber], next_cursor?}`")))]
 pub async fn list(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<PrescriberQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -75,7 +76,7 @@ pub async fn list(
         active,
     };
     let op = ListPrescribers { page, filter };
-    common::list_page(&caller, &state, op, page.limit, |p| p.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |p| p.id.as_uuid()).await
 }
 
 fn prescriber_id(path: web::Path<(String, String)>) -> Result<PrescriberId, ApiError> {
@@ -88,11 +89,12 @@ fn prescriber_id(path: web::Path<(String, String)>) -> Result<PrescriberId, ApiE
     responses((status = 200, body = Prescriber), (status = 404, description = "not_found")))]
 pub async fn show(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = prescriber_id(path)?;
-    common::show(&caller, &state, GetPrescriber { id }, |p| p.version).await
+    common::cached_show(&caller, &req, &state, GetPrescriber { id }, |p| p.version).await
 }
 
 /// Update with a JSON merge patch; `If-Match` makes it conditional (412 when stale).

@@ -73,6 +73,7 @@ pub struct PriceListQuery {
     responses((status = 200, description = "`{data: [PriceList], next_cursor?}`")))]
 pub async fn list(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<PriceListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -87,7 +88,7 @@ pub async fn list(
         active: bool_param("active", q.active.as_deref())?,
     };
     let op = ListPriceLists { page, filter };
-    common::list_page(&caller, &state, op, page.limit, |l| l.id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |l| l.id.as_uuid()).await
 }
 
 fn list_id(path: web::Path<(String, String)>) -> Result<PriceListId, ApiError> {
@@ -105,11 +106,12 @@ fn row_ids(path: web::Path<(String, String, String)>) -> Result<(PriceListId, It
     responses((status = 200, body = PriceList), (status = 404, description = "not_found")))]
 pub async fn show(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = list_id(path)?;
-    common::show(&caller, &state, GetPriceList { id }, |l| l.version).await
+    common::cached_show(&caller, &req, &state, GetPriceList { id }, |l| l.version).await
 }
 
 /// Update a price list with a JSON merge patch; `If-Match` makes it conditional (412 when stale).
@@ -150,6 +152,7 @@ pub struct ItemQuery {
     responses((status = 200, description = "`{data: [PriceListItem], next_cursor?}`"), (status = 404, description = "not_found")))]
 pub async fn list_items(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     query: web::Query<ItemQuery>,
@@ -171,7 +174,10 @@ pub async fn list_items(
         page,
         filter: ItemFilter { hcpcs },
     };
-    common::list_page(&caller, &state, op, page.limit, |r| r.item_id.as_uuid()).await
+    common::cached_list_page(&caller, &req, &state, op, page.limit, |r| {
+        r.item_id.as_uuid()
+    })
+    .await
 }
 
 /// One row of a price list.
@@ -181,13 +187,18 @@ pub async fn list_items(
     responses((status = 200, body = PriceListItem), (status = 404, description = "not_found")))]
 pub async fn show_item(
     caller: TenantCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (list, item) = row_ids(path)?;
-    common::show(&caller, &state, GetPriceListItem { list, item }, |r| {
-        r.version
-    })
+    common::cached_show(
+        &caller,
+        &req,
+        &state,
+        GetPriceListItem { list, item },
+        |r| r.version,
+    )
     .await
 }
 

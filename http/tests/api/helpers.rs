@@ -231,6 +231,8 @@ pub struct AppOptions {
     /// Refuse webhook endpoints on private addresses (test apps allow them by default, since
     /// test receivers listen on 127.0.0.1).
     pub refuse_private_webhooks: bool,
+    /// The response cache's settings (`[cache]`); the defaults when absent.
+    pub cache: Option<aries_http::settings::CacheSettings>,
 }
 
 pub struct TestApp {
@@ -324,6 +326,9 @@ impl TestApp {
             settings.shards.report_deadline_ms = ms;
         }
         settings.webhooks.allow_private_networks = !opts.refuse_private_webhooks;
+        if let Some(cache) = opts.cache {
+            settings.cache = cache;
+        }
         // Each test app has Redis keys of its own (sessions, rate-limit counters).
         settings.redis.key_prefix = format!("aries-test-{:x}", rand::random::<u64>());
         if let Some(url) = opts.redis_url {
@@ -627,6 +632,25 @@ impl RedisServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts a fresh (empty) Redis on the same port after [`Self::kill`], as after a restart.
+    pub fn restart(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.kill();
+        self.child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ mod actors;
 mod audit;
 mod billing;
 mod browser;
+mod cache;
 mod cli;
 mod console;
 mod counters;
