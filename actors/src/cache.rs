@@ -801,6 +801,20 @@ fn rand_token() -> u128 {
     (t << 32) ^ n ^ (u128::from(std::process::id()) << 96)
 }
 
+/// Other instances' writes reach this instance's memory tier through the instance's own event
+/// queue: every event of a tenant drops the tenant's local entries (the writer's own instance
+/// dropped them already, and moved the Redis generation, before answering). When the queue is
+/// (re)created, events may have been missed, so the whole tier goes.
+impl crate::events::instance::InstanceSink for ResponseCache {
+    fn on_event(&self, event: &crate::events::Envelope) {
+        self.invalidate_local(event.tenant_id);
+    }
+
+    fn on_reset(&self) {
+        self.clear_local();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -897,19 +911,5 @@ mod tests {
             body: b"{\"data\":[]}".to_vec(),
         };
         assert_eq!(Entry::decode(&list.encode("7")), Some(list));
-    }
-}
-
-/// Other instances' writes reach this instance's memory tier through the instance's own event
-/// queue: every event of a tenant drops the tenant's local entries (the writer's own instance
-/// dropped them already, and moved the Redis generation, before answering). When the queue is
-/// (re)created, events may have been missed, so the whole tier goes.
-impl crate::events::instance::InstanceSink for ResponseCache {
-    fn on_event(&self, event: &crate::events::Envelope) {
-        self.invalidate_local(event.tenant_id);
-    }
-
-    fn on_reset(&self) {
-        self.clear_local();
     }
 }
