@@ -22,9 +22,11 @@ SQL
 )
 if [[ -n $stale ]]; then
     log "dropping $(wc -l <<<"$stale") stale test database(s): $(paste -sd" " <<<"$stale")"
-    # A template database cannot be dropped until it is no longer marked as one.
+    # A template database cannot be dropped until it is no longer marked as one; a database whose
+    # drop was interrupted (a killed run) is "invalid" and refuses ALTER, but DROP still works
+    # (\gexec skips the NULL).
     psql_su postgres <<'SQL'
-SELECT format('ALTER DATABASE %I IS_TEMPLATE false', datname),
+SELECT CASE WHEN datistemplate THEN format('ALTER DATABASE %I IS_TEMPLATE false', datname) END,
        format('DROP DATABASE %I WITH (FORCE)', datname)
   FROM pg_database WHERE datname LIKE 'aries\_t\_%' \gexec
 SQL

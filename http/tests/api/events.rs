@@ -141,6 +141,13 @@ async fn the_relay_publishes_each_tenants_events_once_in_commit_order_with_two_i
         assert_eq!(g.envelope.tenant, "relayco");
         assert_eq!(g.envelope.tenant_id, TestApp::tenant_id(&tenant));
         assert_eq!(g.envelope.version, 1);
+        // The priority the notification queue orders by.
+        assert_eq!(
+            *g.props.priority(),
+            Some(aries_actors::events::notifications::priority_of(
+                &g.envelope.event_type
+            ))
+        );
     }
     let created: Vec<&Got> = got
         .iter()
@@ -591,5 +598,48 @@ async fn an_instance_waits_for_the_migrations_lease_another_one_holds() -> TestR
     locks.release(lease).await.map_err(|e| e.to_string())?;
     let started = tokio::time::timeout(Duration::from_secs(30), &mut peer).await;
     assert!(started.is_ok(), "the peer started once the lease was free");
+    Ok(())
+}
+
+#[actix_web::test]
+async fn the_notification_queue_is_a_priority_queue_and_the_work_queues_dead_letter() -> TestResult
+{
+    let app = TestApp::spawn().await;
+    let broker = app.app_state.broker.clone();
+    let conn = broker.wait_connection().await;
+    // Declared by the instance at start-up: wait for it.
+    let queue = broker.names.work_queue("notifications");
+    let declared = eventually(Duration::from_secs(20), || async {
+        let Ok(ch) = conn.create_channel().await else {
+            return false;
+        };
+        ch.queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .is_ok()
+    })
+    .await;
+    assert!(declared);
+    // Re-declaring with the very arguments the platform uses is accepted...
+    let ch = conn.create_channel().await?;
+    broker
+        .names
+        .declare_consumer(&ch, "notifications", &["tenant.#".to_owned()], Some(10))
+        .await?;
+    // ...and with any other `x-max-priority` (or none) the broker refuses: the queue has it.
+    for other in [Some(5), None] {
+        let ch = conn.create_channel().await?;
+        let res = broker
+            .names
+            .declare_consumer(&ch, "notifications", &["tenant.#".to_owned()], other)
+            .await;
+        assert!(res.is_err(), "x-max-priority {other:?} was accepted");
+    }
     Ok(())
 }
