@@ -3,6 +3,7 @@
 
 pub mod billing;
 pub mod common;
+pub mod console;
 pub mod counters;
 pub mod dead_letters;
 pub mod health;
@@ -369,6 +370,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(oauth::jwks)))
+    .service(web::resource("/console").route(web::get().to(console::redirect)))
+    .service(web::resource("/console/").route(web::get().to(console::asset)))
+    .service(web::resource("/console/{file}").route(web::get().to(console::asset)))
     .service(resource("/health/live").route(web::get().to(health::live)))
     .service(resource("/health/ready").route(web::get().to(health::ready)))
     .service(resource("/metrics").route(web::get().to(meta::metrics)))

@@ -8,6 +8,7 @@ mod browser;
 mod cache;
 mod cli;
 mod console;
+mod console_browser;
 mod counters;
 mod events;
 mod helpers;

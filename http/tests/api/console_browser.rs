@@ -1,0 +1,167 @@
+//! The web console in a real browser: `e2e/*.mjs` (playwright-core driving Debian's headless
+//! Chromium, every request off 127.0.0.1 refused and reported) run against an app spawned here,
+//! so each test has its own databases. Screenshots land in `target/e2e-artifacts/`.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+
+const PASSWORD: &str = "operator passphrase 2026";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Runs `node e2e/<script> <args>` (installing the e2e dependencies when missing) and returns its
+/// output; fails the test with the script's output when it does not exit 0.
+async fn node(script: &str, args: Vec<String>) -> Result<String, String> {
+    let root = repo_root();
+    let script = script.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let e2e = root.join("e2e");
+        if !e2e.join("node_modules/playwright-core").exists() {
+            let out = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&e2e)
+                .output()
+                .map_err(|e| format!("npm ci: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("npm ci: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        let out = Command::new("node")
+            .arg(e2e.join(&script))
+            .args(&args)
+            .env("E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
+            .output()
+            .map_err(|e| format!("node: {e}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{script} failed:\n{text}"))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+#[actix_web::test]
+async fn operator_console_login_totp_tenant_lifecycle_in_chromium() -> TestResult {
+    let app = TestApp::spawn().await;
+    let res = app
+        .post_json(
+            "/v1/platform/operators",
+            &json!({"email": "ops@aries.test", "display_name": "Ops", "password": PASSWORD, "role": "platform_operator"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let out = node(
+        "operator.mjs",
+        vec![
+            app.base.clone(),
+            "ops@aries.test".into(),
+            PASSWORD.into(),
+            "e2e-clinic".into(),
+        ],
+    )
+    .await?;
+    assert!(out.contains("OK operator"), "{out}");
+    // What the page showed happened: the tenant exists, active, created by the operator's session.
+    let tenant: serde_json::Value = app
+        .get("/v1/platform/tenants/e2e-clinic")
+        .await
+        .json()
+        .await?;
+    assert_eq!(tenant["status"], "active", "{tenant}");
+    let audit: serde_json::Value = app
+        .get("/v1/platform/audit?action=tenant.suspended&tenant=e2e-clinic")
+        .await
+        .json()
+        .await?;
+    assert_eq!(audit["data"].as_array().map(Vec::len), Some(1), "{audit}");
+    Ok(())
+}
+
+#[actix_web::test]
+async fn console_assets_are_served_from_the_binary_with_types_csp_and_etags() -> TestResult {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/console/")).send().await?;
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str()?;
+    assert!(
+        csp.contains("default-src 'self'")
+            && csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(h["cache-control"], "no-cache");
+    let etag = h["etag"].to_str()?.to_owned();
+    let html = res.text().await?;
+    assert!(
+        html.contains("<script type=\"module\" src=\"app.js\">"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "an absolute URL in the page"
+    );
+    // Revalidation: the same ETag is a 304 without a body.
+    let res = app
+        .client
+        .get(app.url("/console/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 304);
+    for (file, ty) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("dashboard.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let res = app
+            .client
+            .get(app.url(&format!("/console/{file}")))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{file}");
+        assert_eq!(res.headers()["content-type"], ty, "{file}");
+        assert!(res.headers().contains_key("etag"), "{file}");
+        let body = res.text().await?;
+        // Nothing is fetched from another host: no absolute URL but the SVG namespace.
+        let stripped = body.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !stripped.contains("http://") && !stripped.contains("https://"),
+            "{file} names another host"
+        );
+    }
+    assert_problem(
+        app.client
+            .get(app.url("/console/../Cargo.toml"))
+            .send()
+            .await?,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.client.get(app.url("/console/nope.js")).send().await?,
+        404,
+        "not_found",
+    )
+    .await;
+    let res = app.client.get(app.url("/console")).send().await?;
+    assert_eq!(res.status(), 200, "the redirect leads to the page");
+    Ok(())
+}
