@@ -6,6 +6,7 @@
 // already seen is ignored, and a gap makes it resume from its last one.
 
 import { h, render, when } from './ui.js';
+import { ApiError, get } from './api.js';
 
 const KPIS = [
   ['orders_today', 'Orders today'],
@@ -59,6 +60,17 @@ export function barChart(el, pairs, title) {
 
 export async function dashboardPage({ slug }) {
   const state = { seq: null, kpis: {}, recent: [], times: [], seen: [] };
+  // The REST snapshot first: it checks the session (401 → login, 403 mfa_required → enrolment)
+  // and fills the page at once; the socket's own snapshot then takes over.
+  const tenantUrl = `/v1/tenants/${encodeURIComponent(slug)}`;
+  try {
+    const first = await get(`${tenantUrl}/dashboard`);
+    state.kpis = first.kpis || {};
+    state.recent = (first.recent || []).slice(0, RECENT_MAX);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+    await get(`${tenantUrl}/sessions`); // no dashboard route on this server: still check the session
+  }
   const conn = h('span', { class: 'conn state-connecting', id: 'conn-state', dataset: { state: 'connecting', seq: '' } }, 'Connecting…');
   const tiles = h('div', { class: 'tiles' }, KPIS.map(([k, label]) => h('div', { class: 'tile', dataset: { kpi: k } },
     h('span', { class: 'label', id: `kpi-${k}-label` }, label),
@@ -182,6 +194,7 @@ export async function dashboardPage({ slug }) {
     conn.dataset.seq = state.seq === null ? '' : String(state.seq);
   }
 
+  for (const e of state.recent) remember(e);
   drawKpis();
   drawActivity();
   drawPerMinute();

@@ -91,7 +91,9 @@ export async function apiKeysPage({ slug }) {
       { title: 'Prefix', cell: (k) => h('code', {}, k.prefix) },
       { title: 'Roles', cell: (k) => k.roles.join(', ') },
       { title: 'Created', cell: (k) => when(k.created_at) },
-      { title: 'Actions', class: 'actions', cell: (k) => h('button', {
+      { title: 'Last used', cell: (k) => when(k.last_used_at) },
+      { title: 'Status', cell: (k) => (k.revoked_at ? h('span', { class: 'badge status-archived' }, 'revoked') : badge('status', 'active')) },
+      { title: 'Actions', class: 'actions', cell: (k) => k.revoked_at ? '' : h('button', {
         type: 'button', class: 'danger', 'aria-label': `Revoke ${k.name}`,
         onclick: async () => {
           if (!(await confirmDialog(`Revoke the key “${k.name}”? Clients using it stop working.`, 'Revoke'))) return;

@@ -165,3 +165,80 @@ async fn console_assets_are_served_from_the_binary_with_types_csp_and_etags() ->
     assert_eq!(res.status(), 200, "the redirect leads to the page");
     Ok(())
 }
+
+/// Whether this build serves the live dashboard (`GET /v1/tenants/{t}/dashboard` is a route).
+async fn has_live(app: &TestApp, slug: &str) -> Result<bool, Box<dyn std::error::Error>> {
+    let res = app.get(&format!("/v1/tenants/{slug}/dashboard")).await;
+    if res.status() != 404 {
+        return Ok(true);
+    }
+    let body: serde_json::Value = res.json().await?;
+    Ok(body["detail"] != "no such route")
+}
+
+#[actix_web::test]
+async fn tenant_console_dashboard_users_keys_webhooks_in_chromium() -> TestResult {
+    let app = TestApp::spawn().await;
+    let slug = "e2e-dme";
+    app.create_tenant(slug).await;
+    let t = format!("/v1/tenants/{slug}");
+    let res = app
+        .post_json(
+            &format!("{t}/users"),
+            &json!({"email": "admin@e2e.test", "display_name": "Admin", "password": PASSWORD, "roles": ["owner"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await?);
+    // What an order needs: a patient and an item; the page's clients create the orders.
+    let patient = post_created(
+        &app,
+        &format!("{t}/patients"),
+        &json!({"first_name": "Rosa", "last_name": "Diaz", "date_of_birth": "1948-05-17"}),
+    )
+    .await;
+    let item = post_created(
+        &app,
+        &format!("{t}/items"),
+        &json!({"code": "MASK-1", "name": "Nasal mask"}),
+    )
+    .await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let order = json!({"patient_id": patient["id"], "order_date": today, "lines": [{"item_id": item["id"]}]});
+    let key = app
+        .tenant_keys
+        .lock()
+        .map_err(|e| e.to_string())?
+        .get(slug)
+        .cloned()
+        .ok_or("no tenant key")?;
+    let mode = if has_live(&app, slug).await? {
+        "live"
+    } else {
+        "nolive"
+    };
+    let out = node(
+        "tenant.mjs",
+        vec![
+            app.base.clone(),
+            slug.into(),
+            "admin@e2e.test".into(),
+            PASSWORD.into(),
+            key,
+            order.to_string(),
+            mode.into(),
+        ],
+    )
+    .await?;
+    assert!(out.contains("OK tenant"), "{out}");
+    if mode == "nolive" {
+        eprintln!(
+            "no /live route in this build: the dashboard was checked to say live updates are unavailable"
+        );
+    }
+    // The page's actions happened: the user it added and no webhook left.
+    let users: serde_json::Value = app.get(&format!("{t}/users")).await.json().await?;
+    assert!(users.to_string().contains("clerk@e2e.test"), "{users}");
+    let hooks: serde_json::Value = app.get(&format!("{t}/webhooks")).await.json().await?;
+    assert_eq!(hooks["data"].as_array().map(Vec::len), Some(0), "{hooks}");
+    Ok(())
+}
