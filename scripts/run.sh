@@ -86,6 +86,30 @@ if [[ ! -s .aries/operator-password ]]; then
 fi
 OPERATOR_PASSWORD=$(<.aries/operator-password)
 
+# --- the server, and the demo tenant's console user (made through the API, so after start-up) ------
+"$ARIES_BIN" serve &
+server=$!
+trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server"' INT TERM
+if [[ ! -s .aries/demo-user-password ]]; then
+    for _ in $(seq 1 240); do
+        curl -fsS -o /dev/null "$BASE/health/live" 2>/dev/null && break
+        sleep 0.25
+    done
+    demo_pw=$(random_hex | cut -c1-24)
+    if curl -fsS -o /dev/null -H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' \
+        -d "{\"email\":\"admin@demo.local\",\"display_name\":\"Demo admin\",\"password\":\"$demo_pw\",\"roles\":[\"owner\"]}" \
+        "$BASE/v1/tenants/demo/users"; then
+        (
+            umask 077
+            echo "$demo_pw" >.aries/demo-user-password
+        )
+        log "created the demo tenant's console user admin@demo.local; password in .aries/demo-user-password"
+    else
+        log "could not create the demo tenant's console user (it may exist already)"
+    fi
+fi
+DEMO_USER_PASSWORD=$(cat .aries/demo-user-password 2>/dev/null || echo "(see .aries/demo-user-password)")
+
 # --- banner --------------------------------------------------------------------------------------
 cat >&2 <<EOF
 
@@ -96,13 +120,15 @@ cat >&2 <<EOF
 [aries]   metrics         $BASE/metrics
 [aries]   readiness       $BASE/health/ready
 [aries]   demo tenant     $BASE/v1/tenants/demo/locations
+[aries]   console         $BASE/console/   (operator: tenants, shards, dead letters, audit)
+[aries]   demo console    $BASE/console/#/t/demo/dashboard   (admin@demo.local / $DEMO_USER_PASSWORD; enrol TOTP on first login)
 [aries]   operator token  $TOKEN   ($token_src)
 [aries]   demo API key    $DEMO_KEY   (owner of tenant demo; kept in .aries/demo-api-key)
-[aries]   operator login  admin@aries.local / $OPERATOR_PASSWORD   (POST $BASE/v1/platform/sessions; enrol TOTP on first login)
+[aries]   operator login  admin@aries.local / $OPERATOR_PASSWORD   ($BASE/console/ or POST $BASE/v1/platform/sessions; enrol TOTP on first login)
 [aries] try:
 [aries]   curl -sS -H "Authorization: Bearer $TOKEN" $BASE/v1/platform/tenants
 [aries]   curl -sS -H "Authorization: Bearer $DEMO_KEY" $BASE/v1/tenants/demo/locations
 [aries] Ctrl-C stops the server; 'make run' again keeps the data.
 
 EOF
-exec "$ARIES_BIN" serve
+wait "$server"

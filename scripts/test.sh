@@ -60,6 +60,14 @@ if [[ ! -x /usr/bin/chromium ]]; then
     apt_install chromium fonts-dejavu-core
 fi
 
+# --- the console's browser tests: playwright-core (npm registry only; it drives the Chromium above) --
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing node and npm for the console's browser tests"
+    apt_install nodejs npm
+fi
+log "npm ci (e2e/)"
+(cd "$ARIES_ROOT/e2e" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in e2e/ failed"
+
 # --- tests ---------------------------------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then
     status=0
