@@ -127,3 +127,16 @@ export async function run(name, body) {
 export function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
+
+/**
+ * Waits until `fn(arg)`, evaluated in the page, is truthy. (Playwright's waitForFunction polls by
+ * evaluating a string, which the console's CSP rightly refuses; page.evaluate is not affected.)
+ */
+export async function waitFor(page, fn, arg, timeout = 15000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${fn.toString().slice(0, 160)} (${JSON.stringify(arg)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

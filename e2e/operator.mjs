@@ -3,7 +3,7 @@
 // filtered, suspended and resumed through confirmations, and the shards, dead letters and audit
 // pages render. Keyboard only for the main flows. Usage: node operator.mjs BASE EMAIL PASSWORD SLUG
 
-import { run, totp, checkLabels, screenshot, typeInto, assert } from './lib.mjs';
+import { run, waitFor, totp, checkLabels, screenshot, typeInto, assert } from './lib.mjs';
 
 const [base, email, password, slug] = process.argv.slice(2);
 if (!slug) {
@@ -67,7 +67,7 @@ await run('operator', async ({ page }) => {
   // Search and status filter.
   await typeInto(page, 'Search', slug);
   await page.keyboard.press('Enter');
-  await page.waitForFunction((s) => {
+  await waitFor(page, (s) => {
     const rows = [...document.querySelectorAll('#tenant-list tbody tr')];
     return rows.length === 1 && rows[0].textContent.includes(s);
   }, slug);

@@ -7,7 +7,7 @@
 // are unavailable.
 // Usage: node tenant.mjs BASE SLUG EMAIL PASSWORD API_KEY ORDER_JSON live|nolive
 
-import { run, totp, checkLabels, screenshot, typeInto, assert } from './lib.mjs';
+import { run, waitFor, totp, checkLabels, screenshot, typeInto, assert } from './lib.mjs';
 
 const [base, slug, email, password, apiKey, orderJson, mode] = process.argv.slice(2);
 if (!mode) {
@@ -53,11 +53,11 @@ await run('tenant', async ({ page }) => {
 
   if (mode === 'live') {
     await page.waitForSelector('#conn-state[data-state="live"]');
-    await page.waitForFunction(() => window.ariesLive && window.ariesLive.state.seq !== null);
+    await waitFor(page, () => window.ariesLive && window.ariesLive.state.seq !== null);
     const before = Number(await kpi(page, 'orders_today'));
     assert(Number.isFinite(before), `orders_today tile shows ${await kpi(page, 'orders_today')}`);
     await createOrder();
-    await page.waitForFunction((n) => document.querySelector('#kpi-orders_today').textContent === String(n), before + 1, { timeout: 15000 });
+    await waitFor(page, (n) => document.querySelector('#kpi-orders_today').textContent === String(n), before + 1, 15000);
     await page.waitForSelector('#activity li[data-type^="order."]');
     await screenshot(page, 'tenant-dashboard-live');
 
@@ -65,7 +65,7 @@ await run('tenant', async ({ page }) => {
     const seqAtDrop = await page.evaluate(() => window.ariesLive.state.seq);
     await page.evaluate(() => window.ariesLive.drop());
     await createOrder();
-    await page.waitForFunction((n) => document.querySelector('#kpi-orders_today').textContent === String(n), before + 2, { timeout: 20000 });
+    await waitFor(page, (n) => document.querySelector('#kpi-orders_today').textContent === String(n), before + 2, 20000);
     await page.waitForSelector('#conn-state[data-state="live"]');
     const resumed = sockets.slice(1);
     assert(resumed.some((u) => u.includes(`after=${seqAtDrop}`)), `reconnected with after=${seqAtDrop}: ${sockets.join(', ')}`);
@@ -83,7 +83,7 @@ await run('tenant', async ({ page }) => {
     console.log(`live: seqs ${seen.join(',')}`);
     await screenshot(page, 'tenant-dashboard-reconnected');
   } else {
-    await page.waitForSelector('#conn-state[data-state="unavailable"]', { timeout: 15000 });
+    await page.waitForSelector('#conn-state[data-state="unavailable"]', 15000);
     const text = await page.textContent('#conn-state');
     assert(/Live updates unavailable/.test(text), `connection state says ${text}`);
     await screenshot(page, 'tenant-dashboard-unavailable');

@@ -242,3 +242,12 @@ async fn tenant_console_dashboard_users_keys_webhooks_in_chromium() -> TestResul
     assert_eq!(hooks["data"].as_array().map(Vec::len), Some(0), "{hooks}");
     Ok(())
 }
+
+#[actix_web::test]
+async fn dashboard_page_follows_the_live_protocol_in_chromium() -> TestResult {
+    // The page against a scripted socket: sequence handling, resume, gap, duplicates.
+    let app = TestApp::spawn().await;
+    let out = node("dashboard-protocol.mjs", vec![app.base.clone()]).await?;
+    assert!(out.contains("OK dashboard-protocol"), "{out}");
+    Ok(())
+}
