@@ -107,8 +107,18 @@ await run('operator', async ({ page }) => {
   // Dead letters and the audit trail.
   await page.getByRole('link', { name: 'Dead letters' }).press('Enter');
   await page.waitForSelector('h1:text("Dead letters")');
-  await page.waitForSelector('main table');
+  await page.waitForSelector('main td:text("receiver answered 500")');
   await checkLabels(page, 'dead letters');
+  await page.getByRole('button', { name: 'Replay order.approved' }).press('Enter');
+  await page.waitForSelector('dialog[open]');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#flash:text("Replayed.")');
+  await page.waitForSelector('main td:text("receiver answered 500")', { state: 'detached' });
+  await page.getByLabel('Show', { exact: true }).selectOption('replayed');
+  await page.getByRole('button', { name: 'Filter' }).press('Enter');
+  await page.waitForSelector('main td:text("receiver answered 500")');
+  await screenshot(page, 'operator-dead-letters');
   await page.getByRole('link', { name: 'Audit' }).press('Enter');
   await page.waitForSelector('h1:text("Audit trail")');
   await checkLabels(page, 'audit');
@@ -116,4 +126,18 @@ await run('operator', async ({ page }) => {
   await page.keyboard.press('Enter');
   await page.waitForSelector('main td:text("tenant.created")');
   await screenshot(page, 'operator-audit');
+  // Paging: five rows a page, forward and back.
+  await page.getByLabel('Action', { exact: true }).fill('');
+  await page.getByLabel('Rows per page', { exact: true }).selectOption('5');
+  await page.getByRole('button', { name: 'Filter' }).press('Enter');
+  const seqs = () => page.$$eval('main tbody tr td:first-child', (l) => l.map((x) => x.textContent).join(','));
+  await page.waitForSelector('#audit-next');
+  await waitFor(page, () => document.querySelectorAll('main tbody tr').length === 5);
+  const first = await seqs();
+  await page.locator('#audit-next').press('Enter');
+  await waitFor(page, (f) => [...document.querySelectorAll('main tbody tr td:first-child')].map((x) => x.textContent).join(',') !== f, first);
+  const second = await seqs();
+  assert(second.split(',').every((s) => !first.split(',').includes(s)), `page 2 ${second} repeats page 1 ${first}`);
+  await page.getByRole('button', { name: 'Previous page' }).press('Enter');
+  await waitFor(page, (f) => [...document.querySelectorAll('main tbody tr td:first-child')].map((x) => x.textContent).join(',') === f, first);
 });

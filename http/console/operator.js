@@ -271,7 +271,7 @@ export async function auditPage() {
   const filter = {};
   const cursors = [];
   async function load(cursor) {
-    const page = await get(`/v1/platform/audit${qs({ ...filter, cursor, limit: 25 })}`);
+    const page = await get(`/v1/platform/audit${qs({ limit: 25, ...filter, cursor })}`);
     list.replaceChildren(table([
       { title: '#', cell: (a) => String(a.seq) },
       { title: 'When', cell: (a) => when(a.occurred_at) },
@@ -287,11 +287,12 @@ export async function auditPage() {
     field('Action', { name: 'action', placeholder: 'tenant.created' }),
     field('Tenant', { name: 'tenant' }),
     field('Actor', { name: 'actor' }),
+    select('Rows per page', 'limit', [['25', '25'], ['5', '5'], ['100', '100']], '25'),
     h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
-    for (const k of ['action', 'tenant', 'actor']) filter[k] = f.get(k);
+    for (const k of ['action', 'tenant', 'actor', 'limit']) filter[k] = f.get(k);
     cursors.length = 0;
     load().catch((e) => flash(errorText(e)));
   });

@@ -64,6 +64,32 @@ async fn operator_console_login_totp_tenant_lifecycle_in_chromium() -> TestResul
         )
         .await;
     assert_eq!(res.status(), 201);
+    // More audit rows than one page of five.
+    for slug in ["extra-one", "extra-two"] {
+        let res = app
+            .post_json(
+                "/v1/platform/tenants",
+                &json!({"slug": slug, "name": "Extra", "plan": "starter"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    // A dead letter for the page to replay, as the archiver would store it.
+    aries_shards::dead_letters::archive(
+        app.app_state.directory.catalog().pool(),
+        &aries_shards::dead_letters::NewDeadLetter {
+            queue: "e2e-probe-work".into(),
+            message_id: "msg-e2e-1".into(),
+            routing_key: "tenant.acme.order.approved".into(),
+            event_type: Some("order.approved".into()),
+            tenant: Some("acme".into()),
+            body: br#"{"probe":true}"#.to_vec(),
+            headers: json!({}),
+            error: "receiver answered 500".into(),
+            attempts: 3,
+        },
+    )
+    .await?;
     let out = node(
         "operator.mjs",
         vec![
@@ -88,6 +114,12 @@ async fn operator_console_login_totp_tenant_lifecycle_in_chromium() -> TestResul
         .json()
         .await?;
     assert_eq!(audit["data"].as_array().map(Vec::len), Some(1), "{audit}");
+    let letters: serde_json::Value = app
+        .get("/v1/platform/dead-letters?status=replayed")
+        .await
+        .json()
+        .await?;
+    assert_eq!(letters["data"][0]["message_id"], "msg-e2e-1", "{letters}");
     Ok(())
 }
 
