@@ -116,6 +116,8 @@ export async function run(name, body) {
   }
   await env.browser.close();
   if (!failed && env.offHost.length) failed = new Error(`requests left 127.0.0.1: ${env.offHost.join(', ')}`);
+  const csp = env.consoleErrors.filter((m) => /Content Security Policy/i.test(m));
+  if (!failed && csp.length) failed = new Error(`the page broke its Content-Security-Policy: ${csp.join(' | ')}`);
   if (failed) {
     console.error(`FAIL ${name}: ${failed.stack || failed}`);
     if (env.consoleErrors.length) console.error(`browser console: ${env.consoleErrors.join('\n')}`);
