@@ -50,6 +50,12 @@ await run('operator', async ({ page }) => {
   await page.waitForURL(/#\/login$/);
   await login(page, totp(secret, now + 30));
   await page.waitForSelector('h1:text("Tenants")');
+  // Visiting the enrolment page later does not replace the key by itself.
+  await page.goto(`${base}/console/#/enrol`);
+  await page.waitForSelector('button:text("Replace my authenticator key")');
+  assert(!(await page.$('#totp-secret')), 'a new key was issued without asking');
+  await page.goto(`${base}/console/#/tenants`);
+  await page.waitForSelector('h1:text("Tenants")');
   await checkLabels(page, 'tenants');
 
   // Create a tenant and watch it become active.

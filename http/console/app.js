@@ -92,6 +92,7 @@ async function route() {
       location.hash = login;
     } else if (e instanceof ApiError && e.code === 'mfa_required') {
       flash('Your account must enrol a second factor first.');
+      operator.markEnrolDue();
       (r.slug ? tenant.enrolPage : operator.enrolPage)(r);
     } else {
       render('Something went wrong', h('p', { class: 'error', role: 'alert' }, e.message || String(e)));

@@ -26,6 +26,7 @@ export function loginForm(title, base, next, enrolHash) {
     try {
       const session = await post(`${base}/sessions`, body);
       flash('');
+      enrolDue = !session.mfa;
       location.hash = session.mfa ? next : enrolHash;
     } catch (e) {
       err.textContent = errorText(e);
@@ -36,8 +37,30 @@ export function loginForm(title, base, next, enrolHash) {
     form);
 }
 
-/** TOTP enrolment: shows the secret, confirms a code, shows the recovery codes once. */
+/** Set when a login (or the API) says the session still has to enrol its second factor. */
+let enrolDue = false;
+
+/** The API answered `mfa_required`: the enrolment page may start at once. */
+export function markEnrolDue() {
+  enrolDue = true;
+}
+
+/**
+ * TOTP enrolment: shows the secret, confirms a code, shows the recovery codes once. Starting it
+ * replaces any enrolled key, so it starts by itself only right after a login that needs it;
+ * otherwise it asks first.
+ */
 export async function enrolForm(base, next) {
+  if (!enrolDue) {
+    const start = h('button', { type: 'button', class: 'danger' }, 'Replace my authenticator key');
+    start.addEventListener('click', () => {
+      enrolDue = true;
+      enrolForm(base, next).catch((e) => flash(errorText(e)));
+    });
+    render('Authenticator', h('p', {}, 'Enrolling again replaces the key your authenticator app uses now; the old codes stop working once you confirm.'), start);
+    return;
+  }
+  enrolDue = false;
   const enrolment = await post(`${base}/mfa/totp`);
   const err = h('p', { class: 'error', role: 'alert' });
   const form = h('form', { class: 'stack' },
