@@ -77,6 +77,15 @@ await run('dashboard-protocol', async ({ page }) => {
   assert((await page.textContent('#kpi-billed_this_month')) === '$1,234.50', 'money tile');
   await screenshot(page, 'dashboard-protocol');
 
+  // An event without KPIs (the server coalesces them): the page reads them over REST a moment later.
+  await page.route(`**/v1/tenants/${slug}/dashboard`, (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({ type: 'snapshot', seq: 16, kpis: kpis(42), recent: [] }),
+  }));
+  const bare = event(16, 0);
+  delete bare.kpis;
+  sockets[2].send(JSON.stringify(bare));
+  await waitTile(page, 42);
+
   // The server going away for good: the page says so, and keeps trying.
   await page.unrouteAll({ behavior: 'ignoreErrors' });
   sockets[2].close();

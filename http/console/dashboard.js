@@ -123,6 +123,28 @@ export async function dashboardPage({ slug }) {
     state.times = state.times.filter((x) => x >= cutoff);
   }
 
+  // KPIs come with the events that change them; the server recomputes them at most every 250 ms, so
+  // an event without them is followed, if nothing newer arrives within a second, by a REST read.
+  let kpiVersion = 0;
+  let kpiTimer = null;
+  function refreshKpisSoon() {
+    if (kpiTimer) return;
+    const asked = kpiVersion;
+    kpiTimer = setTimeout(async () => {
+      kpiTimer = null;
+      if (kpiVersion !== asked || closed) return;
+      try {
+        const snap = await get(`${tenantUrl}/dashboard`);
+        if (kpiVersion === asked && snap.kpis) {
+          state.kpis = snap.kpis;
+          drawKpis();
+        }
+      } catch {
+        // The socket stays the source; a failed read changes nothing.
+      }
+    }, 1000);
+  }
+
   let ws = null;
   let closed = false;
   let retry = 0;
@@ -188,8 +210,16 @@ export async function dashboardPage({ slug }) {
       drawKpis();
       drawActivity();
       drawPerMinute();
+      if (!msg.kpis) refreshKpisSoon();
     } else if (msg.type === 'heartbeat') {
       setConn('live', 'Live');
+    }
+    if (msg.kpis) {
+      kpiVersion += 1;
+      if (msg.type !== 'snapshot' && msg.type !== 'event') {
+        state.kpis = msg.kpis;
+        drawKpis();
+      }
     }
     conn.dataset.seq = state.seq === null ? '' : String(state.seq);
   }
@@ -206,6 +236,7 @@ export async function dashboardPage({ slug }) {
     closed = true;
     clearInterval(minute);
     clearTimeout(timer);
+    clearTimeout(kpiTimer);
     if (ws) ws.close();
     delete window.ariesLive;
   };
