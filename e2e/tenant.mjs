@@ -29,7 +29,7 @@ async function createOrder() {
 
 const kpi = (page, k) => page.textContent(`#kpi-${k}`);
 
-await run('tenant', async ({ page }) => {
+await run(`tenant-${slug}`, async ({ page }) => {
   const sockets = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
 
@@ -59,7 +59,7 @@ await run('tenant', async ({ page }) => {
     await createOrder();
     await waitFor(page, (n) => document.querySelector('#kpi-orders_today').textContent === String(n), before + 1, 15000);
     await page.waitForSelector('#activity li[data-type^="order."]');
-    await screenshot(page, 'tenant-dashboard-live');
+    await screenshot(page, `tenant-${slug}-dashboard-live`);
 
     // Drop the socket; an order created meanwhile arrives after the reconnection.
     const seqAtDrop = await page.evaluate(() => window.ariesLive.state.seq);
@@ -81,12 +81,12 @@ await run('tenant', async ({ page }) => {
     }
     assert(seen.filter((s) => typeof s === 'number').length >= 2, `both orders' events applied: ${seen}`);
     console.log(`live: seqs ${seen.join(',')}`);
-    await screenshot(page, 'tenant-dashboard-reconnected');
+    await screenshot(page, `tenant-${slug}-dashboard-reconnected`);
   } else {
     await page.waitForSelector('#conn-state[data-state="unavailable"]', 15000);
     const text = await page.textContent('#conn-state');
     assert(/Live updates unavailable/.test(text), `connection state says ${text}`);
-    await screenshot(page, 'tenant-dashboard-unavailable');
+    await screenshot(page, `tenant-${slug}-dashboard-unavailable`);
   }
 
   // Users and roles: add a user by keyboard.
@@ -101,7 +101,7 @@ await run('tenant', async ({ page }) => {
   await page.getByLabel('viewer', { exact: true }).check();
   await page.getByRole('button', { name: 'Add user' }).press('Enter');
   await page.waitForSelector('td:text("clerk@e2e.test")');
-  await screenshot(page, 'tenant-users');
+  await screenshot(page, `tenant-${slug}-users`);
 
   // API keys: the secret is shown once; revoke with confirmation.
   await page.getByRole('link', { name: 'API keys' }).press('Enter');
@@ -136,7 +136,7 @@ await run('tenant', async ({ page }) => {
   await page.waitForSelector('td code:text("https://hooks.example.test/aries")');
   await page.getByRole('button', { name: 'Deliveries of https://hooks.example.test/aries' }).press('Enter');
   await page.waitForSelector('h2:text("Deliveries to https://hooks.example.test/aries")');
-  await screenshot(page, 'tenant-webhooks');
+  await screenshot(page, `tenant-${slug}-webhooks`);
   await page.getByRole('button', { name: 'Delete https://hooks.example.test/aries' }).press('Enter');
   await page.keyboard.press('Tab');
   await page.keyboard.press('Enter');

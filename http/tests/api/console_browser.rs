@@ -120,7 +120,9 @@ async fn operator_console_login_totp_tenant_lifecycle_in_chromium() -> TestResul
         .json()
         .await?;
     assert_eq!(letters["data"][0]["message_id"], "msg-e2e-1", "{letters}");
-    Ok(())
+    // The story goes on in the tenant the page created: its console and live dashboard.
+    app.bootstrap_key("e2e-clinic").await;
+    tenant_console(&app, "e2e-clinic").await
 }
 
 #[actix_web::test]
@@ -211,8 +213,13 @@ async fn has_live(app: &TestApp, slug: &str) -> Result<bool, Box<dyn std::error:
 #[actix_web::test]
 async fn tenant_console_dashboard_users_keys_webhooks_in_chromium() -> TestResult {
     let app = TestApp::spawn().await;
-    let slug = "e2e-dme";
-    app.create_tenant(slug).await;
+    app.create_tenant("e2e-dme").await;
+    tenant_console(&app, "e2e-dme").await
+}
+
+/// A tenant user of `slug` (which has a bootstrap key in `app.tenant_keys`) goes through
+/// `e2e/tenant.mjs`: enrolment, dashboard with orders created through the API, users, keys, webhooks.
+async fn tenant_console(app: &TestApp, slug: &str) -> TestResult {
     let t = format!("/v1/tenants/{slug}");
     let res = app
         .post_json(
@@ -223,13 +230,13 @@ async fn tenant_console_dashboard_users_keys_webhooks_in_chromium() -> TestResul
     assert_eq!(res.status(), 201, "{}", res.text().await?);
     // What an order needs: a patient and an item; the page's clients create the orders.
     let patient = post_created(
-        &app,
+        app,
         &format!("{t}/patients"),
         &json!({"first_name": "Rosa", "last_name": "Diaz", "date_of_birth": "1948-05-17"}),
     )
     .await;
     let item = post_created(
-        &app,
+        app,
         &format!("{t}/items"),
         &json!({"code": "MASK-1", "name": "Nasal mask"}),
     )
@@ -243,7 +250,7 @@ async fn tenant_console_dashboard_users_keys_webhooks_in_chromium() -> TestResul
         .get(slug)
         .cloned()
         .ok_or("no tenant key")?;
-    let mode = if has_live(&app, slug).await? {
+    let mode = if has_live(app, slug).await? {
         "live"
     } else {
         "nolive"
@@ -261,7 +268,7 @@ async fn tenant_console_dashboard_users_keys_webhooks_in_chromium() -> TestResul
         ],
     )
     .await?;
-    assert!(out.contains("OK tenant"), "{out}");
+    assert!(out.contains(&format!("OK tenant-{slug}")), "{out}");
     if mode == "nolive" {
         eprintln!(
             "no /live route in this build: the dashboard was checked to say live updates are unavailable"
