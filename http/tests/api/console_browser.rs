@@ -24,8 +24,14 @@ async fn node(script: &str, args: Vec<String>) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
         let e2e = root.join("e2e");
         if !e2e.join("node_modules/playwright-core").exists() {
-            let out = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
+            // Tests run as separate processes: one installs under a file lock, the others wait.
+            let out = Command::new("flock")
+                .args([
+                    ".npm-install.lock",
+                    "sh",
+                    "-c",
+                    "[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund",
+                ])
                 .current_dir(&e2e)
                 .output()
                 .map_err(|e| format!("npm ci: {e}"))?;
