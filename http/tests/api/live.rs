@@ -455,3 +455,94 @@ async fn a_slow_client_is_bounded_then_resynced() -> TestResult {
     assert_eq!(last, end);
     Ok(())
 }
+
+#[actix_web::test]
+async fn an_order_created_through_the_api_moves_the_kpis_live() -> TestResult {
+    let app = TestApp::spawn().await;
+    app.create_tenant("live-k").await;
+    consuming(&app).await;
+    let t = "/v1/tenants/live-k";
+    let prescriber = post_created(
+        &app,
+        &format!("{t}/prescribers"),
+        &json!({"first_name": "Ann", "last_name": "Lee", "npi": "1234567893", "pecos_enrolled": true}),
+    )
+    .await;
+    let list = post_created(
+        &app,
+        &format!("{t}/price-lists"),
+        &json!({"name": "Medicare TX"}),
+    )
+    .await;
+    let payer = post_created(
+        &app,
+        &format!("{t}/payers"),
+        &json!({"name": "Medicare", "payer_type": "medicare", "default_price_list_id": list["id"]}),
+    )
+    .await;
+    let mask = post_created(
+        &app,
+        &format!("{t}/items"),
+        &json!({"code": "MASK-1", "name": "Nasal mask"}),
+    )
+    .await;
+    let res = app
+        .req(
+            reqwest::Method::PUT,
+            &format!(
+                "{t}/price-lists/{}/items/{}",
+                list["id"].as_str().unwrap_or(""),
+                mask["id"].as_str().unwrap_or("")
+            ),
+        )
+        .json(
+            &json!({"hcpcs": "A7034", "modifiers": ["NU"], "sale_billable": "45.00",
+                      "sale_allowable": "31.25", "default_order_type": "sale"}),
+        )
+        .send()
+        .await?;
+    assert!(res.status().is_success());
+    let patient = post_created(
+        &app,
+        &format!("{t}/patients"),
+        &json!({"first_name": "Rosa", "last_name": "Diaz", "date_of_birth": "1948-05-17",
+               "address": {"line1": "12 Elm St", "city": "Austin", "state": "TX", "postal_code": "78701"},
+               "primary_prescriber_id": prescriber["id"], "diagnosis_codes": ["G47.33"]}),
+    )
+    .await;
+    post_created(
+        &app,
+        &format!(
+            "{t}/patients/{}/policies",
+            patient["id"].as_str().unwrap_or("")
+        ),
+        &json!({"payer_id": payer["id"], "policy_number": "1EG4TE5MK72"}),
+    )
+    .await;
+
+    let key = app.tenant_key("live-k").unwrap_or_default();
+    let mut ws = connect(&app.base, &format!("{t}/live"), Cred::Bearer(&key)).await?;
+    let snap = next(&mut ws, WAIT).await.ok_or("no snapshot")?;
+    assert_eq!(snap["kpis"]["orders_today"], 0);
+    let today = chrono::Utc::now().date_naive().to_string();
+    let order = post_created(
+        &app,
+        &format!("{t}/orders"),
+        &json!({"patient_id": patient["id"], "order_date": today,
+                "lines": [{"item_id": mask["id"], "quantity": 1}]}),
+    )
+    .await;
+    let m = next_update(&mut ws, WAIT).await.ok_or("no event")?;
+    assert_eq!(seq(&m), seq(&snap) + 1);
+    assert_eq!(
+        m["event"]["summary"],
+        format!(
+            "order.created {}",
+            order["order_number"].as_str().unwrap_or("?")
+        )
+    );
+    assert_eq!(m["kpis"]["orders_today"], 1, "{m}");
+    let res = app.get(&format!("{t}/dashboard")).await;
+    assert_eq!(res.json::<Value>().await?["kpis"]["orders_today"], 1);
+    Ok(())
+}
