@@ -546,3 +546,113 @@ async fn an_order_created_through_the_api_moves_the_kpis_live() -> TestResult {
     assert_eq!(res.json::<Value>().await?["kpis"]["orders_today"], 1);
     Ok(())
 }
+
+/// Commits `codes.len()` events in the tenant's outbox (like any write, the relay publishes them).
+async fn commit_events(app: &TestApp, tenant: &Value, codes: &[String]) -> TestResult {
+    let id = TestApp::tenant_id(tenant);
+    let pool = app.shard_pool(TestApp::shard_index(tenant));
+    let mut tx = pool.begin().await?;
+    sqlx::query("select set_config('aries.tenant_id', $1, true)")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    for code in codes {
+        aries_tenants::outbox::record(
+            &mut tx,
+            id,
+            uuid::Uuid::now_v7(),
+            "location.updated",
+            &json!({ "code": code }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_gap_in_the_instance_queue_is_filled_from_the_outbox() -> TestResult {
+    use aries_actors::events::instance::InstanceSink as _;
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("live-g").await;
+    consuming(&app).await;
+    let key = app.tenant_key("live-g").unwrap_or_default();
+    let mut ws = connect(&app.base, "/v1/tenants/live-g/live", Cred::Bearer(&key)).await?;
+    let mut last = seq(&next(&mut ws, WAIT).await.ok_or("no snapshot")?);
+    let mut filled = false;
+    for attempt in 0..5 {
+        // Two events commit; the hub hears of the second before the relay brings either (as
+        // when the instance queue lost one): the socket must fetch the first from the outbox.
+        let codes = [format!("G{attempt}a"), format!("G{attempt}b")];
+        commit_events(&app, &tenant, &codes).await?;
+        app.app_state
+            .live
+            .on_event(&aries_actors::events::Envelope {
+                id: uuid::Uuid::now_v7(),
+                event_type: "location.updated".into(),
+                tenant: "live-g".into(),
+                tenant_id: TestApp::tenant_id(&tenant),
+                occurred_at: chrono::Utc::now(),
+                version: 1,
+                sequence: last + 2,
+                data: json!({"code": "injected"}),
+            });
+        let a = next_update(&mut ws, WAIT).await.ok_or("no event")?;
+        let b = next_update(&mut ws, WAIT).await.ok_or("no event")?;
+        assert_eq!((seq(&a), seq(&b)), (last + 1, last + 2), "{a} {b}");
+        assert_eq!(
+            a["event"]["summary"],
+            format!("location.updated {}", codes[0])
+        );
+        last += 2;
+        if b["event"]["summary"] == "location.updated injected" {
+            // The relay's copy of the first event came after the second: only the outbox read
+            // can have sent it, in its place.
+            filled = true;
+            break;
+        }
+    }
+    assert!(filled, "the injected event never beat the relay");
+    assert_eq!(
+        next_update(&mut ws, Duration::from_millis(1500)).await,
+        None
+    );
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_reset_resyncs_and_a_silent_client_is_closed() -> TestResult {
+    use aries_actors::events::instance::InstanceSink as _;
+    let app = TestApp::spawn_with(AppOptions {
+        live: Some(aries_actors::live::LiveSettings {
+            heartbeat_ms: 100,
+            client_timeout_ms: 400,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("live-t").await;
+    consuming(&app).await;
+    let key = app.tenant_key("live-t").unwrap_or_default();
+    let mut ws = connect(&app.base, "/v1/tenants/live-t/live", Cred::Bearer(&key)).await?;
+    let snap = next(&mut ws, WAIT).await.ok_or("no snapshot")?;
+    // The instance queue was re-created (events may have been lost): a fresh snapshot.
+    app.app_state.live.on_reset();
+    let again = next_update(&mut ws, WAIT).await.ok_or("no resync")?;
+    assert_eq!(
+        (again["type"].as_str(), seq(&again)),
+        (Some("snapshot"), seq(&snap))
+    );
+
+    // A client that answers nothing (it does not read, so it does not answer pings) is closed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(m) = next(&mut ws, Duration::from_secs(5)).await {
+            assert_eq!(m["type"], "heartbeat");
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent client was not closed");
+    Ok(())
+}
