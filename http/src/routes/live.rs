@@ -17,7 +17,7 @@
 //!   `[live] resume_max` behind (or ahead of the tenant) → a snapshot.
 
 use crate::auth::caller::{TenantCaller, authenticate, bearer, request_meta};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::query_error;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -183,7 +183,13 @@ pub async fn live(
             d.seq
         }
     };
-    let (res, session, stream) = actix_ws::handle_with_protocols(&req, body, &[PROTOCOL])?;
+    let (res, session, stream) =
+        actix_ws::handle_with_protocols(&req, body, &[PROTOCOL]).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("this route needs a WebSocket upgrade ({e})"),
+            )
+        })?;
     let socket = Socket {
         state: state.into_inner(),
         slug: caller.slug.clone(),

@@ -83,10 +83,12 @@ async fn next(ws: &mut Ws, within: Duration) -> Option<Value> {
     }
 }
 
-/// The next message that is not a heartbeat.
+/// The next message that is not a heartbeat, within `within` in all.
 async fn next_update(ws: &mut Ws, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
-        let m = next(ws, within).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = next(ws, left).await?;
         if m["type"] != "heartbeat" {
             return Some(m);
         }
@@ -312,6 +314,9 @@ async fn refused_before_the_upgrade() -> TestResult {
         .send()
         .await?;
     assert_problem(res, 403, "forbidden").await;
+
+    // Not a WebSocket request: a problem, like any refusal.
+    assert_problem(app.get(path).await, 400, "bad_request").await;
 
     // The subprotocol pair works, and the server names the protocol it speaks.
     let (mut ws, res) =
