@@ -37,3 +37,4 @@ pub use directory::{Directory, DirectorySettings};
 pub use error::TenantError;
 pub use platform::Platform;
 pub use shard::{ShardHandle, ShardRegistry};
+pub mod live;

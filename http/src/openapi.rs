@@ -5,6 +5,7 @@
 use crate::routes::billing;
 use crate::routes::counters;
 use crate::routes::dead_letters;
+use crate::routes::live;
 use crate::routes::notifications;
 use crate::routes::patients;
 use crate::routes::price_lists;
@@ -65,6 +66,7 @@ use utoipa::{Modify, OpenApi};
         notifications::show_channel, notifications::put_channel, notifications::create_rule,
         notifications::list_rules, notifications::show_rule, notifications::update_rule,
         notifications::delete_rule, notifications::list_log, counters::show,
+        live::dashboard, live::live,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -127,6 +129,8 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::notifications::Rule, aries_tenants::notifications::RuleInput,
         aries_tenants::notifications::LogEntry, aries_tenants::notifications::NotificationStatus,
         counters::DayCounters,
+        aries_actors::ops::dashboard::Dashboard, aries_actors::ops::dashboard::Kpis,
+        aries_actors::ops::dashboard::LiveEvent,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),

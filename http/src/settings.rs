@@ -39,6 +39,8 @@ pub struct Settings {
     pub notifications: aries_actors::events::notifications::NotificationSettings,
     /// `[cache]`: the response cache of tenant GETs (see `aries_actors::cache`).
     pub cache: CacheSettings,
+    /// `[live]`: the dashboards' sockets (heartbeats, timeouts, queue bound, KPI throttle).
+    pub live: aries_actors::live::LiveSettings,
 }
 
 /// The response cache of tenant GETs: an in-memory tier per instance in front of Redis.

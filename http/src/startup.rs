@@ -181,10 +181,24 @@ impl Application {
             redis.clone(),
             settings.redis.key_prefix.clone(),
         );
+        let live = aries_actors::live::LiveHub::new(
+            core.directory.clone(),
+            counters.clone(),
+            settings.live.clone(),
+        );
         if settings.events.enabled {
-            start_events(&core, &broker, &settings, &instance_id, &counters, &cache);
+            start_events(
+                &core,
+                &broker,
+                &settings,
+                &instance_id,
+                &counters,
+                &cache,
+                &live,
+            );
         }
         let state = AppState {
+            live,
             counters,
             locks: aries_actors::locks::Locks::new(
                 redis.clone(),
@@ -322,6 +336,7 @@ fn start_events(
     instance_id: &str,
     counters: &aries_actors::events::counters::LiveCounters,
     cache: &aries_actors::cache::ResponseCache,
+    live: &aries_actors::live::LiveHub,
 ) {
     use aries_actors::events::{notifications, webhooks};
     let events = &settings.events;
@@ -362,7 +377,7 @@ fn start_events(
     instance::spawn(
         broker.clone(),
         instance_id.to_owned(),
-        vec![Arc::new(cache.clone())],
+        vec![Arc::new(cache.clone()), Arc::new(live.clone())],
     );
 }
 

@@ -58,6 +58,8 @@ pub struct AppState {
     /// The response cache of tenant GETs (the directory's tenant actors invalidate it on writes;
     /// the instance's event consumer calls `invalidate_local` for other instances' writes).
     pub cache: aries_actors::cache::ResponseCache,
+    /// The live dashboards' hub (a sink of the instance's event queue; the sockets subscribe).
+    pub live: aries_actors::live::LiveHub,
 }
 
 impl AppState {

@@ -49,6 +49,7 @@ macro_rules! tenant_op {
 
 pub mod billing;
 pub mod counters;
+pub mod dashboard;
 pub mod inventory;
 pub mod locations;
 pub mod notifications;

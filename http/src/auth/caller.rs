@@ -128,7 +128,10 @@ pub async fn user_session(
     Ok(session)
 }
 
-async fn authenticate(
+/// Resolves a tenant route's caller from its slug and the credential found (bearer token or API
+/// key, else the console session cookie). The live socket calls it with a token it may have taken
+/// from `Sec-WebSocket-Protocol`.
+pub async fn authenticate(
     state: &AppState,
     raw_slug: Option<String>,
     token: Option<String>,

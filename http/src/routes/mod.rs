@@ -8,6 +8,7 @@ pub mod counters;
 pub mod dead_letters;
 pub mod health;
 pub mod inventory;
+pub mod live;
 pub mod locations;
 pub mod meta;
 pub mod notifications;
@@ -283,6 +284,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/notifications/log").route(web::get().to(notifications::list_log)))
             .service(resource("/counters").route(web::get().to(counters::show)))
+            .service(resource("/dashboard").route(web::get().to(live::dashboard)))
+            .service(resource("/live").route(web::get().to(live::live)))
             .service(resource("/oauth/token").route(web::post().to(oauth::token)))
             .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
             .service(

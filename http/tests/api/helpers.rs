@@ -233,6 +233,9 @@ pub struct AppOptions {
     pub refuse_private_webhooks: bool,
     /// The response cache's settings (`[cache]`); the defaults when absent.
     pub cache: Option<aries_http::settings::CacheSettings>,
+    /// The live sockets' settings (`[live]`: heartbeat, timeouts, queue bound); the defaults when
+    /// absent.
+    pub live: Option<aries_actors::live::LiveSettings>,
 }
 
 pub struct TestApp {
@@ -328,6 +331,9 @@ impl TestApp {
         settings.webhooks.allow_private_networks = !opts.refuse_private_webhooks;
         if let Some(cache) = opts.cache {
             settings.cache = cache;
+        }
+        if let Some(live) = opts.live {
+            settings.live = live;
         }
         // Each test app has Redis keys of its own (sessions, rate-limit counters).
         settings.redis.key_prefix = format!("aries-test-{:x}", rand::random::<u64>());

@@ -14,6 +14,7 @@ mod events;
 mod helpers;
 mod inventory;
 mod isolation;
+mod live;
 mod locations;
 mod logs;
 mod malformed;
