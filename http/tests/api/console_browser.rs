@@ -247,6 +247,44 @@ async fn tenant_console(app: &TestApp, slug: &str) -> TestResult {
         &json!({"code": "MASK-1", "name": "Nasal mask"}),
     )
     .await;
+    // Priced: the patient's payer bills from a price list that has the item.
+    let list = post_created(
+        app,
+        &format!("{t}/price-lists"),
+        &json!({"name": "Medicare TX"}),
+    )
+    .await;
+    let payer = post_created(
+        app,
+        &format!("{t}/payers"),
+        &json!({"name": "Medicare", "payer_type": "medicare", "default_price_list_id": list["id"]}),
+    )
+    .await;
+    let priced = app
+        .req(
+            reqwest::Method::PUT,
+            &format!(
+                "{t}/price-lists/{}/items/{}",
+                list["id"].as_str().unwrap_or(""),
+                item["id"].as_str().unwrap_or("")
+            ),
+        )
+        .json(
+            &json!({"hcpcs": "A7034", "modifiers": ["NU"], "sale_billable": "45.00",
+                      "sale_allowable": "31.25", "default_order_type": "sale"}),
+        )
+        .send()
+        .await?;
+    assert!(priced.status().is_success(), "{}", priced.text().await?);
+    post_created(
+        app,
+        &format!(
+            "{t}/patients/{}/policies",
+            patient["id"].as_str().unwrap_or("")
+        ),
+        &json!({"payer_id": payer["id"], "policy_number": "1EG4TE5MK72"}),
+    )
+    .await;
     let today = chrono::Utc::now().date_naive().to_string();
     let order = json!({"patient_id": patient["id"], "order_date": today, "lines": [{"item_id": item["id"]}]});
     let key = app
