@@ -87,6 +87,8 @@ fi
 OPERATOR_PASSWORD=$(<.aries/operator-password)
 
 # --- the server, and the demo tenant's console user (made through the API, so after start-up) ------
+# curl talks to the API below; a minimal Debian has none.
+command -v curl >/dev/null 2>&1 || apt_install curl
 "$ARIES_BIN" serve &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server"' INT TERM
