@@ -116,36 +116,6 @@ pub fn is_e164(s: &str) -> bool {
         && !digits.starts_with('0')
 }
 
-/// `true` for an event-type pattern: `*`, `<aggregate>.*` or `<aggregate>.<verb>`, each name
-/// lower-case letters, digits and `_`, starting with a letter.
-pub fn is_event_pattern(s: &str) -> bool {
-    fn name(n: &str) -> bool {
-        n.starts_with(|c: char| c.is_ascii_lowercase())
-            && n.len() <= 64
-            && n.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    }
-    if s == "*" {
-        return true;
-    }
-    match s.split_once('.') {
-        Some((aggregate, "*")) => name(aggregate),
-        Some((aggregate, verb)) => name(aggregate) && name(verb),
-        None => false,
-    }
-}
-
-/// Does `pattern` (see [`is_event_pattern`]) select `event_type`?
-pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
-    match pattern.strip_suffix(".*") {
-        _ if pattern == "*" => true,
-        Some(aggregate) => event_type
-            .strip_prefix(aggregate)
-            .is_some_and(|rest| rest.starts_with('.')),
-        None => pattern == event_type,
-    }
-}
-
 /// Which channel a recipient's shape belongs to, if any.
 pub fn recipient_kind(recipient: &str) -> Option<ChannelKind> {
     if is_email(recipient) {
@@ -541,7 +511,7 @@ impl Rule {
             && self
                 .event_types
                 .iter()
-                .any(|p| pattern_matches(p, event_type))
+                .any(|p| crate::outbox::pattern_matches(p, event_type))
     }
 }
 
@@ -557,7 +527,7 @@ impl RuleInput {
         }
         for (i, t) in self.event_types.iter().enumerate() {
             let t = t.trim();
-            if !is_event_pattern(t) {
+            if !crate::outbox::is_event_pattern(t) {
                 errs.push(
                     format!("event_types[{i}]"),
                     "invalid_format",
@@ -1299,25 +1269,6 @@ mod tests {
         ] {
             assert!(!is_e164(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn patterns() {
-        assert!(
-            is_event_pattern("*")
-                && is_event_pattern("order.*")
-                && is_event_pattern("order.line_picked_up")
-        );
-        assert!(
-            !is_event_pattern("order")
-                && !is_event_pattern("Order.x")
-                && !is_event_pattern("*.approved")
-        );
-        assert!(pattern_matches("*", "order.approved"));
-        assert!(pattern_matches("order.*", "order.approved"));
-        assert!(!pattern_matches("order.*", "order_line.approved"));
-        assert!(pattern_matches("order.approved", "order.approved"));
-        assert!(!pattern_matches("order.approved", "order.canceled"));
     }
 
     #[test]

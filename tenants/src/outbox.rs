@@ -72,6 +72,43 @@ pub async fn list(
     .await
 }
 
+// ---- event-type patterns: what webhook endpoints and notification rules subscribe to ----
+
+/// `true` for an event-type pattern: `*`, `<aggregate>.*` or `<aggregate>.<verb>`, each name
+/// lower-case letters, digits and `_`, starting with a letter.
+pub fn is_event_pattern(s: &str) -> bool {
+    fn name(n: &str) -> bool {
+        n.starts_with(|c: char| c.is_ascii_lowercase())
+            && n.len() <= 64
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
+    if s == "*" {
+        return true;
+    }
+    match s.split_once('.') {
+        Some((aggregate, "*")) => name(aggregate),
+        Some((aggregate, verb)) => name(aggregate) && name(verb),
+        None => false,
+    }
+}
+
+/// Does `pattern` (see [`is_event_pattern`]) select `event_type`?
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix(".*") {
+        _ if pattern == "*" => true,
+        Some(aggregate) => event_type
+            .strip_prefix(aggregate)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => pattern == event_type,
+    }
+}
+
+/// Whether any of `patterns` selects `event_type` (a webhook endpoint's or a rule's subscription).
+pub fn any_pattern_matches(patterns: &[String], event_type: &str) -> bool {
+    patterns.iter().any(|p| pattern_matches(p, event_type))
+}
+
 /// A tenant with events the broker has not confirmed yet (the relay's work list).
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct PendingTenant {
@@ -149,4 +186,28 @@ pub async fn mark_published(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(
+            is_event_pattern("*")
+                && is_event_pattern("order.*")
+                && is_event_pattern("order.line_picked_up")
+        );
+        assert!(
+            !is_event_pattern("order")
+                && !is_event_pattern("Order.x")
+                && !is_event_pattern("*.approved")
+        );
+        assert!(pattern_matches("*", "order.approved"));
+        assert!(pattern_matches("order.*", "order.approved"));
+        assert!(!pattern_matches("order.*", "order_line.approved"));
+        assert!(pattern_matches("order.approved", "order.approved"));
+        assert!(!pattern_matches("order.approved", "order.canceled"));
+    }
 }

@@ -95,7 +95,7 @@ impl WebhookInput {
         }
         for (i, t) in self.event_types.iter().enumerate() {
             let t = t.trim();
-            if !is_event_type_pattern(t) {
+            if !crate::outbox::is_event_pattern(t) {
                 errs.push(
                     format!("event_types[{i}]"),
                     "invalid_format",
@@ -188,38 +188,6 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || first == 0x2001 && v6.segments()[1] == 0x0db8)
         }
     }
-}
-
-/// `aggregate.verb`, `aggregate.*` or `*` (segments: a lower-case letter, then lower-case
-/// letters, digits and `_`).
-pub fn is_event_type_pattern(t: &str) -> bool {
-    fn word(s: &str) -> bool {
-        let mut chars = s.chars();
-        chars.next().is_some_and(|c| c.is_ascii_lowercase())
-            && s.len() <= 60
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    }
-    if t == "*" {
-        return true;
-    }
-    match t.split_once('.') {
-        Some((aggregate, "*")) => word(aggregate),
-        Some((aggregate, verb)) => word(aggregate) && word(verb),
-        None => false,
-    }
-}
-
-/// Whether an endpoint subscribed to `patterns` receives an event of `event_type`.
-pub fn matches_event_type(patterns: &[String], event_type: &str) -> bool {
-    patterns.iter().any(|p| {
-        p == "*"
-            || p == event_type
-            || p.strip_suffix(".*").is_some_and(|aggregate| {
-                event_type
-                    .strip_prefix(aggregate)
-                    .is_some_and(|rest| rest.starts_with('.'))
-            })
-    })
 }
 
 /// A new endpoint secret: `whsec_` + 32 random bytes in base64url (43 characters).
@@ -807,7 +775,7 @@ pub async fn claim_deliveries(
     .await?;
     let subscribed: Vec<_> = endpoints
         .into_iter()
-        .filter(|(_, _, _, types)| matches_event_type(types, event_type))
+        .filter(|(_, _, _, types)| crate::outbox::any_pattern_matches(types, event_type))
         .collect();
     if subscribed.is_empty() {
         return Ok(Claimed::default());
@@ -1101,19 +1069,31 @@ mod tests {
     #[test]
     fn patterns_match_exact_aggregate_and_all() {
         let p = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(matches_event_type(&p(&["*"]), "order.approved"));
-        assert!(matches_event_type(
+        assert!(crate::outbox::any_pattern_matches(
+            &p(&["*"]),
+            "order.approved"
+        ));
+        assert!(crate::outbox::any_pattern_matches(
             &p(&["order.approved"]),
             "order.approved"
         ));
-        assert!(!matches_event_type(
+        assert!(!crate::outbox::any_pattern_matches(
             &p(&["order.approved"]),
             "order.cancelled"
         ));
-        assert!(matches_event_type(&p(&["order.*"]), "order.cancelled"));
-        assert!(!matches_event_type(&p(&["order.*"]), "order_line.created"));
-        assert!(!matches_event_type(&p(&["order.*"]), "orders.created"));
-        assert!(!matches_event_type(
+        assert!(crate::outbox::any_pattern_matches(
+            &p(&["order.*"]),
+            "order.cancelled"
+        ));
+        assert!(!crate::outbox::any_pattern_matches(
+            &p(&["order.*"]),
+            "order_line.created"
+        ));
+        assert!(!crate::outbox::any_pattern_matches(
+            &p(&["order.*"]),
+            "orders.created"
+        ));
+        assert!(!crate::outbox::any_pattern_matches(
             &p(&["patient.created", "payer.*"]),
             "order.approved"
         ));
