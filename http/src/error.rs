@@ -140,6 +140,8 @@ error_codes! {
         "No active shard can take a new tenant; the operator must add one or reactivate one."),
     DeadLetterAlreadyReplayed => (StatusCode::CONFLICT, "dead_letter_already_replayed", "Dead letter already replayed",
         "The dead letter was sent back to its queue already; if it fails again it is listed as `dead` again and can be replayed then."),
+    DeadLetterQueueMissing => (StatusCode::CONFLICT, "dead_letter_queue_missing", "Dead letter's queue missing",
+        "The consumer queue the message died in does not exist on the broker (the consumer was removed or renamed); nothing was sent and the dead letter stays `dead`."),
     ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable",
         "A platform dependency is not answering; retry after the Retry-After delay."),
     InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error",

@@ -34,6 +34,8 @@ pub enum BrokerError {
     NotConnected,
     #[error("the broker refused the message (nack)")]
     Nacked,
+    #[error("no queue took the message (the broker returned it)")]
+    Unroutable,
     #[error("no confirm within {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
@@ -77,7 +79,9 @@ impl Broker {
     }
 }
 
-/// Publishes and waits for the broker's confirm.
+/// Publishes and waits for the broker's confirm. `mandatory`: a message no queue takes comes back
+/// as [`BrokerError::Unroutable`] instead of being confirmed and dropped (a replay to a queue that
+/// no longer exists, a retry queue deleted under us).
 pub async fn publish_confirmed(
     ch: &Channel,
     exchange: &str,
@@ -89,14 +93,20 @@ pub async fn publish_confirmed(
         .basic_publish(
             exchange.into(),
             routing_key,
-            BasicPublishOptions::default(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             body,
             properties,
         )
         .await?;
     match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
         Ok(Ok(c)) if c.is_nack() => Err(BrokerError::Nacked),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(c)) => match c.take_message() {
+            Some(_) => Err(BrokerError::Unroutable),
+            None => Ok(()),
+        },
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(BrokerError::Timeout(CONFIRM_TIMEOUT)),
     }

@@ -40,9 +40,10 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An event as published (API.md): the message body, and what webhooks POST.
+/// An event as published (API.md): the message body, and what webhooks POST. Unknown members
+/// are ignored when reading, so an instance still running the previous release keeps consuming
+/// what a newer one publishes (a member added to the envelope must not dead-letter every event).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// The outbox event's id (UUIDv7): the broker's `message_id`, the webhook delivery id, the
     /// key consumers deduplicate by.
@@ -126,6 +127,18 @@ mod tests {
         let text = serde_json::to_string(&e)?;
         assert!(text.contains(r#""type":"order.approved""#));
         assert_eq!(serde_json::from_str::<Envelope>(&text)?, e);
+        Ok(())
+    }
+
+    #[test]
+    fn a_member_added_by_a_later_release_is_ignored() -> Result<(), serde_json::Error> {
+        let e = serde_json::json!({
+            "id": Uuid::now_v7(), "type": "order.approved", "tenant": "acme",
+            "tenant_id": TenantId::new(), "occurred_at": "2026-12-02T10:00:00Z", "version": 2,
+            "sequence": 3, "data": {}, "trace_id": "abc"
+        });
+        let parsed: Envelope = serde_json::from_value(e)?;
+        assert_eq!((parsed.version, parsed.sequence), (2, 3));
         Ok(())
     }
 }

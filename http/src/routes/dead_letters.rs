@@ -6,6 +6,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{OperatorAuth, PageQuery, path_id, query_error};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use aries_actors::events::broker::BrokerError;
 use aries_actors::events::dead_letters::{ReplayError, replay};
 use aries_shards::CatalogError;
 use aries_shards::dead_letters::{self, DeadLetter, DeadLetterFilter};
@@ -93,7 +94,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/v1/platform/dead-letters/{dead_letter_id}/replay", tag = "platform", security(("bearer" = [])),
     params(("dead_letter_id" = Uuid, Path)),
     responses((status = 200, body = DeadLetter), (status = 404),
-        (status = 409, description = "dead_letter_already_replayed"),
+        (status = 409, description = "dead_letter_already_replayed or dead_letter_queue_missing"),
         (status = 503, description = "service_unavailable (the broker is not answering; nothing was sent)")))]
 pub async fn replay_one(
     op: OperatorAuth,
@@ -117,6 +118,10 @@ pub async fn replay_one(
             "this dead letter was replayed already; it is listed as dead again if it fails again",
         )),
         Err(ReplayError::Catalog(e)) => Err(catalog_error(e)),
+        Err(ReplayError::Broker(BrokerError::Unroutable)) => Err(ApiError::new(
+            ErrorCode::DeadLetterQueueMissing,
+            "the queue this dead letter died in no longer exists on the broker; nothing was replayed",
+        )),
         Err(ReplayError::Broker(e)) => {
             tracing::warn!(error = %e, "dead-letter replay not published");
             Err(ApiError::new(

@@ -388,6 +388,54 @@ async fn a_dead_letter_is_archived_listed_and_replayed_to_its_queue_once() -> Te
             .any(|e| e["action"] == "dead_letter.replayed" && e["target_id"] == id.as_str()),
         "{audit}"
     );
+    // A dead letter whose queue is gone is refused, not confirmed into the void, and stays dead.
+    let mut gone_headers = FieldTable::default();
+    gone_headers.insert(
+        "x-aries-queue".into(),
+        AMQPValue::LongString(format!("{}.no-such-consumer", names.ns).as_str().into()),
+    );
+    gone_headers.insert("x-aries-error".into(), AMQPValue::LongString("boom".into()));
+    ch.basic_publish(
+        names.dead_letter_exchange().into(),
+        "tenant.acme.order.approved".into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default()
+            .with_message_id("msg-gone".into())
+            .with_delivery_mode(2)
+            .with_headers(gone_headers),
+    )
+    .await?;
+    let mut orphan = Value::Null;
+    for _ in 0..200 {
+        let page: Value = app
+            .get("/v1/platform/dead-letters?queue=no-such-consumer")
+            .await
+            .json()
+            .await?;
+        if let Some(l) = page["data"].as_array().and_then(|d| d.first()) {
+            orphan = l.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let orphan_id = orphan["id"].as_str().ok_or("archived orphan")?.to_owned();
+    let res = app
+        .post_json(
+            &format!("/v1/platform/dead-letters/{orphan_id}/replay"),
+            &json!({}),
+        )
+        .await;
+    assert_problem(res, 409, "dead_letter_queue_missing").await;
+    let still: Value = app
+        .get(&format!("/v1/platform/dead-letters/{orphan_id}"))
+        .await
+        .json()
+        .await?;
+    assert_eq!(
+        (&still["status"], &still["replays"]),
+        (&json!("dead"), &json!(0))
+    );
     // Bad ids and filters are problems, not 500s.
     assert_problem(
         app.get("/v1/platform/dead-letters/nope").await,
