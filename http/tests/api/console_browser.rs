@@ -80,11 +80,27 @@ async fn operator_console_login_totp_tenant_lifecycle_in_chromium() -> TestResul
             .await;
         assert_eq!(res.status(), 201);
     }
-    // A dead letter for the page to replay, as the archiver would store it.
+    // A dead letter for the page to replay, as the archiver would store it, from a work queue
+    // that exists on the broker (a replay to a missing queue is refused).
+    let broker = app.app_state.broker.clone();
+    let work = broker.names.work_queue("e2e-probe-work");
+    let conn = broker.wait_connection().await;
+    let ch = conn.create_channel().await?;
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-expires".into(),
+        lapin::types::AMQPValue::LongUInt(10 * 60 * 1000),
+    );
+    ch.queue_declare(
+        work.as_str().into(),
+        lapin::options::QueueDeclareOptions::durable(),
+        args,
+    )
+    .await?;
     aries_shards::dead_letters::archive(
         app.app_state.directory.catalog().pool(),
         &aries_shards::dead_letters::NewDeadLetter {
-            queue: "e2e-probe-work".into(),
+            queue: work.clone(),
             message_id: "msg-e2e-1".into(),
             routing_key: "tenant.acme.order.approved".into(),
             event_type: Some("order.approved".into()),
