@@ -41,6 +41,7 @@ impl Default for DirectorySettings {
                 idle_timeout: Duration::from_secs(300),
                 profile_refresh: Duration::from_secs(5),
                 credential_ttl: Duration::from_millis(500),
+                move_wait: Duration::from_secs(30),
             },
         }
     }

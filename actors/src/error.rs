@@ -18,6 +18,13 @@ pub enum TenantError {
         shard: String,
         retry_after: Duration,
     },
+    /// A move froze the tenant's writes for longer than the actor waits (`move_wait`): its runner
+    /// is probably gone; retry after the delay (a rerun resumes or rolls the move back).
+    #[error("the tenant is being moved to another shard")]
+    TenantMoving { retry_after: Duration },
+    /// A write on a shard an operator marked read-only.
+    #[error("shard {shard} is read-only")]
+    ShardReadOnly { shard: String },
     /// A rule of the domain.
     #[error(transparent)]
     Domain(DomainError),

@@ -16,6 +16,7 @@
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
 //! - [`cache`]: the two-tier (in-memory, Redis) response cache of tenant GETs and its invalidation.
 //! - [`locks`]: Redis leases with fencing tokens (one billing run per tenant across instances).
+//! - [`moves`]: online tenant moves as an instance runs them (lease, resume, cancel, live progress).
 //! - [`events`]: the outbox relay, RabbitMQ topology, consumers with retries and dead letters.
 //! - [`error`]: `TenantError`, what a tenant operation can fail with.
 
@@ -27,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod links;
 pub mod locks;
+pub mod moves;
 pub mod ops;
 pub mod platform;
 pub mod platform_report;

@@ -73,6 +73,11 @@ impl Lease {
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
     }
+
+    /// The flag behind [`Lease::is_lost`], for work that outlives a borrow of the lease.
+    pub fn is_lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
 }
 
 async fn timed<T>(

@@ -20,8 +20,8 @@ use crate::error::TenantError;
 use crate::ops::{Access, OpContext, TenantOp};
 use crate::shard::ShardHandle;
 use actix::prelude::*;
-use aries_shards::begin_tenant_tx;
 use aries_shards::catalog::TenantRecord;
+use aries_shards::{EnterError, Fence, enter_tenant_tx};
 use aries_tenants::{DomainError, LocationId, TenantId, TenantSlug, TenantStatus};
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
@@ -82,6 +82,12 @@ pub struct GetProfile;
 #[rtype(result = "()")]
 pub struct Reload;
 
+/// Internal: a request found the tenant's rows on another shard (a move flipped the placement);
+/// the actor serves from `0` from now on, unless it already holds a newer placement.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Relocated(Loaded);
+
 /// Internal: an operation panicked (or failed with a database error the domain does not explain);
 /// stop so the supervisor restarts with fresh state.
 #[derive(Message)]
@@ -125,6 +131,11 @@ pub struct TenantTimers {
     pub profile_refresh: Duration,
     /// How long a resolved credential stands before it is checked again (the revocation delay).
     pub credential_ttl: Duration,
+    /// How long a request waits in the actor while the tenant is frozen by a move (its shard
+    /// refuses it under the placement the actor holds and the catalog has not flipped yet) before
+    /// it is answered `tenant_moving` with a retry delay. A move's freeze lasts well under a second;
+    /// this bounds the wait when a move's runner dies while the tenant is frozen.
+    pub move_wait: Duration,
 }
 
 pub struct TenantActor {
@@ -281,10 +292,38 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
         let Exec { op, call, span } = msg;
         let credentials = self.credentials.clone();
         let cache = self.directory.cache();
+        let directory = self.directory.clone();
+        let move_wait = self.timers.move_wait;
         let work = async move {
-            let outcome = AssertUnwindSafe(run_in_tenant_tx(&loaded, op, call, credentials))
+            let mut loaded = loaded;
+            let mut op = op;
+            let deadline = Instant::now() + move_wait;
+            // The shard refuses the tenant under our placement only while a move freezes it or
+            // after one flipped it: follow the catalog and run the operation where it now lives.
+            let outcome = loop {
+                let attempt = AssertUnwindSafe(run_in_tenant_tx(
+                    &loaded,
+                    op,
+                    call.clone(),
+                    credentials.clone(),
+                ))
                 .catch_unwind()
                 .await;
+                match attempt {
+                    Ok(Attempt::Moved(back)) => {
+                        op = back;
+                        match follow_placement(&directory, &loaded, deadline).await {
+                            Ok(next) => {
+                                me.do_send(Relocated(next.clone()));
+                                loaded = next;
+                            }
+                            Err(e) => break Ok(Err(e)),
+                        }
+                    }
+                    Ok(Attempt::Done(result)) => break Ok(result),
+                    Err(panic) => break Err(panic),
+                }
+            };
             // A committed write clears the tenant's cached answers before its own answer leaves.
             if let (Ok(Ok(_)), Some(cache), false) = (&outcome, &cache, O::READ_ONLY) {
                 cache.invalidate(loaded.tenant.id).await;
@@ -309,32 +348,101 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
     }
 }
 
-/// Begin, run, commit; connection failures are reported to the shard's breaker and become
-/// `ShardUnavailable`, so the caller answers 503 with a retry delay.
+/// How one try of an operation ended.
+enum Attempt<O: TenantOp> {
+    /// It ran (or failed for a reason retrying elsewhere would not change).
+    Done(Result<O::Output, TenantError>),
+    /// The shard does not serve the tenant under the actor's placement: the operation did not
+    /// start, and comes back to be run where the tenant now lives.
+    Moved(O),
+}
+
+/// The fence an operation passes: reads (`view` operations) look at the placement; everything else, internal operations included (consumers record deliveries), holds
+/// the tenant's anchor row so a move's freeze waits for it.
+fn fence_for<O: TenantOp>(loaded: &Loaded) -> Fence {
+    let epoch = loaded.tenant.placement.map(|p| p.epoch);
+    if O::READ_ONLY && !matches!(O::ACCESS, Access::Internal) {
+        Fence::Read { epoch }
+    } else {
+        Fence::Write { epoch }
+    }
+}
+
+/// Opens the tenant's fenced transaction on its shard. `Ok(None)`: the placement moved on.
+async fn enter(
+    loaded: &Loaded,
+    fence: Fence,
+) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, TenantError> {
+    let shard = &loaded.shard;
+    match enter_tenant_tx(&shard.pool, loaded.tenant.id, fence).await {
+        Ok(tx) => Ok(Some(tx)),
+        Err(EnterError::PlacementChanged) => Ok(None),
+        Err(EnterError::ShardReadOnly) => Err(TenantError::ShardReadOnly {
+            shard: shard.name.clone(),
+        }),
+        Err(EnterError::Database(e)) => Err(unavailable(shard, e)),
+    }
+}
+
+/// Connection failures are reported to the shard's breaker and become `ShardUnavailable`, so the
+/// caller answers 503 with a retry delay; other database errors stay what they are.
+fn unavailable(shard: &ShardHandle, e: sqlx::Error) -> TenantError {
+    if crate::breaker::is_unavailability(&e) {
+        shard.breaker.record_failure();
+        TenantError::ShardUnavailable {
+            shard: shard.name.clone(),
+            retry_after: Duration::from_secs(1),
+        }
+    } else {
+        TenantError::Domain(DomainError::Database(e))
+    }
+}
+
+/// Waits until the catalog places the tenant differently from `loaded` (a move flipped it) and
+/// returns the new state; until `deadline`, after which the caller is told the tenant is moving.
+async fn follow_placement(
+    directory: &Directory,
+    loaded: &Loaded,
+    deadline: Instant,
+) -> Result<Loaded, TenantError> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match directory.load(&loaded.tenant.slug).await {
+            Ok(next) if next.tenant.placement != loaded.tenant.placement => return Ok(next),
+            Ok(_) => {}
+            Err(TenantError::TenantNotFound) => return Err(TenantError::TenantNotFound),
+            Err(e) => {
+                tracing::debug!(tenant = %loaded.tenant.slug, error = %e, "placement reload failed; retrying");
+            }
+        }
+        if Instant::now() + pause > deadline {
+            return Err(TenantError::TenantMoving {
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Begin, run, commit. A shard that no longer serves the tenant under the actor's placement gives
+/// the operation back ([`Attempt::Moved`]) before it started.
 #[tracing::instrument(name = "tenant.op", skip_all, fields(tenant = %loaded.tenant.slug, op = O::NAME))]
 async fn run_in_tenant_tx<O: TenantOp>(
     loaded: &Loaded,
     op: O,
     call: Call,
     credentials: Arc<CredentialCache>,
-) -> Result<O::Output, TenantError> {
+) -> Attempt<O> {
     let shard = &loaded.shard;
-    let unavailable = |e: sqlx::Error| {
-        if crate::breaker::is_unavailability(&e) {
-            shard.breaker.record_failure();
-            TenantError::ShardUnavailable {
-                shard: shard.name.clone(),
-                retry_after: Duration::from_secs(1),
-            }
-        } else {
-            TenantError::Domain(DomainError::Database(e))
-        }
+    let unavailable = |e: sqlx::Error| unavailable(shard, e);
+    let mut tx = match enter(loaded, fence_for::<O>(loaded)).await {
+        Ok(Some(tx)) => tx,
+        Ok(None) => return Attempt::Moved(op),
+        Err(e) => return Attempt::Done(Err(e)),
     };
-    let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id)
-        .await
-        .map_err(unavailable)?;
     let tenant = loaded.tenant.id;
-    let principal = resolve_principal(
+    let principal = match resolve_principal(
         &mut tx,
         tenant,
         O::ACCESS,
@@ -342,22 +450,28 @@ async fn run_in_tenant_tx<O: TenantOp>(
         &credentials,
         &unavailable,
     )
-    .await?;
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return Attempt::Done(Err(e)),
+    };
     let ctx = OpContext {
         tenant,
         principal,
         credentials,
         meta: call.meta,
     };
-    match op.run(&mut tx, &ctx).await {
-        Ok(out) => {
-            tx.commit().await.map_err(unavailable)?;
-            shard.breaker.record_success();
-            Ok(out)
-        }
+    Attempt::Done(match op.run(&mut tx, &ctx).await {
+        Ok(out) => match tx.commit().await {
+            Ok(()) => {
+                shard.breaker.record_success();
+                Ok(out)
+            }
+            Err(e) => Err(unavailable(e)),
+        },
         Err(DomainError::Database(e)) => Err(unavailable(e)),
         Err(e) => Err(TenantError::Domain(e)),
-    }
+    })
 }
 
 /// The caller's principal, checked against `access` (`None` for anonymous operations).
@@ -394,28 +508,31 @@ fn check_access(access: Access, principal: Principal) -> Result<Principal, Tenan
     Ok(principal)
 }
 
-/// [`Authorize`] when the credential is not cached: resolves it in a tenant transaction.
+/// [`Authorize`] when the credential is not cached: resolves it in a tenant transaction (a read),
+/// following the placement if a move flipped it.
 async fn authorize_in_tx(
-    loaded: &Loaded,
+    directory: Directory,
+    me: Addr<TenantActor>,
+    mut loaded: Loaded,
     access: Access,
     call: Call,
     credentials: Arc<CredentialCache>,
+    move_wait: Duration,
 ) -> Result<Option<Principal>, TenantError> {
-    let shard = &loaded.shard;
-    let unavailable = |e: sqlx::Error| {
-        if crate::breaker::is_unavailability(&e) {
-            shard.breaker.record_failure();
-            TenantError::ShardUnavailable {
-                shard: shard.name.clone(),
-                retry_after: Duration::from_secs(1),
+    let deadline = Instant::now() + move_wait;
+    let mut tx = loop {
+        let epoch = loaded.tenant.placement.map(|p| p.epoch);
+        match enter(&loaded, Fence::Read { epoch }).await? {
+            Some(tx) => break tx,
+            None => {
+                let next = follow_placement(&directory, &loaded, deadline).await?;
+                me.do_send(Relocated(next.clone()));
+                loaded = next;
             }
-        } else {
-            TenantError::Domain(DomainError::Database(e))
         }
     };
-    let mut tx = begin_tenant_tx(&shard.pool, loaded.tenant.id)
-        .await
-        .map_err(unavailable)?;
+    let shard = &loaded.shard;
+    let unavailable = |e: sqlx::Error| unavailable(shard, e);
     let principal = resolve_principal(
         &mut tx,
         loaded.tenant.id,
@@ -478,9 +595,12 @@ impl Handler<Authorize> for TenantActor {
         }
         let credentials = self.credentials.clone();
         let Authorize { access, call, span } = msg;
+        let directory = self.directory.clone();
+        let me = ctx.address();
+        let move_wait = self.timers.move_wait;
         Box::pin(
             async move {
-                authorize_in_tx(&loaded, access, call, credentials)
+                authorize_in_tx(directory, me, loaded, access, call, credentials, move_wait)
                     .await
                     .map(answer)
             }
@@ -498,6 +618,22 @@ impl Handler<GetProfile> for TenantActor {
             .as_ref()
             .map(|l| l.tenant.clone())
             .ok_or_else(|| TenantError::ActorUnavailable("tenant state is reloading".into()))
+    }
+}
+
+impl Handler<Relocated> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, Relocated(next): Relocated, _: &mut Self::Context) {
+        let newer = match (&self.state, next.tenant.placement) {
+            (Some(current), Some(p)) => current.tenant.placement.is_none_or(|c| p.epoch > c.epoch),
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if newer {
+            tracing::info!(tenant = %self.slug, shard = %next.shard.name, "tenant relocated by a move");
+            self.state = Some(next);
+        }
     }
 }
 

@@ -136,6 +136,14 @@ error_codes! {
         "The credential or the tenant's plan allows fewer requests; retry after the Retry-After delay."),
     ShardUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "shard_unavailable", "Shard unavailable",
         "The database holding this tenant's data is not answering; retry after the Retry-After delay."),
+    TenantMoving => (StatusCode::SERVICE_UNAVAILABLE, "tenant_moving", "Tenant being moved",
+        "The tenant is being moved to another shard and its writes are frozen for longer than usual; retry after the Retry-After delay."),
+    ShardReadOnly => (StatusCode::SERVICE_UNAVAILABLE, "shard_read_only", "Shard read-only",
+        "The shard holding this tenant's data is read-only for maintenance: reads work, writes are refused; retry after the Retry-After delay."),
+    MoveInProgress => (StatusCode::CONFLICT, "move_in_progress", "Move in progress",
+        "The tenant already has an unfinished move (running, or waiting to be resumed or cancelled); `detail` names it."),
+    MoveNotAllowed => (StatusCode::CONFLICT, "move_not_allowed", "Move not allowed",
+        "The move cannot be made as asked (the tenant is already on that shard, the target shard does not take tenants, or the move is past the point where it can be cancelled); `detail` says which."),
     NoShardAvailable => (StatusCode::SERVICE_UNAVAILABLE, "no_shard_available", "No shard available",
         "No active shard can take a new tenant; the operator must add one or reactivate one."),
     DeadLetterAlreadyReplayed => (StatusCode::CONFLICT, "dead_letter_already_replayed", "Dead letter already replayed",
@@ -373,6 +381,19 @@ impl From<TenantError> for ApiError {
                     "the tenant's data is temporarily unavailable",
                 )
                 .retry_after(retry_after)
+            }
+            TenantError::TenantMoving { retry_after } => ApiError::new(
+                ErrorCode::TenantMoving,
+                "the tenant is being moved to another shard; retry shortly",
+            )
+            .retry_after(retry_after),
+            TenantError::ShardReadOnly { shard } => {
+                tracing::info!(%shard, "write refused: shard is read-only");
+                ApiError::new(
+                    ErrorCode::ShardReadOnly,
+                    "the tenant's shard is read-only for maintenance; reads still work",
+                )
+                .retry_after(Duration::from_secs(60))
             }
             TenantError::Domain(d) => d.into(),
             TenantError::Catalog(c) => c.into(),

@@ -6,6 +6,7 @@ use crate::routes::billing;
 use crate::routes::counters;
 use crate::routes::dead_letters;
 use crate::routes::live;
+use crate::routes::moves;
 use crate::routes::notifications;
 use crate::routes::patients;
 use crate::routes::price_lists;
@@ -26,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         platform::create_tenant, platform::list_tenants, platform::show_tenant, platform::suspend_tenant,
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
         dead_letters::list, dead_letters::show, dead_letters::replay_one,
+        moves::start, moves::list_for_tenant, moves::list, moves::show, moves::resume, moves::cancel,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
         payers::create, payers::list, payers::show, payers::update,
@@ -71,6 +73,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
         aries_shards::dead_letters::DeadLetter,
+        moves::MoveView, moves::StartMove, aries_shards::moves::MoveState, aries_shards::moves::verify::TableCheck,
         aries_tenants::locations::Location, aries_tenants::locations::LocationInput,
         aries_tenants::locations::model::AddressInput, aries_tenants::locations::Address,
         aries_tenants::FieldError, health::Readiness,

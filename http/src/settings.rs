@@ -41,6 +41,67 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// `[live]`: the dashboards' sockets (heartbeats, timeouts, queue bound, KPI throttle).
     pub live: aries_actors::live::LiveSettings,
+    /// `[moves]`: online tenant moves (catch-up batches, when to freeze, the runner's lease).
+    pub moves: MoveSettings,
+}
+
+/// `[moves]`: how tenant moves run (see `aries_shards::moves`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MoveSettings {
+    /// Logged changes replayed per catch-up round.
+    pub catch_up_batch: i64,
+    /// Freeze once a catch-up round leaves at most this many changes (the final delta's size).
+    pub freeze_at_pending: u64,
+    /// Freeze after this many catch-up rounds even if writers keep the log from shrinking.
+    pub max_rounds: u32,
+    /// How long the freeze waits for the tenant's writes in flight (milliseconds, 3 tries).
+    pub freeze_lock_timeout_ms: u64,
+    /// After the flip, how long removing the source's rows waits for older transactions (ms).
+    pub drain_wait_ms: u64,
+    /// A runner's Redis lease lasts this long without renewal (it renews every third); a crashed
+    /// runner's move can be resumed by another instance after this.
+    pub lease_ttl_ms: u64,
+    /// Tests of crash recovery only: the runner stops dead right after recording this state
+    /// (`copying`, `catching_up`, `frozen` or `flipped`). Never set it in production.
+    pub stop_after: Option<String>,
+}
+
+impl Default for MoveSettings {
+    fn default() -> Self {
+        Self {
+            catch_up_batch: 2_000,
+            freeze_at_pending: 200,
+            max_rounds: 50,
+            freeze_lock_timeout_ms: 5_000,
+            drain_wait_ms: 30_000,
+            lease_ttl_ms: 15_000,
+            stop_after: None,
+        }
+    }
+}
+
+impl MoveSettings {
+    /// The engine's knobs; an unknown `stop_after` is refused at start-up.
+    pub fn tuning(&self) -> anyhow::Result<aries_shards::moves::MoveTuning> {
+        use aries_shards::moves::MoveState;
+        let stop_after = match self.stop_after.as_deref() {
+            None => None,
+            Some("copying") => Some(MoveState::Copying),
+            Some("catching_up") => Some(MoveState::CatchingUp),
+            Some("frozen") => Some(MoveState::Frozen),
+            Some("flipped") => Some(MoveState::Flipped),
+            Some(other) => anyhow::bail!("[moves] stop_after: unknown state {other}"),
+        };
+        Ok(aries_shards::moves::MoveTuning {
+            catch_up_batch: self.catch_up_batch.max(1),
+            freeze_at_pending: self.freeze_at_pending,
+            max_rounds: self.max_rounds.max(1),
+            freeze_lock_timeout: std::time::Duration::from_millis(self.freeze_lock_timeout_ms),
+            drain_wait: std::time::Duration::from_millis(self.drain_wait_ms),
+            stop_after,
+        })
+    }
 }
 
 /// The response cache of tenant GETs: an in-memory tier per instance in front of Redis.
@@ -324,6 +385,9 @@ pub struct TenantSettings {
     pub profile_refresh_ms: u64,
     /// Arbiters (threads) for tenant actors; 0 means one per core.
     pub arbiters: usize,
+    /// How long a request waits in its tenant's actor while a move freezes the tenant before it
+    /// is answered 503 `tenant_moving` (a freeze normally lasts well under a second).
+    pub move_wait_ms: u64,
 }
 
 impl Default for TenantSettings {
@@ -332,6 +396,7 @@ impl Default for TenantSettings {
             idle_timeout_ms: 300_000,
             profile_refresh_ms: 5_000,
             arbiters: 0,
+            move_wait_ms: 30_000,
         }
     }
 }

@@ -82,6 +82,7 @@ impl Core {
                     idle_timeout: Duration::from_millis(settings.tenants.idle_timeout_ms),
                     profile_refresh: Duration::from_millis(settings.tenants.profile_refresh_ms),
                     credential_ttl: Duration::from_millis(settings.auth.credential_cache_ms),
+                    move_wait: Duration::from_millis(settings.tenants.move_wait_ms),
                 },
             },
         );
@@ -197,13 +198,20 @@ impl Application {
                 &live,
             );
         }
+        let locks =
+            aries_actors::locks::Locks::new(redis.clone(), settings.redis.key_prefix.clone());
+        let moves = aries_actors::moves::TenantMoves::new(
+            core.directory.clone(),
+            locks.clone(),
+            settings.moves.tuning()?,
+            Duration::from_millis(settings.moves.lease_ttl_ms),
+            instance_id.clone(),
+        );
         let state = AppState {
             live,
             counters,
-            locks: aries_actors::locks::Locks::new(
-                redis.clone(),
-                settings.redis.key_prefix.clone(),
-            ),
+            locks,
+            moves,
             limiter: Arc::new(crate::ratelimit::RateLimiter::new(
                 redis.clone(),
                 settings.rate_limit.clone(),

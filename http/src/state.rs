@@ -20,6 +20,8 @@ pub struct AppState {
     pub rabbit: RabbitLink,
     /// Redis leases (one billing run per tenant across instances).
     pub locks: aries_actors::locks::Locks,
+    /// Tenant moves between shards (start, resume, cancel, progress).
+    pub moves: aries_actors::moves::TenantMoves,
     /// Rate limits per credential and per tenant plan.
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Tenants' plans, read from the catalog at most every [`PLAN_TTL`] (rate limits need them on

@@ -12,6 +12,7 @@
 //! - [`operators`]: operator accounts (password, TOTP, recovery codes, roles).
 //! - [`placement`]: choosing a shard for a new tenant (pure, unit-tested).
 //! - [`catalog`]: SQL over the catalog: tenants, shards, placements.
+//! - [`moves`]: online tenant moves between shards (copy, catch-up, freeze, verify, flip).
 //! - [`dead_letters`]: messages consumers gave up on, for the operator to list and replay.
 //! - [`signing_keys`]: the stored keys that sign access tokens.
 //! - [`provision`]: the shard-side half of creating a tenant.
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod connect;
 pub mod dead_letters;
 pub mod migrate;
+pub mod moves;
 pub mod operators;
 pub mod placement;
 pub mod provision;
@@ -30,4 +32,4 @@ pub mod tenant_tx;
 pub use aries_tenants::ids::ShardId;
 pub use catalog::{Catalog, CatalogError, ShardRecord, ShardStatus, TenantRecord};
 pub use settings::DatabaseSettings;
-pub use tenant_tx::begin_tenant_tx;
+pub use tenant_tx::{EnterError, Fence, begin_tenant_tx, enter_tenant_tx};

@@ -132,6 +132,18 @@ pub async fn pending_tenants(
     .await
 }
 
+/// Whether this shard serves `tenant` now (a move has not frozen it or moved it away); when it
+/// does, holds the tenant's anchor row `FOR KEY SHARE` until the transaction ends, so a move's
+/// freeze waits for the caller. Runs in a tenant transaction.
+pub async fn serves(conn: &mut PgConnection, tenant: TenantId) -> Result<bool, sqlx::Error> {
+    let row: Option<(i32,)> =
+        sqlx::query_as("select 1 from tenant where tenant_id = $1 and serving for key share")
+            .bind(tenant)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.is_some())
+}
+
 /// An event as the relay publishes it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RelayEvent {

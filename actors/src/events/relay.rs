@@ -188,6 +188,14 @@ async fn drain(
         let mut after = tenant.published_seq;
         loop {
             let mut tx = begin_tenant_tx(&handle.pool, tenant.tenant_id).await?;
+            // The move fence: a tenant this shard no longer serves (moved away, or frozen by a
+            // move whose target publishes what is left) is skipped; holding its anchor row until
+            // commit makes a move's freeze wait for a batch in flight, so a batch marked
+            // published here is never copied to the target as unpublished.
+            if !outbox::serves(&mut tx, tenant.tenant_id).await? {
+                tx.rollback().await?;
+                break;
+            }
             let events =
                 outbox::unpublished(&mut tx, tenant.tenant_id, after, config.batch).await?;
             let Some(last) = events.last().map(|e| e.seq) else {

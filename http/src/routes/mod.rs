@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod live;
 pub mod locations;
 pub mod meta;
+pub mod moves;
 pub mod notifications;
 pub mod oauth;
 pub mod operators;
@@ -77,6 +78,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/audit").route(web::get().to(platform::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(platform::verify_audit)))
             .service(resource("/shards").route(web::get().to(platform::list_shards)))
+            .service(
+                resource("/tenants/{tenant}/moves")
+                    .route(web::post().to(moves::start))
+                    .route(web::get().to(moves::list_for_tenant)),
+            )
+            .service(resource("/moves").route(web::get().to(moves::list)))
+            .service(resource("/moves/{move_id}").route(web::get().to(moves::show)))
+            .service(resource("/moves/{move_id}/resume").route(web::post().to(moves::resume)))
+            .service(resource("/moves/{move_id}/cancel").route(web::post().to(moves::cancel)))
             .service(resource("/dead-letters").route(web::get().to(dead_letters::list)))
             .service(
                 resource("/dead-letters/{dead_letter_id}").route(web::get().to(dead_letters::show)),

@@ -147,16 +147,21 @@ pub async fn revoke(
         .ok_or(DomainError::NotFound("api key"))
 }
 
-/// The live key with this SHA-256, recording the use (at most once a minute per key).
+/// The live key with this SHA-256, recording the use at most once a minute per key: the row is
+/// written only when its stamp is a minute old, so authenticating is a read the rest of the time.
 pub async fn authenticate(
     conn: &mut PgConnection,
     tenant: TenantId,
     key_sha256: &[u8; 32],
 ) -> Result<Option<ApiKey>, DomainError> {
     let sql = format!(
-        "update api_key set last_used_at = case when last_used_at is null or last_used_at < now() - interval '1 minute' \
-         then date_trunc('minute', now()) else last_used_at end \
-         where tenant_id = $1 and key_sha256 = $2 and revoked_at is null returning {COLUMNS}"
+        "with stamped as (update api_key set last_used_at = date_trunc('minute', now()) \
+           where tenant_id = $1 and key_sha256 = $2 and revoked_at is null \
+             and (last_used_at is null or last_used_at < now() - interval '1 minute') returning {COLUMNS}) \
+         select * from stamped \
+         union all \
+         select {COLUMNS} from api_key where tenant_id = $1 and key_sha256 = $2 and revoked_at is null \
+           and not exists (select 1 from stamped)"
     );
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
