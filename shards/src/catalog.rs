@@ -42,6 +42,20 @@ pub enum CatalogError {
     OperatorEmailTaken(String),
     #[error("the idempotency key was used with a different request")]
     IdempotencyKeyReused,
+    /// The shard's schema is not at this build's latest shard migration (or was never migrated):
+    /// run its migration first. The string names the shard.
+    #[error("shard {0} is not migrated to the current schema")]
+    ShardNotMigrated(String),
+    /// The shard's status does not allow the action (drain a registered shard, drain the last
+    /// active shard…); the string says why.
+    #[error("{0}")]
+    InvalidShardTransition(String),
+    /// A drain or rebalance job is running (one at a time on the platform); its id.
+    #[error("shard job {0} is running")]
+    ShardJobInProgress(uuid::Uuid),
+    /// No shard job with this id.
+    #[error("no shard job {0}")]
+    ShardJobNotFound(uuid::Uuid),
     /// A value that does not fit this build's types, mostly a catalog row it cannot parse (an
     /// unknown status, a bad slug); the string names it.
     #[error("the catalog holds a value this build does not know: {0}")]
@@ -55,19 +69,41 @@ pub enum CatalogError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShardStatus {
+    /// Recorded only: its schema may not be migrated and its server need not be up; takes no
+    /// tenants until it is migrated and activated.
+    Registered,
     /// Takes new tenants.
     Active,
-    /// Keeps its tenants, takes no new ones.
+    /// Keeps its tenants until a drain job has moved them away; takes no new ones.
     Draining,
-    /// Takes no new tenants. Reserved for tenant moves (a later issue), where it will also close
-    /// the shard to writes; today only placement honours it.
+    /// Takes no new tenants and no writes: the shard's own `aries_shard_state.read_only` flag
+    /// makes every tenant write fail (`shard_read_only`); reads still work.
     ReadOnly,
+}
+
+impl ShardStatus {
+    /// The catalog's (and the API's) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::Active => "active",
+            Self::Draining => "draining",
+            Self::ReadOnly => "read_only",
+        }
+    }
+}
+
+impl std::fmt::Display for ShardStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for ShardStatus {
     type Err = CatalogError;
     fn from_str(s: &str) -> Result<Self, CatalogError> {
         match s {
+            "registered" => Ok(Self::Registered),
             "active" => Ok(Self::Active),
             "draining" => Ok(Self::Draining),
             "read_only" => Ok(Self::ReadOnly),
@@ -93,6 +129,13 @@ pub struct ShardRecord {
     pub created_at: DateTime<Utc>,
     /// Tenants placed on it now.
     pub tenant_count: u64,
+    /// The highest shard migration applied, as last recorded; activation requires this build's
+    /// latest. `None` until a migration run was recorded.
+    pub schema_version: Option<i64>,
+    /// When that migration run was recorded.
+    pub migrated_at: Option<DateTime<Utc>>,
+    /// When the shard row last changed (status, migration).
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Where a tenant lives.
@@ -183,7 +226,7 @@ const TENANT_SELECT: &str = "select t.tenant_id, t.slug, t.name, t.status, t.pla
      from tenant t left join placement p using (tenant_id) left join shard s using (shard_id)";
 
 #[derive(sqlx::FromRow)]
-struct ShardRow {
+pub(crate) struct ShardRow {
     /// `sqlx::Type` decodes it straight into the typed id.
     shard_id: ShardId,
     /// Unique operator-facing name.
@@ -198,6 +241,12 @@ struct ShardRow {
     created_at: DateTime<Utc>,
     /// Placements on the shard, counted by `SHARD_SELECT`'s subquery (`count(*)` is a `bigint`).
     tenant_count: i64,
+    /// Recorded schema version; `NULL` until a migration run was recorded.
+    schema_version: Option<i64>,
+    /// When it was recorded.
+    migrated_at: Option<DateTime<Utc>>,
+    /// Last change of the row.
+    updated_at: DateTime<Utc>,
 }
 
 impl TryFrom<ShardRow> for ShardRecord {
@@ -212,14 +261,18 @@ impl TryFrom<ShardRow> for ShardRecord {
                 .map_err(|_| CatalogError::Corrupt(format!("weight {}", r.weight)))?,
             created_at: r.created_at,
             tenant_count: u64::try_from(r.tenant_count).unwrap_or(0),
+            schema_version: r.schema_version,
+            migrated_at: r.migrated_at,
+            updated_at: r.updated_at,
         })
     }
 }
 
-const SHARD_SELECT: &str = "select s.shard_id, s.name, s.dsn, s.status, s.weight, s.created_at, \
-     (select count(*) from placement p where p.shard_id = s.shard_id) as tenant_count from shard s";
+pub(crate) const SHARD_SELECT: &str = "select s.shard_id, s.name, s.dsn, s.status, s.weight, s.created_at, \
+     (select count(*) from placement p where p.shard_id = s.shard_id) as tenant_count, \
+     s.schema_version, s.migrated_at, s.updated_at from shard s";
 
-fn domain_to_catalog(e: aries_tenants::DomainError) -> CatalogError {
+pub(crate) fn domain_to_catalog(e: aries_tenants::DomainError) -> CatalogError {
     match e {
         aries_tenants::DomainError::Database(db) => CatalogError::Database(db),
         other => CatalogError::Corrupt(other.to_string()),
@@ -254,7 +307,9 @@ impl Catalog {
         &self.pool
     }
 
-    /// Registers a shard. Its schema must be migrated before tenants land on it (the caller does).
+    /// Records a shard as `active` at once. Its schema must be migrated to this build's latest
+    /// before (the caller does, and this records that version); `register_shard` is the stepwise
+    /// way.
     pub async fn add_shard(
         &self,
         name: &str,
@@ -266,11 +321,15 @@ impl Catalog {
             i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
         let id = ShardId::new();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("insert into shard (shard_id, name, dsn, weight) values ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(name)
-            .bind(dsn)
-            .bind(weight)
+        sqlx::query(
+            "insert into shard (shard_id, name, dsn, weight, schema_version, migrated_at) \
+             values ($1, $2, $3, $4, $5, now())",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(dsn)
+        .bind(weight)
+        .bind(crate::migrate::latest_shard_version())
             .execute(&mut *tx)
             .await
             .map_err(|e| match aries_tenants::error::unique_violation(&e) {

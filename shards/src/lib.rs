@@ -11,6 +11,9 @@
 //! - [`migrate`]: the catalog and shard migrators (embedded from `migrations/`).
 //! - [`operators`]: operator accounts (password, TOTP, recovery codes, roles).
 //! - [`placement`]: choosing a shard for a new tenant (pure, unit-tested).
+//! - [`rebalance`]: planning tenant moves that even out the shards' load (pure, unit-tested).
+//! - [`lifecycle`]: a shard's status changes (register, activate, read-only, drain) and their rules.
+//! - [`shard_jobs`]: drain and rebalance jobs as the catalog records them.
 //! - [`catalog`]: SQL over the catalog: tenants, shards, placements.
 //! - [`moves`]: online tenant moves between shards (copy, catch-up, freeze, verify, flip).
 //! - [`dead_letters`]: messages consumers gave up on, for the operator to list and replay.
@@ -20,12 +23,15 @@
 pub mod catalog;
 pub mod connect;
 pub mod dead_letters;
+pub mod lifecycle;
 pub mod migrate;
 pub mod moves;
 pub mod operators;
 pub mod placement;
 pub mod provision;
+pub mod rebalance;
 pub mod settings;
+pub mod shard_jobs;
 pub mod signing_keys;
 pub mod tenant_tx;
 

@@ -54,3 +54,19 @@ pub async fn migrate_catalog(settings: &DatabaseSettings) -> Result<(), Migratio
 pub async fn migrate_shard(dsn: &str, settings: &DatabaseSettings) -> Result<(), MigrationError> {
     run(&SHARD, dsn, settings).await
 }
+
+/// The highest shard migration this build ships: a shard is current when its recorded
+/// `schema_version` is at least this.
+pub fn latest_shard_version() -> i64 {
+    SHARD.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_shard_version_is_the_last_file() {
+        assert!(latest_shard_version() >= 20261202000009);
+    }
+}
