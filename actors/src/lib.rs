@@ -13,6 +13,8 @@
 //! - [`directory`]: single-flight activation and passivation of tenant actors over one arbiter per core.
 //! - [`platform`]: operator actions that span the catalog and the shards (create a tenant, suspend…).
 //! - [`platform_report`]: the operator's report over every shard, in parallel, with a deadline per shard.
+//! - [`shard_load`]: tenants' loads (rows) per shard, measured without privilege, and the rebalance plan.
+//! - [`shard_jobs`]: drain and rebalance jobs (tenant moves one at a time) as an instance runs them.
 //! - [`links`]: Redis and RabbitMQ connections that heal themselves, with their health.
 //! - [`cache`]: the two-tier (in-memory, Redis) response cache of tenant GETs and its invalidation.
 //! - [`locks`]: Redis leases with fencing tokens (one billing run per tenant across instances).
@@ -33,6 +35,8 @@ pub mod ops;
 pub mod platform;
 pub mod platform_report;
 pub mod shard;
+pub mod shard_jobs;
+pub mod shard_load;
 pub mod tenant;
 
 pub use directory::{Directory, DirectorySettings};

@@ -3,15 +3,23 @@
 use crate::directory::Directory;
 use crate::shard::{ShardHealth, ShardRegistry};
 use aries_shards::catalog::{TenantFilter, TenantRecord};
-use aries_shards::connect::validate_dsn;
-use aries_shards::migrate::migrate_shard;
+use aries_shards::connect::{Role, options, validate_dsn};
+use aries_shards::lifecycle::ShardAction;
+use aries_shards::migrate::{latest_shard_version, migrate_shard};
 use aries_shards::provision::{ProvisionError, provision_on_shard};
+use aries_shards::shard_jobs::ShardJob;
 use aries_shards::{Catalog, CatalogError, ShardRecord};
 use aries_tenants::audit::AuditActor;
 use aries_tenants::page::PageRequest;
 use aries_tenants::tenant::StatusAction;
 use aries_tenants::{Plan, TenantSlug};
+use sqlx::{ConnectOptions, Connection};
 use std::time::Duration;
+
+/// How long an operator action waits for a shard's server to accept a connection.
+const SHARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `Retry-After` when a shard cannot be reached or migrated for an operator action.
+const SHARD_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Largest relative capacity a shard may have (weights are ratios; this keeps them meaningful).
 pub const MAX_SHARD_WEIGHT: u32 = 10_000;
@@ -172,6 +180,127 @@ impl Platform {
         let record = self.catalog().add_shard(name, dsn, weight, by).await?;
         self.shards().sync().await?;
         Ok(record)
+    }
+
+    /// Records a shard as `registered`: the DSN and weight are checked, nothing is done on its
+    /// server (which need not be up yet). Migrate it, then activate it.
+    pub async fn register_shard(
+        &self,
+        name: &str,
+        dsn: &str,
+        weight: u32,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, PlatformError> {
+        if !(1..=MAX_SHARD_WEIGHT).contains(&weight) {
+            return Err(PlatformError::InvalidWeight);
+        }
+        validate_dsn(dsn).map_err(PlatformError::InvalidDsn)?;
+        Ok(self.catalog().register_shard(name, dsn, weight, by).await?)
+    }
+
+    /// Runs the shard migrations on the shard (as the owner role) and records the version.
+    /// Idempotent; a shard whose server cannot be reached is `ShardUnavailable`.
+    pub async fn migrate_shard(
+        &self,
+        name: &str,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, PlatformError> {
+        let shard = self.catalog().shard_by_name(name).await?;
+        tokio::time::timeout(
+            SHARD_CONNECT_TIMEOUT * 6,
+            migrate_shard(&shard.dsn, self.shards().settings()),
+        )
+        .await
+        .map_err(|_| "the migration did not finish in time".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|reason| PlatformError::ShardUnavailable {
+            shard: name.to_owned(),
+            reason,
+            retry_after: SHARD_RETRY_AFTER,
+        })?;
+        Ok(self
+            .catalog()
+            .record_shard_migrated(name, latest_shard_version(), Some(by))
+            .await?)
+    }
+
+    /// Makes the shard take tenants and writes: only a shard migrated to this build's schema.
+    /// The shard's own read-only flag is cleared first (whatever the status, so a flag left
+    /// behind by an interrupted action heals), then the catalog changes.
+    pub async fn activate_shard(
+        &self,
+        name: &str,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, PlatformError> {
+        let (shard, _) = self
+            .catalog()
+            .check_shard_action(name, ShardAction::Activate)
+            .await
+            .map_err(|e| match e {
+                CatalogError::ShardNotMigrated(_) => CatalogError::ShardNotMigrated(name.into()),
+                other => other,
+            })?;
+        self.set_read_only_flag(&shard, false).await?;
+        let record = self
+            .catalog()
+            .change_shard_status(name, ShardAction::Activate, by)
+            .await?;
+        self.shards().sync().await?;
+        Ok(record)
+    }
+
+    /// Closes the shard to writes and new tenants: the flag on the shard's database first (every
+    /// tenant write there fails with `shard_read_only` from then on), then the catalog. Both
+    /// steps are idempotent, so a retry after a failure in between finishes the job.
+    pub async fn mark_shard_read_only(
+        &self,
+        name: &str,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, PlatformError> {
+        let (shard, _) = self
+            .catalog()
+            .check_shard_action(name, ShardAction::MarkReadOnly)
+            .await?;
+        self.set_read_only_flag(&shard, true).await?;
+        Ok(self
+            .catalog()
+            .change_shard_status(name, ShardAction::MarkReadOnly, by)
+            .await?)
+    }
+
+    /// Marks the shard `draining` and records its drain job (run by `runner`); the caller runs
+    /// the job when `true` (created now) comes back.
+    pub async fn drain_shard(
+        &self,
+        name: &str,
+        by: &AuditActor,
+        runner: &str,
+    ) -> Result<(ShardRecord, ShardJob, bool), PlatformError> {
+        Ok(self.catalog().start_drain(name, by, runner).await?)
+    }
+
+    /// Sets `aries_shard_state.read_only` on the shard's database, as the owner role.
+    async fn set_read_only_flag(&self, shard: &ShardRecord, on: bool) -> Result<(), PlatformError> {
+        let result: Result<(), String> = async {
+            let opts = options(&shard.dsn, Role::Owner, self.shards().settings())
+                .map_err(|e| e.to_string())?;
+            let mut conn = tokio::time::timeout(SHARD_CONNECT_TIMEOUT, opts.connect())
+                .await
+                .map_err(|_| "no connection in time".to_owned())?
+                .map_err(|e| e.to_string())?;
+            let updated = sqlx::query("update aries_shard_state set read_only = $1")
+                .bind(on)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            updated.map(|_| ()).map_err(|e| e.to_string())
+        }
+        .await;
+        result.map_err(|reason| PlatformError::ShardUnavailable {
+            shard: shard.name.clone(),
+            reason,
+            retry_after: SHARD_RETRY_AFTER,
+        })
     }
 
     /// Every shard with its tenant count and health.

@@ -175,8 +175,13 @@ impl ShardRegistry {
     }
 
     /// Starts an actor for every catalog shard not yet known. Needs a running actix system.
+    /// A `registered` shard is skipped: its server may not be up nor its schema there, it holds
+    /// no tenants, and its activation syncs again.
     pub async fn sync(&self) -> Result<(), CatalogError> {
         for record in self.catalog.shards().await? {
+            if record.status == aries_shards::ShardStatus::Registered {
+                continue;
+            }
             self.ensure(&record)?;
         }
         Ok(())

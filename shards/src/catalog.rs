@@ -330,12 +330,12 @@ impl Catalog {
         .bind(dsn)
         .bind(weight)
         .bind(crate::migrate::latest_shard_version())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match aries_tenants::error::unique_violation(&e) {
-                Some("shard_name_key") => CatalogError::ShardNameTaken(name.to_owned()),
-                _ => CatalogError::Database(e),
-            })?;
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match aries_tenants::error::unique_violation(&e) {
+            Some("shard_name_key") => CatalogError::ShardNameTaken(name.to_owned()),
+            _ => CatalogError::Database(e),
+        })?;
         let event = by.event(
             "shard.added",
             "shard",

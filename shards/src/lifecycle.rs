@@ -67,9 +67,9 @@ pub fn apply(
         )))
     };
     match (action, from) {
-        (ShardAction::Activate, _) if !facts.schema_current => Err(
-            CatalogError::ShardNotMigrated("run its migration first".into()),
-        ),
+        (ShardAction::Activate, _) if !facts.schema_current => Err(CatalogError::ShardNotMigrated(
+            "run its migration first".into(),
+        )),
         (ShardAction::Activate, _) => Ok(Active),
         (ShardAction::MarkReadOnly, Registered) => {
             refuse("it holds no tenants yet; migrate and activate it first")
@@ -174,12 +174,11 @@ impl Catalog {
         action: ShardAction,
     ) -> Result<(ShardRecord, ShardStatus), CatalogError> {
         let shard = self.shard_by_name(name).await?;
-        let others: (i64,) = sqlx::query_as(
-            "select count(*) from shard where status = 'active' and shard_id <> $1",
-        )
-        .bind(shard.id)
-        .fetch_one(self.pool())
-        .await?;
+        let others: (i64,) =
+            sqlx::query_as("select count(*) from shard where status = 'active' and shard_id <> $1")
+                .bind(shard.id)
+                .fetch_one(self.pool())
+                .await?;
         let to = apply(
             shard.status,
             action,
@@ -193,18 +192,43 @@ impl Catalog {
         Ok((shard, to))
     }
 
-    /// Applies `action` to the shard's status (rows locked, rule checked, audited). A drain also
-    /// records its job in the same transaction (`runner` is the instance that will run it) and
-    /// returns it; a drain of a shard that is draining already returns the running job when
-    /// there is one, else starts a new one for the tenants still there.
-    #[tracing::instrument(name = "catalog.change_shard_status", skip(self, by))]
+    /// Applies `action` (activate or mark read-only; drains go through [`Catalog::start_drain`])
+    /// to the shard's status: rows locked, rule checked, audited.
     pub async fn change_shard_status(
         &self,
         name: &str,
         action: ShardAction,
         by: &AuditActor,
+    ) -> Result<ShardRecord, CatalogError> {
+        Ok(self.transition(name, action, by, "").await?.0)
+    }
+
+    /// Marks the shard `draining` and records its drain job in the same transaction (`runner` is
+    /// the instance that will run it). A drain of a shard that is draining already returns its
+    /// running job when there is one (`false`: not created now), else starts a new one for the
+    /// tenants still there (`true`).
+    pub async fn start_drain(
+        &self,
+        name: &str,
+        by: &AuditActor,
         runner: &str,
-    ) -> Result<(ShardRecord, Option<ShardJob>), CatalogError> {
+    ) -> Result<(ShardRecord, ShardJob, bool), CatalogError> {
+        let (record, job) = self
+            .transition(name, ShardAction::Drain, by, runner)
+            .await?;
+        let (job, created) =
+            job.ok_or_else(|| CatalogError::Corrupt("a drain without its job".into()))?;
+        Ok((record, job, created))
+    }
+
+    #[tracing::instrument(name = "catalog.shard_transition", skip(self, by))]
+    async fn transition(
+        &self,
+        name: &str,
+        action: ShardAction,
+        by: &AuditActor,
+        runner: &str,
+    ) -> Result<(ShardRecord, Option<(ShardJob, bool)>), CatalogError> {
         let mut tx = self.pool().begin().await?;
         // Every shard row, locked: two concurrent drains must not both count the other as active.
         let rows: Vec<StatusRow> = sqlx::query_as(
@@ -250,7 +274,7 @@ impl Catalog {
             let running = shard_jobs::running_in(&mut tx).await?;
             match running {
                 Some(job) if job.kind == JobKind::Drain && job.shard.as_deref() == Some(name) => {
-                    Some(job)
+                    Some((job, false))
                 }
                 Some(job) => return Err(CatalogError::ShardJobInProgress(job.id)),
                 None => {
@@ -263,7 +287,7 @@ impl Catalog {
                         runner,
                     )
                     .await?;
-                    Some(shard_jobs::get_in(&mut tx, id).await?)
+                    Some((shard_jobs::get_in(&mut tx, id).await?, true))
                 }
             }
         } else {

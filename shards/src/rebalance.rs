@@ -21,7 +21,7 @@ use aries_tenants::ids::ShardId;
 use serde::Serialize;
 
 /// What a shard may do in a rebalance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShardRole {
     /// Gives and takes tenants (the `active` status).
@@ -208,9 +208,7 @@ pub fn plan<T: Clone + Ord>(shards: &[ShardInput<T>], settings: PlanSettings) ->
         }
         // Within the threshold of its fair share: leave it.
         let pct = u128::from(settings.threshold_pct);
-        if work[o].load * total_weight * 100
-            <= total * u128::from(work[o].weight) * (100 + pct)
-        {
+        if work[o].load * total_weight * 100 <= total * u128::from(work[o].weight) * (100 + pct) {
             break;
         }
         let (lo, wo) = (work[o].load, u128::from(work[o].weight));
@@ -356,7 +354,12 @@ mod tests {
     fn draining_shards_shed_everything_and_frozen_ones_sit_still() {
         let p = plan(
             &[
-                shard(1, ShardRole::Draining, 100, &[("a", 10), ("b", 30), ("z", 0)]),
+                shard(
+                    1,
+                    ShardRole::Draining,
+                    100,
+                    &[("a", 10), ("b", 30), ("z", 0)],
+                ),
                 shard(2, ShardRole::Active, 100, &[("c", 20)]),
                 shard(3, ShardRole::Active, 100, &[]),
                 shard(4, ShardRole::Frozen, 100, &[("big", 10_000)]),
@@ -408,7 +411,11 @@ mod tests {
         }
     }
 
-    fn active_loads(shards: &[ShardInput<String>], p: &Plan<String>, after: bool) -> Vec<(u64, u32)> {
+    fn active_loads(
+        shards: &[ShardInput<String>],
+        p: &Plan<String>,
+        after: bool,
+    ) -> Vec<(u64, u32)> {
         p.shards
             .iter()
             .filter(|b| b.role == ShardRole::Active)

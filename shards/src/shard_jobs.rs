@@ -293,7 +293,11 @@ impl ShardJobs {
 
     /// The newest jobs first (`limit + 1` rows, so the caller can tell whether more exist),
     /// after the cursor (a job id) when given.
-    pub async fn list(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<ShardJob>, CatalogError> {
+    pub async fn list(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ShardJob>, CatalogError> {
         let sql = format!(
             "{JOB_SELECT} where ($1::uuid is null or j.shard_job_id < $1) \
              order by j.shard_job_id desc limit $2"
