@@ -318,4 +318,16 @@ impl Platform {
             })
             .collect())
     }
+
+    /// One shard, by name, with this instance's view of its health.
+    pub async fn shard(&self, name: &str) -> Result<ShardOverview, PlatformError> {
+        let record = self.catalog().shard_by_name(name).await?;
+        let health = self
+            .shards()
+            .handles()
+            .iter()
+            .find(|h| h.id == record.id)
+            .map(|h| h.health());
+        Ok(ShardOverview { record, health })
+    }
 }

@@ -180,9 +180,8 @@ async fn drain(job: &mut ShardJob, world: &dyn JobWorld, mover: &dyn MoveStarter
                 "shard {shard} is no longer draining"
             )));
         }
-        let Some(tenant) = view.tenants.iter().find(|t| !tried.contains(*t)).cloned() else {
-            return None;
-        };
+        // No tenant left to try: the drain ran to its end (`None`: nothing stopped it).
+        let tenant = view.tenants.iter().find(|t| !tried.contains(*t)).cloned()?;
         let loads: Vec<ShardLoad> = view
             .targets
             .iter()

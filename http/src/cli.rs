@@ -122,7 +122,7 @@ pub enum TenantsCommand {
 pub enum ShardsCommand {
     /// List shards with tenant counts.
     List,
-    /// Register a shard (its database is migrated first).
+    /// Register, migrate and activate a shard in one go (its database is migrated first).
     Add {
         /// Operator-facing name, unique (`shard-2`).
         name: String,
@@ -134,6 +134,35 @@ pub enum ShardsCommand {
         /// Succeed without change when a shard with this name exists.
         #[arg(long)]
         if_not_exists: bool,
+    },
+    /// Show one shard as JSON.
+    Show { name: String },
+    /// Record a shard as `registered` (nothing is done on its server, which need not be up).
+    Register {
+        /// Operator-facing name, unique (`shard-2`).
+        name: String,
+        /// postgres://host:port/database, without credentials (they come from the configuration).
+        dsn: String,
+        /// Relative capacity (1 to 10000).
+        #[arg(long, default_value_t = 100)]
+        weight: u32,
+    },
+    /// Run the shard migrations on a shard's database and record its schema version.
+    Migrate { name: String },
+    /// Activate a migrated shard (it takes tenants and writes again).
+    Activate { name: String },
+    /// Mark a shard read-only (reads work, writes are refused, no new tenants).
+    ReadOnly { name: String },
+    /// Drain a shard: no new tenants, and move every tenant away (runs here until done).
+    Drain { name: String },
+    /// Show the rebalance plan (a dry run); with --execute, run it (here, until done).
+    Rebalance {
+        /// How far (percent) the most loaded shard may exceed its fair share.
+        #[arg(long, default_value_t = 10)]
+        threshold_pct: u32,
+        /// Run the plan's moves, one at a time.
+        #[arg(long)]
+        execute: bool,
     },
 }
 
@@ -152,7 +181,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("catalog migrated");
             let core = Core::build(&settings, false).await?;
             for shard in core.directory.catalog().shards().await? {
+                if shard.status == aries_shards::ShardStatus::Registered {
+                    println!(
+                        "shard {} is registered only: migrate it with `aries shards migrate {}`",
+                        shard.name, shard.name
+                    );
+                    continue;
+                }
                 migrate_shard(&shard.dsn, &settings.database).await?;
+                core.directory
+                    .catalog()
+                    .record_shard_migrated(
+                        &shard.name,
+                        aries_shards::migrate::latest_shard_version(),
+                        None,
+                    )
+                    .await?;
                 println!("shard {} migrated", shard.name);
             }
             if let Some((locks, lease, keep_alive)) = lease {
@@ -292,7 +336,7 @@ async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
                 println!(
                     "{:<16} {:<10} weight {:<5} tenants {:<6} {}",
                     r.name,
-                    format!("{:?}", r.status).to_lowercase(),
+                    r.status.as_str(),
                     r.weight,
                     r.tenant_count,
                     r.dsn
@@ -315,8 +359,181 @@ async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         },
+        ShardsCommand::Show { name } => {
+            let r = core.platform.shard(&name).await?.record;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        ShardsCommand::Register { name, dsn, weight } => {
+            let r = core
+                .platform
+                .register_shard(&name, &dsn, weight, &cli_actor())
+                .await?;
+            println!(
+                "shard {} registered ({}); next: aries shards migrate {}",
+                r.name, r.dsn, r.name
+            );
+        }
+        ShardsCommand::Migrate { name } => {
+            let r = core.platform.migrate_shard(&name, &cli_actor()).await?;
+            println!(
+                "shard {} migrated to schema version {}",
+                r.name,
+                r.schema_version.unwrap_or_default()
+            );
+        }
+        ShardsCommand::Activate { name } => {
+            let r = core.platform.activate_shard(&name, &cli_actor()).await?;
+            println!("shard {} is {}", r.name, r.status);
+        }
+        ShardsCommand::ReadOnly { name } => {
+            let r = core
+                .platform
+                .mark_shard_read_only(&name, &cli_actor())
+                .await?;
+            println!("shard {} is {}", r.name, r.status);
+        }
+        ShardsCommand::Drain { name } => {
+            let runner = job_runner(settings, &core)?;
+            let job = runner.drain(&name, &cli_actor()).await?;
+            println!("shard {name} is draining: job {}", job.id);
+            follow_job(&runner, job.id).await?;
+        }
+        ShardsCommand::Rebalance {
+            threshold_pct,
+            execute,
+        } => {
+            let runner = job_runner(settings, &core)?;
+            let plan_settings = aries_shards::rebalance::PlanSettings { threshold_pct };
+            let deadline = std::time::Duration::from_secs(30);
+            let plan = if execute {
+                let (plan, job) = runner
+                    .rebalance(plan_settings, deadline, &cli_actor())
+                    .await?;
+                print_plan(&plan);
+                println!("rebalance job {}", job.id);
+                follow_job(&runner, job.id).await?;
+                return Ok(());
+            } else {
+                runner.plan(plan_settings, deadline).await?
+            };
+            print_plan(&plan);
+        }
     }
     Ok(())
+}
+
+/// Drains and rebalances from the command line run in this process, with the moves of an
+/// instance (Redis leases, the catalog's move records).
+fn job_runner(
+    settings: &Settings,
+    core: &Core,
+) -> anyhow::Result<aries_actors::shard_jobs::ShardJobRunner> {
+    use secrecy::ExposeSecret as _;
+    let instance = format!("cli-{}", uuid::Uuid::now_v7().simple());
+    let locks = aries_actors::locks::Locks::new(
+        aries_actors::links::RedisLink::start(settings.redis.url.expose_secret().to_owned()),
+        settings.redis.key_prefix.clone(),
+    );
+    let moves = aries_actors::moves::TenantMoves::new(
+        core.directory.clone(),
+        locks,
+        settings.moves.tuning()?,
+        std::time::Duration::from_millis(settings.moves.lease_ttl_ms),
+        instance.clone(),
+    );
+    Ok(aries_actors::shard_jobs::ShardJobRunner::new(
+        core.platform.clone(),
+        core.directory.clone(),
+        std::sync::Arc::new(moves),
+        instance,
+    ))
+}
+
+/// Prints each step of a job as it changes, until the job ends.
+async fn follow_job(
+    runner: &aries_actors::shard_jobs::ShardJobRunner,
+    id: uuid::Uuid,
+) -> anyhow::Result<()> {
+    use aries_shards::shard_jobs::JobState;
+    let mut shown: Vec<String> = Vec::new();
+    loop {
+        let job = runner.get(id).await?;
+        for (i, step) in job.steps.iter().enumerate() {
+            let line = format!(
+                "  {} {} -> {}: {:?}{}",
+                step.tenant,
+                step.from_shard,
+                step.to_shard,
+                step.state,
+                step.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )
+            .to_lowercase();
+            if shown.get(i) != Some(&line) {
+                println!("{line}");
+                if i < shown.len() {
+                    shown[i] = line;
+                } else {
+                    shown.push(line);
+                }
+            }
+        }
+        if job.state != JobState::Running {
+            println!(
+                "job {} {}{}",
+                job.id,
+                job.state.as_str(),
+                job.error.map(|e| format!(": {e}")).unwrap_or_default()
+            );
+            if job.state == JobState::Done {
+                return Ok(());
+            }
+            anyhow::bail!("the job did not finish cleanly");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+fn print_plan(plan: &aries_actors::shard_load::RebalancePlan) {
+    println!(
+        "{:<16} {:<10} {:>6} {:>8} {:>12} {:>12} {:>12}",
+        "SHARD", "STATUS", "WEIGHT", "TENANTS", "LOAD BEFORE", "LOAD AFTER", "FAIR SHARE"
+    );
+    for s in &plan.shards {
+        println!(
+            "{:<16} {:<10} {:>6} {:>8} {:>12} {:>12} {:>12}{}",
+            s.shard,
+            s.status,
+            s.weight,
+            s.tenants,
+            s.load_before,
+            s.load_after,
+            s.fair_share
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.error
+                .as_deref()
+                .map(|e| format!("  (not measured: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    if plan.moves.is_empty() {
+        println!(
+            "no moves: the shards are within {}% of their fair share",
+            plan.threshold_pct
+        );
+    }
+    for m in &plan.moves {
+        println!(
+            "move {} {} -> {} ({} rows)",
+            m.tenant, m.from_shard, m.to_shard, m.load
+        );
+    }
+    for t in &plan.unplaced {
+        println!("unplaced (no active shard): {t}");
+    }
 }
 
 async fn operators(settings: &Settings, cmd: OperatorsCommand) -> anyhow::Result<()> {

@@ -154,6 +154,12 @@ error_codes! {
         "A platform dependency is not answering; retry after the Retry-After delay."),
     InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error",
         "Something failed on our side. The request id identifies it in our logs."),
+    ShardNotMigrated => (StatusCode::CONFLICT, "shard_not_migrated", "Shard not migrated",
+        "The shard's schema is not at this version's latest shard migration (or was never migrated): run `POST /v1/platform/shards/{shard}/migrate` first."),
+    InvalidShardTransition => (StatusCode::CONFLICT, "invalid_shard_transition", "Shard status change not allowed",
+        "The shard's status does not allow this action (draining the last active shard, draining a read-only or registered shard, marking a registered shard read-only); `detail` says why."),
+    ShardJobInProgress => (StatusCode::CONFLICT, "shard_job_in_progress", "Shard job in progress",
+        "A drain or rebalance job is running (one at a time on the platform); wait for it to end or cancel it. `detail` names it."),
 }
 
 tokio::task_local! {
@@ -439,6 +445,18 @@ impl From<CatalogError> for ApiError {
                 ErrorCode::OperatorEmailTaken,
                 format!("an operator with e-mail {email} exists"),
             ),
+            CatalogError::ShardNotMigrated(name) => ApiError::new(
+                ErrorCode::ShardNotMigrated,
+                format!("shard {name} is not migrated to the current schema; migrate it first"),
+            ),
+            CatalogError::InvalidShardTransition(why) => {
+                ApiError::new(ErrorCode::InvalidShardTransition, why)
+            }
+            CatalogError::ShardJobInProgress(id) => ApiError::new(
+                ErrorCode::ShardJobInProgress,
+                format!("shard job {id} is running"),
+            ),
+            CatalogError::ShardJobNotFound(_) => ApiError::not_found("shard job"),
             CatalogError::NoShardAvailable => ApiError::new(
                 ErrorCode::NoShardAvailable,
                 "no active shard can take a new tenant",

@@ -12,6 +12,7 @@ use crate::routes::patients;
 use crate::routes::price_lists;
 use crate::routes::reference;
 use crate::routes::reports;
+use crate::routes::shards;
 use crate::routes::webhooks;
 use crate::routes::{
     health, inventory, locations, oauth, operators, orders, payers, platform, prescribers,
@@ -69,6 +70,8 @@ use utoipa::{Modify, OpenApi};
         notifications::list_rules, notifications::show_rule, notifications::update_rule,
         notifications::delete_rule, notifications::list_log, counters::show,
         live::dashboard, live::live,
+        shards::register, shards::show, shards::migrate, shards::activate, shards::read_only, shards::drain,
+        shards::plan, shards::start, shards::list_jobs, shards::show_job, shards::cancel_job,
     ),
     components(schemas(
         platform::TenantView, platform::CreateTenant, platform::ShardView,
@@ -134,6 +137,11 @@ use utoipa::{Modify, OpenApi};
         counters::DayCounters,
         aries_actors::ops::dashboard::Dashboard, aries_actors::ops::dashboard::Kpis,
         aries_actors::ops::dashboard::LiveEvent,
+        shards::RegisterShard, shards::RebalanceInput, aries_shards::shard_jobs::ShardJob,
+        aries_shards::shard_jobs::JobStep, aries_shards::shard_jobs::JobKind, aries_shards::shard_jobs::JobState,
+        aries_shards::shard_jobs::StepState, aries_actors::shard_load::RebalancePlan,
+        aries_actors::shard_load::PlannedMoveView, aries_actors::shard_load::ShardBalanceView,
+        aries_shards::rebalance::ShardRole,
     )),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),

@@ -60,9 +60,23 @@ impl Core {
                 .await
                 .context("reading shards from the catalog")?
             {
+                // A registered shard is migrated by its operator (`aries shards migrate`); its
+                // server need not be up yet.
+                if shard.status == aries_shards::ShardStatus::Registered {
+                    continue;
+                }
                 // A shard that is down must not keep the others from serving: warn and go on.
                 if let Err(e) = migrate_shard(&shard.dsn, &db).await {
                     tracing::error!(shard = %shard.name, error = %e, "shard not migrated at start-up");
+                } else if let Err(e) = catalog
+                    .record_shard_migrated(
+                        &shard.name,
+                        aries_shards::migrate::latest_shard_version(),
+                        None,
+                    )
+                    .await
+                {
+                    tracing::warn!(shard = %shard.name, error = %e, "shard migration not recorded");
                 }
             }
         }
@@ -207,7 +221,14 @@ impl Application {
             Duration::from_millis(settings.moves.lease_ttl_ms),
             instance_id.clone(),
         );
+        let shard_jobs = aries_actors::shard_jobs::ShardJobRunner::new(
+            core.platform.clone(),
+            core.directory.clone(),
+            Arc::new(moves.clone()),
+            instance_id.clone(),
+        );
         let state = AppState {
+            shard_jobs,
             live,
             counters,
             locks,

@@ -62,6 +62,8 @@ pub struct AppState {
     pub cache: aries_actors::cache::ResponseCache,
     /// The live dashboards' hub (a sink of the instance's event queue; the sockets subscribe).
     pub live: aries_actors::live::LiveHub,
+    /// Drains and rebalances (tenant moves one at a time through `moves`), recorded in the catalog.
+    pub shard_jobs: aries_actors::shard_jobs::ShardJobRunner,
 }
 
 impl AppState {

@@ -335,7 +335,7 @@ impl Catalog {
             shard_jobs::insert_in(&mut tx, JobKind::Rebalance, None, steps, &by.actor, runner)
                 .await?;
         let details = serde_json::json!({"job_id": id, "moves": steps.len()});
-        let event = by.event("shard.rebalance_started", "shard_job", &id, details, None);
+        let event = by.event("shard.rebalance_started", "shard_job", id, details, None);
         audit::append(&mut tx, Trail::Platform, &event)
             .await
             .map_err(crate::catalog::domain_to_catalog)?;

@@ -24,6 +24,7 @@ pub mod price_lists;
 pub mod reference;
 pub mod reports;
 pub mod security;
+pub mod shards;
 pub mod tenant_sessions;
 pub mod webhooks;
 
@@ -77,7 +78,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/audit").route(web::get().to(platform::list_audit)))
             .service(resource("/audit/verify").route(web::get().to(platform::verify_audit)))
-            .service(resource("/shards").route(web::get().to(platform::list_shards)))
+            .service(
+                resource("/shards")
+                    .route(web::get().to(platform::list_shards))
+                    .route(web::post().to(shards::register)),
+            )
+            .service(resource("/shards/{shard}").route(web::get().to(shards::show)))
+            .service(resource("/shards/{shard}/migrate").route(web::post().to(shards::migrate)))
+            .service(resource("/shards/{shard}/activate").route(web::post().to(shards::activate)))
+            .service(resource("/shards/{shard}/read-only").route(web::post().to(shards::read_only)))
+            .service(resource("/shards/{shard}/drain").route(web::post().to(shards::drain)))
+            .service(
+                resource("/rebalance")
+                    .route(web::get().to(shards::plan))
+                    .route(web::post().to(shards::start)),
+            )
+            .service(resource("/shard-jobs").route(web::get().to(shards::list_jobs)))
+            .service(resource("/shard-jobs/{job_id}").route(web::get().to(shards::show_job)))
+            .service(
+                resource("/shard-jobs/{job_id}/cancel").route(web::post().to(shards::cancel_job)),
+            )
             .service(
                 resource("/tenants/{tenant}/moves")
                     .route(web::post().to(moves::start))

@@ -306,13 +306,13 @@ pub struct ShardView {
     pub name: String,
     /// Host, port and database (no credentials).
     pub dsn: String,
-    /// `active`, `draining` or `read_only`.
+    /// `registered`, `active`, `draining` or `read_only`.
     pub status: String,
     /// Relative capacity: new tenants are placed in proportion to it.
     pub weight: u32,
     /// Tenants placed on the shard now.
     pub tenant_count: u64,
-    /// `up`, `down` or `unknown` (no actor on this instance yet).
+    /// `up`, `down` or `unknown` (no actor on this instance yet; always so for `registered`).
     pub health: &'static str,
     /// `closed`, `half_open` or `open`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -321,6 +321,46 @@ pub struct ShardView {
     /// is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The highest shard migration applied, as last recorded; absent until the shard is migrated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<i64>,
+    /// Whether that is this version's latest (activation requires it).
+    pub schema_current: bool,
+    /// When the migration was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrated_at: Option<DateTime<Utc>>,
+    /// When the shard was registered.
+    pub created_at: DateTime<Utc>,
+    /// When its status, weight or schema version last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<aries_actors::platform::ShardOverview> for ShardView {
+    fn from(s: aries_actors::platform::ShardOverview) -> Self {
+        ShardView {
+            id: s.record.id.to_string(),
+            name: s.record.name,
+            dsn: s.record.dsn,
+            status: s.record.status.as_str().to_owned(),
+            weight: s.record.weight,
+            tenant_count: s.record.tenant_count,
+            health: match &s.health {
+                Some(h) if h.is_up() => "up",
+                Some(_) => "down",
+                None => "unknown",
+            },
+            breaker: s.health.as_ref().map(|h| h.breaker.as_str()),
+            error: s.health.and_then(|h| h.last_error),
+            schema_version: s.record.schema_version,
+            schema_current: s
+                .record
+                .schema_version
+                .is_some_and(|v| v >= aries_shards::migrate::latest_shard_version()),
+            migrated_at: s.record.migrated_at,
+            created_at: s.record.created_at,
+            updated_at: s.record.updated_at,
+        }
+    }
 }
 
 /// List shards with their health and tenant counts.
@@ -332,27 +372,7 @@ pub async fn list_shards(
 ) -> Result<HttpResponse, ApiError> {
     op.0.require(OperatorRole::PlatformViewer)?;
     let shards = state.platform.shard_overview().await?;
-    let data: Vec<ShardView> = shards
-        .into_iter()
-        .map(|s| ShardView {
-            id: s.record.id.to_string(),
-            name: s.record.name,
-            dsn: s.record.dsn,
-            status: serde_json::to_value(s.record.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            weight: s.record.weight,
-            tenant_count: s.record.tenant_count,
-            health: match &s.health {
-                Some(h) if h.is_up() => "up",
-                Some(_) => "down",
-                None => "unknown",
-            },
-            breaker: s.health.as_ref().map(|h| h.breaker.as_str()),
-            error: s.health.and_then(|h| h.last_error),
-        })
-        .collect();
+    let data: Vec<ShardView> = shards.into_iter().map(ShardView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
