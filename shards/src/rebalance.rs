@@ -5,9 +5,12 @@
 //! - **Draining** shards shed everything: each of their tenants, biggest first, goes to the active
 //!   shard it leaves least loaded relative to weight.
 //! - Then, greedily: from the active shard most over-loaded relative to weight to the one most
-//!   under-loaded, the biggest tenant whose move strictly reduces the imbalance; again, until
-//!   the most loaded shard is within `threshold_pct` of its fair share (so small differences do not
-//!   churn tenants) or no move from it helps.
+//!   under-loaded, move the biggest tenant that fits (neither shard crosses its fair share), or
+//!   when none fits, the tenant whose move lowers the imbalance most; only moves that strictly
+//!   lower the imbalance. Again, until the most loaded shard is within `threshold_pct` of its fair
+//!   share (so small differences do not churn tenants) or no move from it helps. (Plain "biggest
+//!   tenant that helps" overshoots: with 78 + 30 rows against 4 + 4 it moves the 78 and then the
+//!   small tenants back; the fit rule moves the 30 once.)
 //! - **Read-only and registered** shards (and active ones of weight 0) neither give nor take; their
 //!   tenants are not counted in the fair shares.
 //!
@@ -215,10 +218,35 @@ pub fn plan<T: Clone + Ord>(shards: &[ShardInput<T>], settings: PlanSettings) ->
         let (lu, wu) = (work[u].load, u128::from(work[u].weight));
         // `l_o·w_u − l_u·w_o`: ≥ 0, the over-loaded shard being heavier relative to weight.
         let gap = (lo * wu).saturating_sub(lu * wo);
-        let pick = work[o].movable.iter().position(|t| {
-            let t = u128::from(t.load);
-            t > 0 && t * (wo + wu) < 2 * gap
-        });
+        // Moves that strictly lower the imbalance, biggest tenant first.
+        let helps = |t: u128| t > 0 && t * (wo + wu) < 2 * gap;
+        // The biggest that fits: neither shard crosses its fair share (no overshoot to undo).
+        let fits = |t: u128| {
+            lo >= t
+                && (lo - t) * total_weight >= total * wo
+                && (lu + t) * total_weight <= total * wu
+        };
+        let movable = &work[o].movable;
+        let pick = movable
+            .iter()
+            .position(|t| helps(u128::from(t.load)) && fits(u128::from(t.load)))
+            .or_else(|| {
+                // None fits: the move that lowers the imbalance most (by `2·t·gap − t²·(w_o + w_u)`,
+                // the drop times `w_o·w_u`); ties to the bigger tenant, which comes first.
+                let drop = |t: u128| 2 * t * gap - t * t * (wo + wu);
+                movable
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| helps(u128::from(t.load)))
+                    .fold(None::<(usize, u128)>, |best, (i, t)| {
+                        let d = drop(u128::from(t.load));
+                        match best {
+                            Some((_, b)) if b >= d => best,
+                            _ => Some((i, d)),
+                        }
+                    })
+                    .map(|(i, _)| i)
+            });
         let Some(at) = pick else {
             break;
         };
@@ -291,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn moves_the_biggest_helpful_tenant_to_the_emptiest_shard() {
+    fn moves_the_biggest_tenant_that_fits_to_the_emptiest_shard() {
         let p = plan(
             &[
                 shard(
@@ -304,12 +332,37 @@ mod tests {
             ],
             PlanSettings::default(),
         );
-        // Total 1000, fair 500 each: a (500) is the biggest tenant whose move lowers the
-        // imbalance (900/100 → 400/600); shard 2 is then more than 10 % over, and d evens it.
-        assert_eq!(moves(&p), vec![("a", 1, 2), ("d", 2, 1)]);
+        // Total 1000, fair 500 each: a (500) would overshoot (400/600); b (300) is the biggest
+        // that fits (600/400), then c (500/500).
+        assert_eq!(moves(&p), vec![("b", 1, 2), ("c", 1, 2)]);
         let after: Vec<u64> = p.shards.iter().map(|s| s.after).collect();
         assert_eq!(after, vec![500, 500]);
         assert_eq!(p.shards[0].fair_share, Some(500));
+    }
+
+    #[test]
+    fn without_a_fitting_tenant_the_best_helpful_move() {
+        // 220 + 80 against nothing, fair 150 each: 220 would overshoot, 80 fits (220/80); then
+        // 220 alone cannot help.
+        let p = plan(
+            &[
+                shard(1, ShardRole::Active, 100, &[("a", 220), ("b", 80)]),
+                shard(2, ShardRole::Active, 100, &[]),
+            ],
+            PlanSettings::default(),
+        );
+        assert_eq!(moves(&p), vec![("b", 1, 2)]);
+        // 30 + 29 against 21, fair 40 each: neither fits (either takes shard 2 past 40), both
+        // help; 29 leaves 30/50, 30 leaves 29/51: 29 lowers the imbalance more. Then c (21)
+        // would only swap the sides (29/51): it stays.
+        let p = plan(
+            &[
+                shard(1, ShardRole::Active, 100, &[("a", 30), ("b", 29)]),
+                shard(2, ShardRole::Active, 100, &[("c", 21)]),
+            ],
+            PlanSettings::default(),
+        );
+        assert_eq!(moves(&p), vec![("b", 1, 2)]);
     }
 
     #[test]

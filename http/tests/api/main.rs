@@ -30,5 +30,6 @@ mod reference;
 mod reports;
 mod security;
 mod shard_failure;
+mod shards;
 mod tenants;
 mod webhooks;
