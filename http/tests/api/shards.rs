@@ -1,6 +1,7 @@
 //! Shard lifecycle through the operator API: register a shard on its own Postgres server, migrate,
 //! activate, a tenant lands there; read-only closes a shard to writes until it is activated again;
-//! transitions that make no sense answer their codes; the rebalance dry run lists moves by load.
+//! transitions that make no sense answer their codes; the rebalance dry run lists moves by load;
+//! drain and rebalance jobs run their moves through the move engine.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -465,5 +466,106 @@ async fn the_rebalance_dry_run_lists_moves_by_load() -> TestResult {
         .json()
         .await?;
     assert_eq!(lax["moves"], json!([]), "{lax}");
+
+    // Executed: the same moves, one at a time, through the move engine.
+    let res = app
+        .post_json("/v1/platform/rebalance", &json!({"threshold_pct": 10}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let job: Value = res.json().await?;
+    assert_eq!(job["kind"], "rebalance");
+    let planned: Vec<(&Value, &Value)> = moves
+        .iter()
+        .map(|m| (&m["tenant"], &m["to_shard"]))
+        .collect();
+    let listed: Vec<(&Value, &Value)> = job["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (&s["tenant"], &s["to_shard"]))
+        .collect();
+    assert_eq!(listed, planned);
+    let job = finished_job(&app, job["id"].as_str().ok_or("job id")?).await?;
+    assert_eq!(job["state"], "done", "{job}");
+    for m in moves {
+        let slug = m["tenant"].as_str().unwrap_or("");
+        assert_eq!(&shard_of(&app, slug).await?, light_shard);
+    }
+    // Balanced now: the dry run has nothing left to do.
+    let after: Value = app.get("/v1/platform/rebalance").await.json().await?;
+    assert_eq!(after["moves"], json!([]), "{after}");
+    Ok(())
+}
+
+/// The drain job through the real move engine (the lead's end-to-end drain tests go further:
+/// writes during the move, failures, crashes).
+#[actix_web::test]
+async fn a_drain_moves_its_tenants_with_the_move_engine() -> TestResult {
+    let app = TestApp::spawn().await;
+    let mut on_zero = Vec::new();
+    for slug in ["dr-one", "dr-two", "dr-three"] {
+        app.create_tenant(slug).await;
+        if shard_of(&app, slug).await? == "shard-0" {
+            on_zero.push(slug);
+        }
+    }
+    assert!(!on_zero.is_empty());
+    let loc = app.create_location(on_zero[0], "MAIN").await;
+    let res = post_empty(&app, "/v1/platform/shards/shard-0/drain").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let job: Value = res.json().await?;
+    // A second drain while it runs returns the same job; a rebalance waits for it.
+    let again: Value = post_empty(&app, "/v1/platform/shards/shard-0/drain")
+        .await
+        .json()
+        .await?;
+    if again["state"] == "running" {
+        assert_eq!(again["id"], job["id"]);
+        assert_problem(
+            post_empty(&app, "/v1/platform/rebalance").await,
+            409,
+            "shard_job_in_progress",
+        )
+        .await;
+    }
+    let job = finished_job(&app, job["id"].as_str().ok_or("job id")?).await?;
+    assert_eq!(job["state"], "done", "{job}");
+    let steps = job["steps"].as_array().ok_or("steps")?;
+    assert_eq!(steps.len(), on_zero.len(), "{job}");
+    for step in steps {
+        assert_eq!(step["state"], "done", "{step}");
+        assert_eq!(step["to_shard"], "shard-1");
+        let moved: Value = app
+            .get(&format!(
+                "/v1/platform/moves/{}",
+                step["move_id"].as_str().unwrap_or("")
+            ))
+            .await
+            .json()
+            .await?;
+        assert_eq!(moved["state"], "done", "{moved}");
+        assert_eq!(moved["requested_by"], "drain:shard-0");
+    }
+    for slug in &on_zero {
+        assert_eq!(shard_of(&app, slug).await?, "shard-1");
+    }
+    let path = format!(
+        "/v1/tenants/{}/locations/{}",
+        on_zero[0],
+        loc["id"].as_str().unwrap_or("")
+    );
+    assert_eq!(app.get(&path).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.post_json(
+            &format!("/v1/tenants/{}/locations", on_zero[0]),
+            &location_body("AFTER")
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let s: Value = app.get("/v1/platform/shards/shard-0").await.json().await?;
+    assert_eq!(s["tenant_count"], 0);
+    assert_eq!(s["status"], "draining");
     Ok(())
 }
