@@ -569,3 +569,51 @@ async fn a_drain_moves_its_tenants_with_the_move_engine() -> TestResult {
     assert_eq!(s["status"], "draining");
     Ok(())
 }
+
+fn cli_ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[actix_web::test]
+async fn the_lifecycle_from_the_command_line() -> TestResult {
+    let app = TestApp::spawn().await;
+    let mut dbs = TestDbs::new();
+    let dsn = dbs.create(MAIN_SERVER, "s5").await?;
+    let out = cli_ok(&app.cli(&["shards", "register", "shard-5", &dsn, "--weight", "50"]));
+    assert!(out.contains("shard-5 registered"), "{out}");
+    let refused = app.cli(&["shards", "activate", "shard-5"]);
+    assert!(
+        !refused.status.success(),
+        "an unmigrated shard is not activated"
+    );
+    let out = cli_ok(&app.cli(&["shards", "migrate", "shard-5"]));
+    assert!(out.contains("migrated to schema version"), "{out}");
+    let out = cli_ok(&app.cli(&["shards", "activate", "shard-5"]));
+    assert!(out.contains("shard-5 is active"), "{out}");
+    let out = cli_ok(&app.cli(&["shards", "read-only", "shard-5"]));
+    assert!(out.contains("shard-5 is read_only"), "{out}");
+    let out = cli_ok(&app.cli(&["shards", "list"]));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("shard-5") && l.contains("read_only")),
+        "{out}"
+    );
+    let shown: Value = serde_json::from_str(&cli_ok(&app.cli(&["shards", "show", "shard-5"])))?;
+    assert_eq!(shown["status"], "read_only");
+    assert_eq!(shown["weight"], 50);
+    let out = cli_ok(&app.cli(&["shards", "rebalance"]));
+    assert!(out.contains("shard-5") && out.contains("no moves"), "{out}");
+    // The API sees what the command line did.
+    let s: Value = app.get("/v1/platform/shards/shard-5").await.json().await?;
+    assert_eq!(s["status"], "read_only");
+    assert_eq!(s["schema_current"], true);
+    drop(app);
+    drop(dbs);
+    Ok(())
+}
