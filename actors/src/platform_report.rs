@@ -179,7 +179,11 @@ pub async fn tenant_report(
             by_shard.entry(p.shard_id).or_default().push(t);
         }
     }
-    let work = shards.into_iter().map(|shard| {
+    // A registered shard holds no tenants and has no actor yet: it is not part of the report.
+    let shards = shards
+        .into_iter()
+        .filter(|s| s.status != aries_shards::ShardStatus::Registered);
+    let work = shards.map(|shard| {
         let tenants = by_shard.remove(&shard.id).unwrap_or_default();
         async move {
             let started = Instant::now();

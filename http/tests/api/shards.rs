@@ -252,6 +252,13 @@ async fn migrating_an_unreachable_shard_is_503_with_retry_after() -> TestResult 
             .all(|s| s["name"] != "shard-far"),
         "{ready}"
     );
+    // Nor does the platform report count it as missing.
+    let report: Value = app
+        .get("/v1/platform/reports/tenants?month=2026-11")
+        .await
+        .json()
+        .await?;
+    assert_eq!(report["partial"], false, "{report}");
     Ok(())
 }
 
