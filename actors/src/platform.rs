@@ -268,6 +268,19 @@ impl Platform {
             .await?)
     }
 
+    /// Changes the shard's relative capacity (1 to `MAX_SHARD_WEIGHT`).
+    pub async fn set_shard_weight(
+        &self,
+        name: &str,
+        weight: u32,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, PlatformError> {
+        if !(1..=MAX_SHARD_WEIGHT).contains(&weight) {
+            return Err(PlatformError::InvalidWeight);
+        }
+        Ok(self.catalog().set_shard_weight(name, weight, by).await?)
+    }
+
     /// Marks the shard `draining` and records its drain job (run by `runner`); the caller runs
     /// the job when `true` (created now) comes back.
     pub async fn drain_shard(

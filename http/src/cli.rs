@@ -153,6 +153,8 @@ pub enum ShardsCommand {
     Activate { name: String },
     /// Mark a shard read-only (reads work, writes are refused, no new tenants).
     ReadOnly { name: String },
+    /// Change a shard's relative capacity (1 to 10000).
+    Weight { name: String, weight: u32 },
     /// Drain a shard: no new tenants, and move every tenant away (runs here until done).
     Drain { name: String },
     /// Show the rebalance plan (a dry run); with --execute, run it (here, until done).
@@ -391,6 +393,13 @@ async fn shards(settings: &Settings, cmd: ShardsCommand) -> anyhow::Result<()> {
                 .mark_shard_read_only(&name, &cli_actor())
                 .await?;
             println!("shard {} is {}", r.name, r.status);
+        }
+        ShardsCommand::Weight { name, weight } => {
+            let r = core
+                .platform
+                .set_shard_weight(&name, weight, &cli_actor())
+                .await?;
+            println!("shard {} has weight {}", r.name, r.weight);
         }
         ShardsCommand::Drain { name } => {
             let runner = job_runner(settings, &core)?;

@@ -70,7 +70,7 @@ use utoipa::{Modify, OpenApi};
         notifications::list_rules, notifications::show_rule, notifications::update_rule,
         notifications::delete_rule, notifications::list_log, counters::show,
         live::dashboard, live::live,
-        shards::register, shards::show, shards::migrate, shards::activate, shards::read_only, shards::drain,
+        shards::register, shards::show, shards::update, shards::migrate, shards::activate, shards::read_only, shards::drain,
         shards::plan, shards::start, shards::list_jobs, shards::show_job, shards::cancel_job,
     ),
     components(schemas(
@@ -137,7 +137,7 @@ use utoipa::{Modify, OpenApi};
         counters::DayCounters,
         aries_actors::ops::dashboard::Dashboard, aries_actors::ops::dashboard::Kpis,
         aries_actors::ops::dashboard::LiveEvent,
-        shards::RegisterShard, shards::RebalanceInput, aries_shards::shard_jobs::ShardJob,
+        shards::RegisterShard, shards::RebalanceInput, shards::ShardPatch, aries_shards::shard_jobs::ShardJob,
         aries_shards::shard_jobs::JobStep, aries_shards::shard_jobs::JobKind, aries_shards::shard_jobs::JobState,
         aries_shards::shard_jobs::StepState, aries_actors::shard_load::RebalancePlan,
         aries_actors::shard_load::PlannedMoveView, aries_actors::shard_load::ShardBalanceView,

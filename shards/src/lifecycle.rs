@@ -297,6 +297,38 @@ impl Catalog {
         Ok((self.shard_by_name(name).await?, job))
     }
 
+    /// Changes a shard's weight (placement and the rebalance plan follow it from then on).
+    pub async fn set_shard_weight(
+        &self,
+        name: &str,
+        weight: u32,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, CatalogError> {
+        let weight =
+            i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
+        let mut tx = self.pool().begin().await?;
+        let before: Option<(i32,)> =
+            sqlx::query_as("select weight from shard where name = $1 for update")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (before,) = before.ok_or_else(|| CatalogError::ShardNotFound(name.to_owned()))?;
+        if before != weight {
+            sqlx::query("update shard set weight = $2, updated_at = now() where name = $1")
+                .bind(name)
+                .bind(weight)
+                .execute(&mut *tx)
+                .await?;
+            let details = serde_json::json!({"from": before, "to": weight});
+            let event = by.event("shard.weight_changed", "shard", name, details, None);
+            audit::append(&mut tx, Trail::Platform, &event)
+                .await
+                .map_err(crate::catalog::domain_to_catalog)?;
+        }
+        tx.commit().await?;
+        self.shard_by_name(name).await
+    }
+
     /// Every shard by id, for the rebalance planner and the drain job.
     pub async fn shard_by_id(&self, id: ShardId) -> Result<ShardRecord, CatalogError> {
         let sql = format!("{SHARD_SELECT} where s.shard_id = $1");

@@ -83,7 +83,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(platform::list_shards))
                     .route(web::post().to(shards::register)),
             )
-            .service(resource("/shards/{shard}").route(web::get().to(shards::show)))
+            .service(
+                resource("/shards/{shard}")
+                    .route(web::get().to(shards::show))
+                    .route(web::patch().to(shards::update)),
+            )
             .service(resource("/shards/{shard}/migrate").route(web::post().to(shards::migrate)))
             .service(resource("/shards/{shard}/activate").route(web::post().to(shards::activate)))
             .service(resource("/shards/{shard}/read-only").route(web::post().to(shards::read_only)))

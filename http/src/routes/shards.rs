@@ -124,6 +124,37 @@ pub async fn show(
     shard_response(&state, actix_web::http::StatusCode::OK, &path).await
 }
 
+/// Body of `PATCH /v1/platform/shards/{shard}`: a JSON merge patch of the writable fields.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardPatch {
+    /// Relative capacity, 1 to 10000: placement and the rebalance plan follow it from now on.
+    pub weight: Option<u32>,
+}
+
+/// Change a shard's weight. Shards carry no version, so `If-Match` is not used.
+#[utoipa::path(patch, path = "/v1/platform/shards/{shard}", tag = "platform", security(("bearer" = [])),
+    params(("shard" = String, Path, description = "shard name")),
+    request_body(content = ShardPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = ShardView), (status = 404, description = "not_found"),
+              (status = 422, description = "validation_failed")))]
+pub async fn update(
+    op: OperatorAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<ShardPatch>,
+) -> Result<HttpResponse, ApiError> {
+    op.0.require(OperatorRole::PlatformOperator)?;
+    if let Some(weight) = body.value.weight {
+        state
+            .platform
+            .set_shard_weight(&path, weight, &operator_actor(&op, &req))
+            .await?;
+    }
+    shard_response(&state, actix_web::http::StatusCode::OK, &path).await
+}
+
 /// Run the shard migrations on the shard's database (as the owner role) and record its schema
 /// version. Idempotent; 503 `shard_unavailable` (with `Retry-After`) when its server cannot be
 /// reached.

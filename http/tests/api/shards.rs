@@ -208,6 +208,41 @@ async fn registration_is_validated() -> TestResult {
     )
     .await;
     assert_problem(app.get("/v1/platform/shards/nope").await, 404, "not_found").await;
+
+    // The weight is the one writable field.
+    let patch = |name: &str, body: Value| {
+        app.req(
+            reqwest::Method::PATCH,
+            &format!("/v1/platform/shards/{name}"),
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(body.to_string())
+        .send()
+    };
+    let res = patch("shard-0", json!({"weight": 300})).await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    let s: Value = res.json().await?;
+    assert_eq!(s["weight"], 300);
+    assert_problem(
+        patch("shard-0", json!({"weight": 0})).await?,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(
+        patch("shard-0", json!({"status": "active"})).await?,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(patch("nope", json!({"weight": 5})).await?, 404, "not_found").await;
+    // Placement follows it: shard-0 takes three tenants for each of shard-1's.
+    let mut on_zero = 0;
+    for i in 0..4 {
+        app.create_tenant(&format!("weighted-{i}")).await;
+        on_zero += usize::from(shard_of(&app, &format!("weighted-{i}")).await? == "shard-0");
+    }
+    assert_eq!(on_zero, 3);
     assert_problem(
         post_empty(&app, "/v1/platform/shards/nope/activate").await,
         404,
