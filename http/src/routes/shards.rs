@@ -4,10 +4,15 @@
 //! answers). The shard list itself is in `platform.rs`.
 
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{ActionBody, JsonBody, OperatorAuth, PageQuery, path_id, query_error};
+use crate::extract::{
+    ActionBody, IDEMPOTENT_REPLAYED, JsonBody, OperatorAuth, PageQuery, idempotency_key, path_id,
+    query_error,
+};
 use crate::routes::platform::ShardView;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use aries_actors::platform::PlatformError;
+use aries_shards::CatalogError;
 use aries_shards::operators::OperatorRole;
 use aries_shards::rebalance::PlanSettings;
 use aries_shards::shard_jobs::ShardJob;
@@ -70,6 +75,7 @@ fn valid_shard_name(name: &str) -> bool {
 /// Nothing is done on its server yet, which need not be up; migrate it, then activate it.
 #[utoipa::path(post, path = "/v1/platform/shards", tag = "platform", request_body = RegisterShard,
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body within 24 h returns the same shard")),
     responses((status = 201, body = ShardView), (status = 409, description = "shard_name_taken"),
               (status = 422, description = "validation_failed")))]
 pub async fn register(
@@ -79,6 +85,8 @@ pub async fn register(
     body: JsonBody<RegisterShard>,
 ) -> Result<HttpResponse, ApiError> {
     op.0.require(OperatorRole::PlatformAdmin)?;
+    let key = idempotency_key(&req)?;
+    let request_sha256 = body.request_sha256;
     let body = body.value;
     let name = body.name.trim();
     if !valid_shard_name(name) {
@@ -90,7 +98,16 @@ pub async fn register(
         );
         return Err(ApiError::validation(errs));
     }
-    let record = state
+    let catalog = state.directory.catalog();
+    let replay = match &key {
+        Some(k) => {
+            catalog
+                .claim_idempotency_key(k.as_str(), &request_sha256)
+                .await?
+        }
+        None => false,
+    };
+    let registered = state
         .platform
         .register_shard(
             name,
@@ -98,13 +115,30 @@ pub async fn register(
             body.weight.unwrap_or(100),
             &operator_actor(&op, &req),
         )
-        .await?;
-    let mut res =
-        shard_response(&state, actix_web::http::StatusCode::CREATED, &record.name).await?;
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!(
-        "/v1/platform/shards/{}",
-        record.name
-    )) {
+        .await;
+    match registered {
+        Ok(_) => {}
+        // The same key and body came back: the first call registered it.
+        Err(PlatformError::Catalog(CatalogError::ShardNameTaken(_))) if replay => {}
+        Err(e) => {
+            if let (Some(k), false) = (&key, replay)
+                && let Err(release) = catalog.release_idempotency_key(k.as_str()).await
+            {
+                tracing::warn!(error = %release, "could not release an idempotency key");
+            }
+            return Err(e.into());
+        }
+    }
+    let mut res = shard_response(&state, actix_web::http::StatusCode::CREATED, name).await?;
+    if replay {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    if let Ok(v) =
+        actix_web::http::header::HeaderValue::from_str(&format!("/v1/platform/shards/{name}"))
+    {
         res.headers_mut()
             .insert(actix_web::http::header::LOCATION, v);
     }

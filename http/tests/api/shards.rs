@@ -197,6 +197,28 @@ async fn registration_is_validated() -> TestResult {
         "shard_name_taken",
     )
     .await;
+    // A retry with the same Idempotency-Key gets the same answer; another body with it is refused.
+    let body = json!({"name": "shard-idem", "dsn": dsn});
+    let send = |body: &Value| {
+        app.req(reqwest::Method::POST, "/v1/platform/shards")
+            .header("idempotency-key", "register-idem-1")
+            .json(body)
+            .send()
+    };
+    let first = send(&body).await?;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await?;
+    let again = send(&body).await?;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await?;
+    assert_eq!(again["id"], first["id"]);
+    assert_problem(
+        send(&json!({"name": "shard-other", "dsn": dsn})).await?,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
     assert_problem(
         app.post_json(
             "/v1/platform/shards",
