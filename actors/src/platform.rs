@@ -184,6 +184,7 @@ impl Platform {
 
     /// Records a shard as `registered`: the DSN and weight are checked, nothing is done on its
     /// server (which need not be up yet). Migrate it, then activate it.
+    #[tracing::instrument(name = "platform.register_shard", skip(self, by))]
     pub async fn register_shard(
         &self,
         name: &str,
@@ -200,6 +201,7 @@ impl Platform {
 
     /// Runs the shard migrations on the shard (as the owner role) and records the version.
     /// Idempotent; a shard whose server cannot be reached is `ShardUnavailable`.
+    #[tracing::instrument(name = "platform.migrate_shard", skip(self, by))]
     pub async fn migrate_shard(
         &self,
         name: &str,
@@ -227,6 +229,7 @@ impl Platform {
     /// Makes the shard take tenants and writes: only a shard migrated to this build's schema.
     /// The shard's own read-only flag is cleared first (whatever the status, so a flag left
     /// behind by an interrupted action heals), then the catalog changes.
+    #[tracing::instrument(name = "platform.activate_shard", skip(self, by))]
     pub async fn activate_shard(
         &self,
         name: &str,
@@ -252,6 +255,7 @@ impl Platform {
     /// Closes the shard to writes and new tenants: the flag on the shard's database first (every
     /// tenant write there fails with `shard_read_only` from then on), then the catalog. Both
     /// steps are idempotent, so a retry after a failure in between finishes the job.
+    #[tracing::instrument(name = "platform.mark_shard_read_only", skip(self, by))]
     pub async fn mark_shard_read_only(
         &self,
         name: &str,
@@ -269,6 +273,7 @@ impl Platform {
     }
 
     /// Changes the shard's relative capacity (1 to `MAX_SHARD_WEIGHT`).
+    #[tracing::instrument(name = "platform.set_shard_weight", skip(self, by))]
     pub async fn set_shard_weight(
         &self,
         name: &str,
@@ -283,6 +288,7 @@ impl Platform {
 
     /// Marks the shard `draining` and records its drain job (run by `runner`); the caller runs
     /// the job when `true` (created now) comes back.
+    #[tracing::instrument(name = "platform.drain_shard", skip(self, by))]
     pub async fn drain_shard(
         &self,
         name: &str,

@@ -519,6 +519,7 @@ impl ShardJobRunner {
     }
 
     /// Runs the job to its end here, with a heartbeat.
+    #[tracing::instrument(name = "shard_job.run", skip(self, job), fields(job_id = %job.id, kind = job.kind.as_str()))]
     pub async fn run(&self, job: ShardJob) -> ShardJob {
         let world = CatalogWorld {
             catalog: self.directory.catalog().clone(),
@@ -537,7 +538,14 @@ impl ShardJobRunner {
                 }
             })
         };
-        let shards = self.directory.catalog().shards().await.unwrap_or_default();
+        let shards = match self.directory.catalog().shards().await {
+            Ok(shards) => shards,
+            Err(e) => {
+                // The steps' targets are then unknown: each is skipped, the job says why.
+                tracing::warn!(error = %e, "shard job: the shard list could not be read");
+                Vec::new()
+            }
+        };
         let ids = move |name: &str| shards.iter().find(|s| s.name == name).map(|s| s.id);
         let done = execute(job, &ids, &world, self.mover.as_ref()).await;
         heartbeat.abort();

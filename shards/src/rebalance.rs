@@ -60,8 +60,11 @@ pub struct ShardInput<T> {
 /// One move of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedMove<T> {
+    /// The tenant to move.
     pub tenant: T,
+    /// The shard it is on (active or draining).
     pub from: ShardId,
+    /// The shard it goes to (always an active one).
     pub to: ShardId,
     /// The tenant's load (what the move shifts).
     pub load: u64,
@@ -70,8 +73,11 @@ pub struct PlannedMove<T> {
 /// A shard's load before and after the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShardBalance {
+    /// The shard.
     pub shard_id: ShardId,
+    /// Its weight, as given.
     pub weight: u32,
+    /// What it could do in this plan (an active shard of weight 0 shows as frozen).
     pub role: ShardRole,
     /// Rows on it now.
     pub before: u64,
@@ -118,10 +124,15 @@ pub fn imbalance(loads: &[(u64, u32)]) -> f64 {
 
 /// Working state of one shard.
 struct Working<T> {
+    /// The shard; moves name it.
     shard_id: ShardId,
+    /// Its weight (fair shares and relative loads use it).
     weight: u32,
+    /// What it may do (an active shard of weight 0 is made frozen).
     role: ShardRole,
+    /// Its load as given, for the answer's `before`.
     before: u128,
+    /// Its load with the moves planned so far (`u128`: sums and products never overflow).
     load: u128,
     /// Tenants that may still move off it, biggest first (then by tenant).
     movable: Vec<TenantLoad<T>>,

@@ -141,8 +141,11 @@ pub struct ShardJob {
     pub runner: String,
     /// The runner's last sign of life.
     pub heartbeat_at: DateTime<Utc>,
+    /// When the job was started.
     pub created_at: DateTime<Utc>,
+    /// When its record last changed (a step, its state).
     pub updated_at: DateTime<Utc>,
+    /// When it ended (absent while running).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
 }
