@@ -162,6 +162,24 @@ async fn register_migrate_activate_then_a_tenant_lands_on_the_new_server() -> Te
 async fn registration_is_validated() -> TestResult {
     let app = TestApp::spawn().await;
     let dsn = "postgres://127.0.0.1:5432/aries_not_there";
+    // Operator routes: no credential, no shard.
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/platform/shards"),
+        (
+            reqwest::Method::POST,
+            "/v1/platform/shards/shard-0/read-only",
+        ),
+        (reqwest::Method::GET, "/v1/platform/rebalance"),
+        (reqwest::Method::GET, "/v1/platform/shard-jobs"),
+    ] {
+        let res = app
+            .client
+            .request(method, app.url(path))
+            .json(&json!({"name": "shard-x", "dsn": dsn}))
+            .send()
+            .await?;
+        assert_problem(res, 401, "unauthenticated").await;
+    }
     for (body, field) in [
         (json!({"name": "Bad_Name", "dsn": dsn}), "name"),
         (json!({"name": "s", "dsn": dsn}), "name"),
