@@ -691,6 +691,20 @@ async fn the_lifecycle_from_the_command_line() -> TestResult {
     assert_eq!(shown["weight"], 50);
     let out = cli_ok(&app.cli(&["shards", "rebalance"]));
     assert!(out.contains("shard-5") && out.contains("no moves"), "{out}");
+    // A drain runs in the command's process until its job ends (no tenants here: at once); so
+    // does an executed rebalance.
+    let out = cli_ok(&app.cli(&["shards", "drain", "shard-0"]));
+    assert!(
+        out.contains("shard shard-0 is draining") && out.contains(" done"),
+        "{out}"
+    );
+    let out = cli_ok(&app.cli(&["shards", "rebalance", "--execute"]));
+    assert!(
+        out.contains("rebalance job") && out.contains(" done"),
+        "{out}"
+    );
+    let out = cli_ok(&app.cli(&["shards", "weight", "shard-1", "250"]));
+    assert!(out.contains("weight 250"), "{out}");
     // The API sees what the command line did.
     let s: Value = app.get("/v1/platform/shards/shard-5").await.json().await?;
     assert_eq!(s["status"], "read_only");
