@@ -19,6 +19,7 @@ mod locations;
 mod logs;
 mod malformed;
 mod meta;
+mod moves;
 mod notifications;
 mod orders;
 mod patients;
