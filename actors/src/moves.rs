@@ -9,7 +9,8 @@
 //!   state; **cancel** rolls back a move that has not flipped (stopping this instance's runner
 //!   first, if it has one).
 //! - **Progress**: every recorded change is sent to [`TenantMoves::subscribe`]rs (the operators'
-//!   live socket); after the flip this instance's actor for the tenant reloads at once (other
+//!   live socket; [`TenantMoves::changed_since`] is how it sees the other instances' runners);
+//!   after the flip this instance's actor for the tenant reloads at once (other
 //!   instances learn it from the source shard's fence on their next request).
 
 use crate::directory::Directory;
@@ -20,6 +21,7 @@ use aries_shards::moves::{MoveError, MoveRecord, MoveState};
 use aries_shards::{CatalogError, ShardStatus};
 use aries_tenants::TenantSlug;
 use aries_tenants::audit::AuditActor;
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +110,30 @@ impl TenantMoves {
 
     pub fn records(&self) -> &Moves {
         &self.moves
+    }
+
+    /// The catalog's clock now, and every move whose record changed at or after `since` (by that
+    /// clock; none when `since` is absent): how the operators' socket follows moves run by other
+    /// instances, whose changes this instance's [`TenantMoves::subscribe`] never carries.
+    pub async fn changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<(DateTime<Utc>, Vec<MoveRecord>), MovesError> {
+        let (now, ids): (DateTime<Utc>, Vec<Uuid>) = sqlx::query_as(
+            "select now(), array(select move_id from tenant_move \
+             where $1::timestamptz is not null and updated_at >= $1 order by move_id)",
+        )
+        .bind(since)
+        .fetch_one(self.directory.catalog().pool())
+        .await
+        .map_err(CatalogError::from)?;
+        let mut changed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.moves.find(id).await? {
+                changed.push(m);
+            }
+        }
+        Ok((now, changed))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<MoveRecord, MovesError> {
