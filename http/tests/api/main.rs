@@ -20,6 +20,7 @@ mod logs;
 mod malformed;
 mod meta;
 mod moves;
+mod moves_live;
 mod notifications;
 mod orders;
 mod patients;
