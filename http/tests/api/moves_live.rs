@@ -55,7 +55,11 @@ async fn next_update(ws: &mut Ws, within: Duration) -> Option<Value> {
 }
 
 /// Inserts `n` prescribers for the tenant straight into its shard (a copy that takes a moment).
-async fn seed_prescribers(pool: &PgPool, tenant: TenantId, n: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn seed_prescribers(
+    pool: &PgPool,
+    tenant: TenantId,
+    n: i64,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("select set_config('aries.tenant_id', $1, true)")
         .bind(tenant.to_string())
