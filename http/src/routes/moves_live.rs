@@ -3,11 +3,11 @@
 //!
 //! ## The socket's protocol
 //! - Credentials as on every `/v1/platform` route: `Authorization: Bearer <operator token>` or the
-//!   console's operator session cookie (second factor passed); role `platform_viewer` at least.
-//!   Refused before the upgrade with problem+json 401/403. The subprotocol `aries.v1` is answered
-//!   when offered.
+//!   console's operator session cookie (second factor passed); any operator role. Refused before
+//!   the upgrade with problem+json (401 `unauthenticated`, 403 `mfa_required`). The subprotocol
+//!   `aries.v1` is answered when offered.
 //! - Server → client JSON text frames:
-//!   `{"type":"snapshot","moves":[MoveView…]}` first (every unfinished move, then the
+//!   `{"type":"snapshot","moves":[MoveView…]}` first (every unfinished move and the
 //!   [`RECENT_FINISHED`] most recent finished ones, newest first);
 //!   `{"type":"move","move":MoveView}` whenever a move changes (its `updated_at`, state or
 //!   counters), each version once, never an older one after a newer;
@@ -143,7 +143,8 @@ impl Versions {
 /// a snapshot, then every change of a move, whichever instance runs it.
 #[utoipa::path(get, path = "/v1/platform/live", tag = "platform", security(("bearer" = [])),
     responses((status = 101, description = "WebSocket (subprotocol aries.v1): `snapshot` `{moves: [MoveView]}`, then `move` `{move: MoveView}` and `heartbeat` messages"),
-              (status = 401, description = "unauthenticated"), (status = 403, description = "forbidden")))]
+              (status = 400, description = "bad_request: not a WebSocket upgrade"),
+              (status = 401, description = "unauthenticated"), (status = 403, description = "mfa_required")))]
 pub async fn live(
     op: OperatorAuth,
     req: HttpRequest,
