@@ -1,14 +1,16 @@
 // The console's Moves panel in Chromium: an operator logs in (enrolling TOTP), opens Moves, sees
 // refusals shown readably (an unknown tenant, the shard the tenant is already on), starts a move
 // of the tenant to the other shard and watches its row go through the states to `done` over the
-// live socket, without reloading the page. Usage:
-// node moves.mjs BASE EMAIL PASSWORD SLUG FROM_SHARD TO_SHARD
+// live socket, without reloading the page. With STUCK, a tenant whose move's runner died while
+// copying (started elsewhere before the page opened): its row is in the first snapshot, and the
+// page cancels it (confirmation by keyboard) and sees it rolled back. Usage:
+// node moves.mjs BASE EMAIL PASSWORD SLUG FROM_SHARD TO_SHARD [STUCK]
 
 import { run, waitFor, totp, checkLabels, screenshot, typeInto, assert } from './lib.mjs';
 
-const [base, email, password, slug, fromShard, toShard] = process.argv.slice(2);
+const [base, email, password, slug, fromShard, toShard, stuck] = process.argv.slice(2);
 if (!toShard) {
-  console.error('usage: node moves.mjs BASE EMAIL PASSWORD SLUG FROM_SHARD TO_SHARD');
+  console.error('usage: node moves.mjs BASE EMAIL PASSWORD SLUG FROM_SHARD TO_SHARD [STUCK]');
   process.exit(2);
 }
 
@@ -41,7 +43,9 @@ await run('moves', async ({ page }) => {
   await page.waitForSelector('h1:text("Tenant moves")');
   await checkLabels(page, 'moves');
   await page.waitForSelector('#moves-conn[data-state="live"]');
-  await page.waitForSelector('#moves-table td:text("No moves yet.")');
+  const stuckRow = `#moves-table tr[data-tenant="${stuck}"]`;
+  if (stuck) await page.waitForSelector(`${stuckRow}[data-state="copying"]`);
+  else await page.waitForSelector('#moves-table td:text("No moves yet.")');
   const options = await page.$$eval('select[name="to_shard"] option', (l) => l.map((o) => o.value));
   assert(options.includes(fromShard) && options.includes(toShard), `shards offered: ${options}`);
 
@@ -109,4 +113,17 @@ await run('moves', async ({ page }) => {
   await waitFor(page, (n) => window.ariesMoves.state.snapshots > n, snapshots);
   await page.waitForSelector('#moves-conn[data-state="live"]');
   await page.waitForSelector(`${row}[data-state="done"]`);
+
+  if (!stuck) return;
+  // The stuck move: Cancel, confirmed by keyboard (focus starts on the dialog's "no" button),
+  // and its row turns rolled_back live.
+  await page.getByRole('button', { name: `Cancel the move of ${stuck}` }).press('Enter');
+  await page.waitForSelector('dialog[open]');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector(`${stuckRow}[data-state="rolled_back"]`, { timeout: 60000 });
+  assert(!(await page.$(`${stuckRow} [data-action]`)), 'no action on a rolled back move');
+  const flashText = (await page.textContent('#flash')).trim();
+  assert(flashText === `Move of ${stuck}: rolled back.`, `flash: ${flashText}`);
+  await screenshot(page, 'operator-moves-cancelled');
 });

@@ -62,7 +62,7 @@ export async function movesPage() {
   const startErr = h('p', { class: 'error', role: 'alert', id: 'move-error' });
   const start = h('form', { class: 'inline', id: 'start-move' },
     field('Tenant slug', { name: 'tenant', required: true, pattern: '[a-z][a-z0-9-]{2,62}', autocomplete: 'off' }),
-    select('Target shard', 'to_shard', shards.map((s) => [s.name, `${s.name} (${s.tenant_count} tenants)`]), shards.length ? shards[0].name : ''),
+    select('Target shard', 'to_shard', shards.map((s) => [s.name, `${s.name} (${s.tenant_count} tenant${s.tenant_count === 1 ? '' : 's'})`]), shards.length ? shards[0].name : ''),
     h('button', { type: 'submit' }, 'Start move'));
   start.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -98,14 +98,14 @@ export async function movesPage() {
     else if (!empty.isConnected) body.append(empty);
   }
 
-  function actionButton(m, verb, label, cls) {
+  function actionButton(m, verb, label, cls, confirmLabel) {
     return h('button', {
       type: 'button', class: cls, 'data-action': verb, 'aria-label': `${label} the move of ${m.tenant}`,
       onclick: async () => {
         const question = verb === 'cancel'
           ? `Cancel the move of ${m.tenant} to ${m.to_shard}? The tenant stays on ${m.from_shard} and the copy is deleted.`
           : `Resume the move of ${m.tenant} to ${m.to_shard} on this server?`;
-        if (!(await confirmDialog(question, label))) return;
+        if (!(await confirmDialog(question, confirmLabel))) return;
         try {
           const after = await post(`/v1/platform/moves/${m.id}/${verb}`);
           show(after);
@@ -119,8 +119,8 @@ export async function movesPage() {
 
   function row(m) {
     const actions = [];
-    if (!FINISHED.has(m.state)) actions.push(actionButton(m, 'resume', 'Resume', 'secondary'));
-    if (CANCELLABLE.has(m.state)) actions.push(actionButton(m, 'cancel', 'Cancel', 'danger'));
+    if (!FINISHED.has(m.state)) actions.push(actionButton(m, 'resume', 'Resume', 'secondary', 'Resume the move'));
+    if (CANCELLABLE.has(m.state)) actions.push(actionButton(m, 'cancel', 'Cancel', 'danger', 'Cancel the move'));
     return h('tr', { dataset: { moveId: m.id, state: m.state, tenant: m.tenant } },
       h('td', {}, m.tenant),
       h('td', {}, `${m.from_shard} → ${m.to_shard}`),

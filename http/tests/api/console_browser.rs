@@ -374,6 +374,32 @@ async fn operator_moves_a_tenant_from_the_moves_panel_and_watches_it_live_in_chr
     // Enough rows for the copy to show its progress bar for a moment.
     crate::moves_live::seed_prescribers(&app.shard_pool(from), TestApp::tenant_id(&tenant), 40_000)
         .await?;
+    // A second tenant whose move's runner (on another instance) dies right after it starts
+    // copying: the page finds it in its first snapshot and cancels it.
+    let stuck = app.create_tenant("e2e-stuck").await;
+    let stuck_to = 1 - TestApp::shard_index(&stuck);
+    let (crashing, _crashing_handle) = app
+        .spawn_peer_with(|s| s.moves.stop_after = Some("copying".into()))
+        .await;
+    let res = app
+        .client
+        .post(format!("{crashing}/v1/platform/tenants/e2e-stuck/moves"))
+        .bearer_auth(&app.token)
+        .json(&json!({"to_shard": format!("shard-{stuck_to}")}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 202);
+    let stuck_move: serde_json::Value = res.json().await?;
+    let stuck_path = format!(
+        "/v1/platform/moves/{}",
+        stuck_move["id"].as_str().unwrap_or_default()
+    );
+    let copying = eventually(std::time::Duration::from_secs(30), || async {
+        let m: serde_json::Value = app.get(&stuck_path).await.json().await.unwrap_or_default();
+        m["state"] == "copying"
+    })
+    .await;
+    assert!(copying, "the stuck move reached copying");
     let out = node(
         "moves.mjs",
         vec![
@@ -383,6 +409,7 @@ async fn operator_moves_a_tenant_from_the_moves_panel_and_watches_it_live_in_chr
             "e2e-move".into(),
             format!("shard-{from}"),
             format!("shard-{to}"),
+            "e2e-stuck".into(),
         ],
     )
     .await?;
@@ -407,6 +434,18 @@ async fn operator_moves_a_tenant_from_the_moves_panel_and_watches_it_live_in_chr
             .as_str()
             .is_some_and(|s| s.starts_with("operator:")),
         "{moves}"
+    );
+    let stuck_move: serde_json::Value = app.get(&stuck_path).await.json().await?;
+    assert_eq!(stuck_move["state"], "rolled_back", "{stuck_move}");
+    let stuck: serde_json::Value = app
+        .get("/v1/platform/tenants/e2e-stuck")
+        .await
+        .json()
+        .await?;
+    assert_eq!(
+        TestApp::shard_index(&stuck),
+        1 - stuck_to,
+        "the cancelled move left the tenant where it was: {stuck}"
     );
     Ok(())
 }
