@@ -174,6 +174,17 @@ pub async fn live(
     Ok(res)
 }
 
+/// The bounded queue: when more than `bound` local changes wait for a socket, they are dropped
+/// (the receiver moves to the newest end) and `true` says the client is owed a snapshot instead.
+fn drop_backlog_over(local: &mut broadcast::Receiver<MoveRecord>, bound: usize) -> bool {
+    if local.len() > bound.max(1) {
+        *local = local.resubscribe();
+        true
+    } else {
+        false
+    }
+}
+
 /// One open socket's task.
 struct Socket {
     /// The snapshot, the catalog polls.
@@ -227,9 +238,7 @@ impl Socket {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
         loop {
-            // The bounded queue: a client this far behind gets a snapshot instead.
-            if local.len() > self.settings.queue_bound.max(1) {
-                *local = local.resubscribe();
+            if drop_backlog_over(local, self.settings.queue_bound) {
                 self.resync(session).await?;
                 continue;
             }
@@ -366,6 +375,23 @@ mod tests {
         assert!(
             !v.offer(&record(MoveState::Copying, t1, 40)),
             "same instant, state behind"
+        );
+    }
+
+    #[test]
+    fn a_backlog_over_its_bound_is_dropped_for_a_snapshot() {
+        let (tx, mut rx) = broadcast::channel(64);
+        for i in 0..5 {
+            let _ = tx.send(record(MoveState::Copying, Utc::now(), i));
+        }
+        assert!(!drop_backlog_over(&mut rx, 5), "at the bound: kept");
+        let _ = tx.send(record(MoveState::Copying, Utc::now(), 5));
+        assert!(drop_backlog_over(&mut rx, 5), "over it: dropped");
+        assert_eq!(rx.len(), 0);
+        let _ = tx.send(record(MoveState::CatchingUp, Utc::now(), 6));
+        assert_eq!(
+            rx.try_recv().map(|m| m.state).ok(),
+            Some(MoveState::CatchingUp)
         );
     }
 
