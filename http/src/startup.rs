@@ -207,6 +207,9 @@ impl Application {
             Duration::from_millis(settings.moves.lease_ttl_ms),
             instance_id.clone(),
         );
+        if settings.moves.resume_orphans_ms > 0 {
+            moves.watch_orphans(Duration::from_millis(settings.moves.resume_orphans_ms));
+        }
         let state = AppState {
             live,
             counters,

@@ -352,7 +352,9 @@ impl TestApp {
         settings.events.retry_max_ms = 400;
         settings.events.max_attempts = opts.max_attempts.unwrap_or(3);
         // A crashed move runner's lease expires quickly, so a test can resume its move.
-        settings.moves.lease_ttl_ms = 1_500;
+        settings.moves.lease_ttl_ms = 3_000;
+        // Tests resume dead runners' moves themselves (one test turns the watcher on).
+        settings.moves.resume_orphans_ms = 0;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let app = Application::build_with_listener(settings.clone(), listener).await?;
         let base = format!("http://127.0.0.1:{}", app.port());

@@ -700,3 +700,67 @@ async fn moves_that_make_no_sense_are_refused_with_their_codes() -> TestResult {
     assert_eq!(done["state"], "done");
     Ok(())
 }
+
+#[actix_web::test]
+async fn a_move_whose_runner_died_while_frozen_is_finished_by_another_instance_unasked()
+-> TestResult {
+    let server = PgServer::start()?;
+    let app = TestApp::spawn_with(AppOptions {
+        shard1_server: Some(server.url()),
+        ..Default::default()
+    })
+    .await;
+    // An instance that resumes orphaned moves on its own, every 300 ms.
+    let (watcher, _watcher_handle) = app
+        .spawn_peer_with(|s| s.moves.resume_orphans_ms = 300)
+        .await;
+    let tenant = app.create_tenant("orphan").await;
+    let id = TestApp::tenant_id(&tenant);
+    let from = TestApp::shard_index(&tenant);
+    let to = 1 - from;
+    seed_prescribers(&app.shard_pool(from), id, 1_000).await?;
+    let (crashing, crashing_handle) = app
+        .spawn_peer_with(|s| s.moves.stop_after = Some("frozen".into()))
+        .await;
+    let m = start_move(&app, &crashing, "orphan", &format!("shard-{to}")).await;
+    let move_id = m["id"].as_str().unwrap_or("").to_owned();
+    let m = wait_move(
+        &app,
+        &move_id,
+        &["frozen", "flipped", "done"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_ne!(m["state"], "pending", "{m}");
+    crashing_handle.stop(false).await;
+    // A write arriving while the tenant is frozen and nobody runs the move waits, then completes
+    // on the new shard once the watcher has finished the move.
+    let res = app
+        .client
+        .post(format!("{watcher}/v1/tenants/orphan/locations"))
+        .bearer_auth(app.tenant_key("orphan").unwrap_or_default())
+        .json(&location_body("PATIENT"))
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let m = wait_move(
+        &app,
+        &move_id,
+        &["done", "rolled_back"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(m["state"], "done", "{m}");
+    assert!(
+        m["runner"].as_str().is_some(),
+        "the move records who finished it: {m}"
+    );
+    let created: Value = res.json().await?;
+    let created = created["id"].as_str().unwrap_or("").to_owned();
+    assert!(
+        location_ids(&app.shard_pool(to), id)
+            .await?
+            .contains(&created)
+    );
+    Ok(())
+}
