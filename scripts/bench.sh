@@ -4,6 +4,9 @@
 #   bare   wrk → aries-bench-bare: the same route and JSON body from a bare actix-web handler (no I/O)
 #   pg-*   pgbench → the shard holding the tenant: the raw primary-key SELECT, the same under RLS,
 #          and the tenant transaction the app runs (BEGIN; set_config; SELECT; COMMIT)
+#   move   a tenant with 100,000 rows moved online to a shard on a second Postgres server (a
+#          throwaway cluster started here) while wrk keeps creating locations in it: the move's time,
+#          its freeze, and the longest any write waited (wrk's max latency), failed writes (must be 0)
 # Results go to the terminal and target/bench/latest.md (raw outputs beside it). docs/BENCHMARKS.md
 # explains the method. Everything started here is stopped, and the bench databases dropped, on exit.
 #
@@ -93,6 +96,10 @@ cleanup() {
     trap - EXIT INT TERM
     stop_pid "$STACK_PID" "aries serve"
     stop_pid "$BARE_PID" "aries-bench-bare"
+    [[ -n ${WRITER_PID:-} ]] && kill "$WRITER_PID" 2>/dev/null
+    if [[ -n ${PG2_STARTED:-} ]]; then
+        as_postgres "$(pg_bindir)/pg_ctl -D '$PG2_DIR' -m immediate -w stop" >/dev/null 2>&1 || true
+    fi
     drop_bench_dbs 2>/dev/null || warn "could not drop the bench databases (${BENCH_DBS[*]})"
     if [[ ${ARIES_BENCH_KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf -- "$TMP"; fi
     ((rc == 0)) || warn "bench failed (exit $rc); logs in $OUT/"
@@ -397,6 +404,92 @@ run_pgbench pg-rls "$TMP/raw.sql" tcp-app-session
 run_pgbench pg-tx "$TMP/tx.sql" tcp-app
 run_pgbench pg-tx3 "$TMP/tx3.sql" tcp-app simple
 
+# --- tenant move under load ----------------------------------------------------------------------
+
+MOVE_ROWS=${ARIES_BENCH_MOVE_ROWS:-100000}
+MOVE_SECS=${ARIES_BENCH_MOVE_SECS:-30}
+PG2_DIR="$TMP/pg2"
+PG2_PORT=""
+log "second Postgres server for the move's target shard"
+for port in $(seq 55440 55460); do tcp_open 127.0.0.1 "$port" || { PG2_PORT=$port; break; }; done
+[[ -n $PG2_PORT ]] || die "no free port for the second Postgres server"
+mkdir -p "$PG2_DIR" && chown postgres "$PG2_DIR"
+as_postgres "$(pg_bindir)/initdb -D '$PG2_DIR' -A trust -U postgres --no-sync" >"$OUT/pg2-initdb.log" 2>&1 ||
+    die "initdb for the second server failed (see $OUT/pg2-initdb.log)"
+as_postgres "$(pg_bindir)/pg_ctl -D '$PG2_DIR' -o \"-p $PG2_PORT -k /tmp -c listen_addresses=127.0.0.1\" -l '$PG2_DIR/log' -w start" >/dev/null ||
+    die "the second Postgres server did not start (see $PG2_DIR/log)"
+PG2_STARTED=1
+as_postgres "psql -X -q -v ON_ERROR_STOP=1 -h /tmp -p $PG2_PORT -d postgres" <<SQL
+create role $PG_OWNER login password '${ARIES_PG_OWNER_PASSWORD:-aries_owner}' createdb;
+create role $PG_APP login password '$PG_APP_PASSWORD';
+create database aries_bench_shard_2 owner $PG_OWNER template template0 encoding 'UTF8' lc_collate 'C.UTF-8' lc_ctype 'C.UTF-8';
+SQL
+
+log "starting aries serve again for the move"
+env "${STACK_ENV[@]}" "$ARIES_BIN" serve >>"$OUT/aries-serve.log" 2>&1 &
+STACK_PID=$!
+wait_http_200 "http://$STACK_ADDR/health/live" 60 "$STACK_PID" "aries serve"
+status=$(http POST "http://$STACK_ADDR/v1/platform/tenants" '{"slug":"bench-move","name":"Bench Move DME","plan":"standard"}')
+expect_status 201 "$status" "POST /v1/platform/tenants (bench-move)"
+MOVE_TID=$(json_field "$TMP/resp" id)
+MOVE_FROM=$(json_field "$TMP/resp" shard)
+status=$(http POST "http://$STACK_ADDR/v1/platform/tenants/bench-move/api-keys" '{"name":"bench","roles":["owner"]}')
+expect_status 201 "$status" "POST api-keys (bench-move)"
+MOVE_KEY=$(json_field "$TMP/resp" secret)
+from_db=aries_bench_shard_${MOVE_FROM##*-}
+log "seeding $MOVE_ROWS prescribers for bench-move on $from_db"
+psql_su "$from_db" <<SQL
+insert into prescriber (tenant_id, prescriber_id, first_name, last_name, npi, credentials, license_expires, pecos_enrolled)
+select '$MOVE_TID', gen_random_uuid(), 'First' || i, 'Last ' || md5(i::text), lpad(i::text, 10, '0'),
+       case when i % 3 = 0 then 'MD' end, date '2027-01-01' + (i % 400)::int, i % 2 = 0
+from generate_series(1, $MOVE_ROWS) i;
+SQL
+log "aries shards add shard-2 (second server, port $PG2_PORT)"
+aries shards add shard-2 "postgres://127.0.0.1:$PG2_PORT/aries_bench_shard_2"
+
+cat >"$TMP/writer.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"code":"MV%d","name":"Branch %d","address":{"line1":"1 Main St","city":"Austin","state":"TX","postal_code":"78701"}}', counter, counter)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer $MOVE_KEY"}, body)
+end
+LUA
+WRITER_URL="http://$STACK_ADDR/v1/tenants/bench-move/locations"
+log "wrk -t1 -c4 -d${MOVE_SECS}s -s writer.lua $WRITER_URL  [writes during the move]"
+wrk -t1 -c4 "-d${MOVE_SECS}s" --latency --timeout 60s -s "$TMP/writer.lua" "$WRITER_URL" >"$OUT/wrk-move-writer.txt" 2>&1 &
+WRITER_PID=$!
+sleep 3
+status=$(http POST "http://$STACK_ADDR/v1/platform/tenants/bench-move/moves" '{"to_shard":"shard-2"}')
+expect_status 202 "$status" "POST /v1/platform/tenants/bench-move/moves"
+MOVE_ID=$(json_field "$TMP/resp" id)
+deadline=$((SECONDS + 600))
+while :; do
+    status=$(http GET "http://$STACK_ADDR/v1/platform/moves/$MOVE_ID")
+    state=$(json_field "$TMP/resp" state)
+    [[ $state == done || $state == rolled_back ]] && break
+    ((SECONDS < deadline)) || die "the move did not finish within 600 s (state $state)"
+    sleep 0.2
+done
+cp "$TMP/resp" "$OUT/move.json"
+[[ $state == done ]] || die "the move was rolled back: $(json_field "$OUT/move.json" error)"
+wait "$WRITER_PID" || die "the writer (wrk) failed (see $OUT/wrk-move-writer.txt)"
+read -r MOVE_W_RPS MOVE_W_AVG MOVE_W_P50 MOVE_W_P99 MOVE_W_NON2XX MOVE_W_SOCKERR _ < <(wrk_parse "$OUT/wrk-move-writer.txt")
+MOVE_W_MAX=$(awk '$1 == "Latency" && $2 != "Distribution" { v = $4; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v; exit }' "$OUT/wrk-move-writer.txt")
+MOVE_PAUSE=$(json_field "$OUT/move.json" pause_ms)
+MOVE_COPIED=$(json_field "$OUT/move.json" rows_copied)
+MOVE_CHANGES=$(json_field "$OUT/move.json" changes_applied)
+MOVE_ROUNDS=$(json_field "$OUT/move.json" catch_up_rounds)
+MOVE_TOOK=$(python3 -c 'import json,sys,datetime as d
+m=json.load(open(sys.argv[1])); p=lambda s: d.datetime.fromisoformat(s.replace("Z","+00:00"))
+print(round((p(m["finished_at"])-p(m["created_at"])).total_seconds()*1000))' "$OUT/move.json")
+MOVE_FLIP=$(python3 -c 'import json,sys,datetime as d
+m=json.load(open(sys.argv[1])); p=lambda s: d.datetime.fromisoformat(s.replace("Z","+00:00"))
+print(round((p(m["flipped_at"])-p(m["created_at"])).total_seconds()*1000))' "$OUT/move.json")
+log "move: $MOVE_COPIED rows, flipped after $MOVE_FLIP ms, done after $MOVE_TOOK ms, freeze $MOVE_PAUSE ms; writer max latency $MOVE_W_MAX ms, non-2xx $MOVE_W_NON2XX"
+stop_pid "$STACK_PID" "aries serve"
+STACK_PID=""
+
 # --- report --------------------------------------------------------------------------------------
 
 ratio() { # a ÷ b with 2-3 significant digits, e.g. 0.0312×, 0.31×, 3.2×, 31×
@@ -426,7 +519,19 @@ row() { # row NAME WHAT RPS AVG P50 P99
         "$PG_TX_RPS" "$PG_TX_AVG" "$PG_TX_P50" "$PG_TX_P99"
     row pg-tx3 "BEGIN+set_config in one message; SELECT; COMMIT: the app's tx (pgbench)" \
         "$PG_TX3_RPS" "$PG_TX3_AVG" "$PG_TX3_P50" "$PG_TX3_P99"
+    row writer "POST locations of bench-move during its move (wrk -t1 -c4, Lua)" \
+        "$MOVE_W_RPS" "$MOVE_W_AVG" "$MOVE_W_P50" "$MOVE_W_P99"
 } >"$TMP/table.md"
+{
+    echo "| move of bench-move ($MOVE_COPIED rows) to a second Postgres server | value |"
+    echo "|---|---:|"
+    echo "| request → flip (copy, catch-up, freeze, verify) | $MOVE_FLIP ms |"
+    echo "| request → done (source rows removed) | $MOVE_TOOK ms |"
+    echo "| freeze (writes held, then served on the target) | $MOVE_PAUSE ms |"
+    echo "| longest write during the run (wrk max latency) | $MOVE_W_MAX ms |"
+    echo "| writes replayed by the catch-up / rounds | $MOVE_CHANGES / $MOVE_ROUNDS |"
+    echo "| failed writes (non-2xx + socket errors) | $((MOVE_W_NON2XX + MOVE_W_SOCKERR)) |"
+} >"$TMP/move.md"
 {
     echo "- stack ÷ bare:  throughput $(ratio "$STACK_RPS" "$BARE_RPS"), p50 latency $(ratio "$STACK_P50" "$BARE_P50"), p99 latency $(ratio "$STACK_P99" "$BARE_P99")"
     echo "- stack ÷ pg-tx3: throughput $(ratio "$STACK_RPS" "$PG_TX3_RPS"), p50 latency $(ratio "$STACK_P50" "$PG_TX3_P50"), p99 latency $(ratio "$STACK_P99" "$PG_TX3_P99") (against the transaction the app runs)"
@@ -438,6 +543,7 @@ problems=()
 ((BARE_NON2XX == 0)) || problems+=("bare answered $BARE_NON2XX non-2xx responses")
 ((STACK_SOCKERR == 0)) || problems+=("wrk saw $STACK_SOCKERR socket errors against the stack")
 ((BARE_SOCKERR == 0)) || problems+=("wrk saw $BARE_SOCKERR socket errors against bare")
+((MOVE_W_NON2XX + MOVE_W_SOCKERR == 0)) || problems+=("writes failed during the move: $MOVE_W_NON2XX non-2xx, $MOVE_W_SOCKERR socket errors")
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
 [[ -z $(git status --porcelain 2>/dev/null | head -n1) ]] || commit+=" (+ uncommitted changes)"
@@ -454,6 +560,8 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
     cat "$TMP/table.md"
     echo
     cat "$TMP/ratios.md"
+    echo
+    cat "$TMP/move.md"
     for p in "${problems[@]}"; do echo "- **WARNING: $p**"; done
 } >"$OUT/latest.md"
 
@@ -461,6 +569,8 @@ echo
 cat "$TMP/table.md"
 echo
 cat "$TMP/ratios.md"
+echo
+cat "$TMP/move.md"
 echo
 log "written to $OUT/latest.md (raw outputs: $OUT/wrk-*.txt, $OUT/pgbench-*.txt)"
 if ((${#problems[@]} > 0)); then

@@ -8,8 +8,12 @@
 //!   takes over a move whose runner is gone (its lease expired) and continues from the recorded
 //!   state; **cancel** rolls back a move that has not flipped (stopping this instance's runner
 //!   first, if it has one).
+//! - **Orphans**: every instance looks for unfinished moves whose lease is free (their runner
+//!   died) every `moves.resume_orphans_ms` and resumes them itself, so a crash during a freeze
+//!   holds the tenant's writes for about a lease's length, not until someone notices.
 //! - **Progress**: every recorded change is sent to [`TenantMoves::subscribe`]rs (the operators'
-//!   live socket); after the flip this instance's actor for the tenant reloads at once (other
+//!   live socket; [`TenantMoves::changed_since`] is how it sees the other instances' runners);
+//!   after the flip this instance's actor for the tenant reloads at once (other
 //!   instances learn it from the source shard's fence on their next request).
 
 use crate::directory::Directory;
@@ -20,6 +24,7 @@ use aries_shards::moves::{MoveError, MoveRecord, MoveState};
 use aries_shards::{CatalogError, ShardStatus};
 use aries_tenants::TenantSlug;
 use aries_tenants::audit::AuditActor;
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +113,30 @@ impl TenantMoves {
 
     pub fn records(&self) -> &Moves {
         &self.moves
+    }
+
+    /// The catalog's clock now, and every move whose record changed at or after `since` (by that
+    /// clock; none when `since` is absent): how the operators' socket follows moves run by other
+    /// instances, whose changes this instance's [`TenantMoves::subscribe`] never carries.
+    pub async fn changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<(DateTime<Utc>, Vec<MoveRecord>), MovesError> {
+        let (now, ids): (DateTime<Utc>, Vec<Uuid>) = sqlx::query_as(
+            "select now(), array(select move_id from tenant_move \
+             where $1::timestamptz is not null and updated_at >= $1 order by move_id)",
+        )
+        .bind(since)
+        .fetch_one(self.directory.catalog().pool())
+        .await
+        .map_err(CatalogError::from)?;
+        let mut changed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.moves.find(id).await? {
+                changed.push(m);
+            }
+        }
+        Ok((now, changed))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<MoveRecord, MovesError> {
@@ -296,19 +325,23 @@ impl TenantMoves {
         })
     }
 
+    /// The "lease lost" check of one lease term: a cancel asked to stop, or a renewal failed.
+    fn lost_check(stop: &Arc<AtomicBool>, lease: &Lease) -> Arc<dyn Fn() -> bool + Send + Sync> {
+        let stop = stop.clone();
+        let shadow = lease.is_lost_flag();
+        Arc::new(move || stop.load(Ordering::SeqCst) || shadow.load(Ordering::SeqCst))
+    }
+
     async fn spawn(&self, m: MoveRecord, lease: Lease, by: AuditActor) -> Result<(), MovesError> {
         if let Err(e) = self.moves.claim(m.id, lease.token, &self.instance).await {
             let _ = self.locks.release(lease).await;
             return Err(MovesError::InProgress(e.to_string()));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let keep_alive = self.locks.keep_alive(&lease);
-        let lost = {
-            let stop = stop.clone();
-            let shadow = lease.is_lost_flag();
-            Arc::new(move || stop.load(Ordering::SeqCst) || shadow.load(Ordering::SeqCst))
-        };
-        let ctx = match self.context(&m, lease.token, by, lost).await {
+        let first = match self
+            .context(&m, lease.token, by.clone(), Self::lost_check(&stop, &lease))
+            .await
+        {
             Ok(ctx) => ctx,
             Err(e) => {
                 let _ = self.locks.release(lease).await;
@@ -319,32 +352,83 @@ impl TenantMoves {
         self.running.insert(
             m.id,
             Running {
-                stop,
+                stop: stop.clone(),
                 done: done_rx,
             },
         );
         let me = self.clone();
         tokio::spawn(async move {
-            let outcome = engine::run(&ctx, m.id).await;
-            match &outcome {
-                Ok(rec) => {
-                    tracing::info!(move_id = %m.id, tenant = %m.tenant, state = rec.state.as_str(), "tenant move ended");
+            let mut lease = lease;
+            let mut ctx = Some(first);
+            // One lease term per turn: a renewal that failed (Redis slow for a moment) ends the
+            // term; the runner takes the lease again if nobody else did and goes on from the
+            // recorded state, else it leaves the move to whoever has it.
+            let release = loop {
+                let keep_alive = me.locks.keep_alive(&lease);
+                let term = match ctx.take() {
+                    Some(c) => c,
+                    None => match me
+                        .context(&m, lease.token, by.clone(), Self::lost_check(&stop, &lease))
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(move_id = %m.id, error = %e, "tenant move cannot continue");
+                            break Some(lease);
+                        }
+                    },
+                };
+                let outcome = engine::run(&term, m.id).await;
+                drop(keep_alive);
+                match outcome {
+                    Ok(rec) => {
+                        tracing::info!(move_id = %m.id, tenant = %m.tenant, state = rec.state.as_str(), "tenant move ended");
+                        break Some(lease);
+                    }
+                    Err(MoveError::Injected(at)) => {
+                        // A simulated crash: leave the lease to expire, as a dead process would.
+                        tracing::warn!(move_id = %m.id, at, "tenant move runner stopped (fault injection)");
+                        break None;
+                    }
+                    Err(MoveError::LeaseLost) if !stop.load(Ordering::SeqCst) => {
+                        let _ = me.locks.release(lease).await;
+                        // Our own stale key may still be there until it expires: wait that long.
+                        let again = match me
+                            .locks
+                            .acquire_waiting(
+                                &Self::lease_name(m.tenant_id),
+                                me.lease_ttl,
+                                me.lease_ttl * 2,
+                                me.lease_ttl * 2,
+                            )
+                            .await
+                        {
+                            Ok(l) => l,
+                            Err(e) => {
+                                tracing::warn!(move_id = %m.id, error = %e, "tenant move runner lost its lease; leaving the move to its new holder");
+                                break None;
+                            }
+                        };
+                        if me
+                            .moves
+                            .claim(m.id, again.token, &me.instance)
+                            .await
+                            .is_err()
+                        {
+                            break Some(again);
+                        }
+                        tracing::info!(move_id = %m.id, "tenant move runner took its lease again; going on");
+                        lease = again;
+                    }
+                    Err(e) => {
+                        tracing::warn!(move_id = %m.id, tenant = %m.tenant, error = %e, "tenant move stopped");
+                        break Some(lease);
+                    }
                 }
-                Err(MoveError::Injected(at)) => {
-                    // A simulated crash: leave the lease to expire, as a dead process would.
-                    tracing::warn!(move_id = %m.id, at, "tenant move runner stopped (fault injection)");
-                    drop(keep_alive);
-                    me.running.remove(&m.id);
-                    let _ = done_tx.send(true);
-                    drop(lease);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(move_id = %m.id, tenant = %m.tenant, error = %e, "tenant move stopped");
-                }
+            };
+            if let Some(lease) = release {
+                let _ = me.locks.release(lease).await;
             }
-            drop(keep_alive);
-            let _ = me.locks.release(lease).await;
             me.running.remove(&m.id);
             let _ = done_tx.send(true);
             if let Ok(rec) = me.moves.get(m.id).await {
@@ -352,6 +436,51 @@ impl TenantMoves {
             }
         });
         Ok(())
+    }
+
+    /// Resumes, on this instance, every unfinished move that no runner holds (its lease is free):
+    /// runners renew their leases, so only moves whose runner died are taken. Returns how many.
+    pub async fn resume_orphans(&self) -> Result<usize, MovesError> {
+        let unfinished = self.moves.list(None, true, None, 100).await?;
+        let mut resumed = 0;
+        for m in unfinished {
+            if self.running.contains_key(&m.id) {
+                continue;
+            }
+            let Ok(lease) = self.lease(m.tenant_id).await else {
+                continue;
+            };
+            // Re-read under the lease: the move may have finished in the meantime.
+            let m = match self.moves.find(m.id).await? {
+                Some(m) if !m.state.is_finished() => m,
+                _ => {
+                    let _ = self.locks.release(lease).await;
+                    continue;
+                }
+            };
+            tracing::warn!(move_id = %m.id, tenant = %m.tenant, state = m.state.as_str(), "resuming a move whose runner is gone");
+            let by = AuditActor {
+                actor: format!("system:{}", self.instance),
+                ..AuditActor::default()
+            };
+            if self.spawn(m, lease, by).await.is_ok() {
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Runs [`TenantMoves::resume_orphans`] every `every`, for as long as the runtime lives.
+    pub fn watch_orphans(&self, every: Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = me.resume_orphans().await {
+                    tracing::debug!(error = %e, "looking for orphaned moves failed");
+                }
+            }
+        });
     }
 
     /// Waits (at most `limit`) until this instance's runner of the move, if any, has stopped.

@@ -298,6 +298,7 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
             let mut loaded = loaded;
             let mut op = op;
             let deadline = Instant::now() + move_wait;
+            let mut pause = Duration::from_millis(5);
             // The shard refuses the tenant under our placement only while a move freezes it or
             // after one flipped it: follow the catalog and run the operation where it now lives.
             let outcome = loop {
@@ -312,9 +313,11 @@ impl<O: TenantOp> Handler<Exec<O>> for TenantActor {
                 match attempt {
                     Ok(Attempt::Moved(back)) => {
                         op = back;
-                        match follow_placement(&directory, &loaded, deadline).await {
+                        match follow_placement(&directory, &loaded, deadline, &mut pause).await {
                             Ok(next) => {
-                                me.do_send(Relocated(next.clone()));
+                                if next.tenant.placement != loaded.tenant.placement {
+                                    me.do_send(Relocated(next.clone()));
+                                }
                                 loaded = next;
                             }
                             Err(e) => break Ok(Err(e)),
@@ -398,31 +401,32 @@ fn unavailable(shard: &ShardHandle, e: sqlx::Error) -> TenantError {
     }
 }
 
-/// Waits until the catalog places the tenant differently from `loaded` (a move flipped it) and
-/// returns the new state; until `deadline`, after which the caller is told the tenant is moving.
+/// After the shard refused the tenant under `loaded`'s placement: the state to retry with. The
+/// catalog's placement when a move flipped it; otherwise (a move froze the tenant, or a cancelled
+/// move is about to unfreeze it) the same state after a short pause, so the caller retries where
+/// it was. Past `deadline`, the caller is told the tenant is moving.
 async fn follow_placement(
     directory: &Directory,
     loaded: &Loaded,
     deadline: Instant,
+    pause: &mut Duration,
 ) -> Result<Loaded, TenantError> {
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match directory.load(&loaded.tenant.slug).await {
-            Ok(next) if next.tenant.placement != loaded.tenant.placement => return Ok(next),
-            Ok(_) => {}
-            Err(TenantError::TenantNotFound) => return Err(TenantError::TenantNotFound),
-            Err(e) => {
-                tracing::debug!(tenant = %loaded.tenant.slug, error = %e, "placement reload failed; retrying");
-            }
+    match directory.load(&loaded.tenant.slug).await {
+        Ok(next) if next.tenant.placement != loaded.tenant.placement => return Ok(next),
+        Ok(_) => {}
+        Err(TenantError::TenantNotFound) => return Err(TenantError::TenantNotFound),
+        Err(e) => {
+            tracing::debug!(tenant = %loaded.tenant.slug, error = %e, "placement reload failed; retrying");
         }
-        if Instant::now() + pause > deadline {
-            return Err(TenantError::TenantMoving {
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
+    if Instant::now() + *pause > deadline {
+        return Err(TenantError::TenantMoving {
+            retry_after: Duration::from_secs(1),
+        });
+    }
+    tokio::time::sleep(*pause).await;
+    *pause = (*pause * 2).min(Duration::from_millis(50));
+    Ok(loaded.clone())
 }
 
 /// Begin, run, commit. A shard that no longer serves the tenant under the actor's placement gives
@@ -520,13 +524,16 @@ async fn authorize_in_tx(
     move_wait: Duration,
 ) -> Result<Option<Principal>, TenantError> {
     let deadline = Instant::now() + move_wait;
+    let mut pause = Duration::from_millis(5);
     let mut tx = loop {
         let epoch = loaded.tenant.placement.map(|p| p.epoch);
         match enter(&loaded, Fence::Read { epoch }).await? {
             Some(tx) => break tx,
             None => {
-                let next = follow_placement(&directory, &loaded, deadline).await?;
-                me.do_send(Relocated(next.clone()));
+                let next = follow_placement(&directory, &loaded, deadline, &mut pause).await?;
+                if next.tenant.placement != loaded.tenant.placement {
+                    me.do_send(Relocated(next.clone()));
+                }
                 loaded = next;
             }
         }

@@ -7,6 +7,7 @@ import { ApiError, post } from './api.js';
 import * as operator from './operator.js';
 import * as tenant from './tenant.js';
 import * as dashboard from './dashboard.js';
+import * as moves from './moves.js';
 
 const operatorPages = {
   login: operator.loginPage,
@@ -15,6 +16,7 @@ const operatorPages = {
   shards: operator.shardsPage,
   'dead-letters': operator.deadLettersPage,
   audit: operator.auditPage,
+  moves: moves.movesPage,
 };
 
 const tenantPages = {
@@ -47,6 +49,7 @@ function setNav(route) {
     nav.replaceChildren(
       link('#/tenants', 'Tenants', route.page === 'tenants'),
       link('#/shards', 'Shards', route.page === 'shards'),
+      link('#/moves', 'Moves', route.page === 'moves'),
       link('#/dead-letters', 'Dead letters', route.page === 'dead-letters'),
       link('#/audit', 'Audit', route.page === 'audit'),
       h('button', { type: 'button', onclick: () => logout('/v1/platform/sessions/logout', '#/login') }, 'Log out'),

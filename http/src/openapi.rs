@@ -7,6 +7,7 @@ use crate::routes::counters;
 use crate::routes::dead_letters;
 use crate::routes::live;
 use crate::routes::moves;
+use crate::routes::moves_live;
 use crate::routes::notifications;
 use crate::routes::patients;
 use crate::routes::price_lists;
@@ -29,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         platform::resume_tenant, platform::archive_tenant, platform::list_shards,
         dead_letters::list, dead_letters::show, dead_letters::replay_one,
         moves::start, moves::list_for_tenant, moves::list, moves::show, moves::resume, moves::cancel,
+        moves_live::live,
         locations::create, locations::list, locations::show, locations::update, locations::delete,
         prescribers::create, prescribers::list, prescribers::show, prescribers::update,
         payers::create, payers::list, payers::show, payers::update,

@@ -65,6 +65,9 @@ pub struct MoveSettings {
     /// Tests of crash recovery only: the runner stops dead right after recording this state
     /// (`copying`, `catching_up`, `frozen` or `flipped`). Never set it in production.
     pub stop_after: Option<String>,
+    /// Every this many milliseconds the instance resumes unfinished moves whose runner died (its
+    /// lease expired); 0 leaves them to an operator's `…/resume` or `…/cancel`.
+    pub resume_orphans_ms: u64,
 }
 
 impl Default for MoveSettings {
@@ -77,6 +80,7 @@ impl Default for MoveSettings {
             drain_wait_ms: 30_000,
             lease_ttl_ms: 15_000,
             stop_after: None,
+            resume_orphans_ms: 5_000,
         }
     }
 }

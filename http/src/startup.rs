@@ -221,6 +221,9 @@ impl Application {
             Duration::from_millis(settings.moves.lease_ttl_ms),
             instance_id.clone(),
         );
+        if settings.moves.resume_orphans_ms > 0 {
+            moves.watch_orphans(Duration::from_millis(settings.moves.resume_orphans_ms));
+        }
         let shard_jobs = aries_actors::shard_jobs::ShardJobRunner::new(
             core.platform.clone(),
             core.directory.clone(),

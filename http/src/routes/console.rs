@@ -68,6 +68,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/dashboard.js"),
     },
     Asset {
+        name: "moves.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/moves.js"),
+    },
+    Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../../console/favicon.svg"),

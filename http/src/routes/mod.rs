@@ -12,6 +12,7 @@ pub mod live;
 pub mod locations;
 pub mod meta;
 pub mod moves;
+pub mod moves_live;
 pub mod notifications;
 pub mod oauth;
 pub mod operators;
@@ -111,6 +112,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/moves/{move_id}").route(web::get().to(moves::show)))
             .service(resource("/moves/{move_id}/resume").route(web::post().to(moves::resume)))
             .service(resource("/moves/{move_id}/cancel").route(web::post().to(moves::cancel)))
+            .service(resource("/live").route(web::get().to(moves_live::live)))
             .service(resource("/dead-letters").route(web::get().to(dead_letters::list)))
             .service(
                 resource("/dead-letters/{dead_letter_id}").route(web::get().to(dead_letters::show)),

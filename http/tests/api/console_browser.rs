@@ -350,3 +350,102 @@ async fn dashboard_page_follows_the_live_protocol_in_chromium() -> TestResult {
     assert!(out.contains("OK dashboard-protocol"), "{out}");
     Ok(())
 }
+
+#[actix_web::test]
+async fn operator_moves_a_tenant_from_the_moves_panel_and_watches_it_live_in_chromium() -> TestResult
+{
+    // Shard-1 on a Postgres server of its own, as in production.
+    let server = PgServer::start()?;
+    let app = TestApp::spawn_with(AppOptions {
+        shard1_server: Some(server.url()),
+        ..Default::default()
+    })
+    .await;
+    let res = app
+        .post_json(
+            "/v1/platform/operators",
+            &json!({"email": "mover@aries.test", "display_name": "Mover", "password": PASSWORD, "role": "platform_operator"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let tenant = app.create_tenant("e2e-move").await;
+    let from = TestApp::shard_index(&tenant);
+    let to = 1 - from;
+    // Enough rows for the copy to show its progress bar for a moment.
+    crate::moves_live::seed_prescribers(&app.shard_pool(from), TestApp::tenant_id(&tenant), 40_000)
+        .await?;
+    // A second tenant whose move's runner (on another instance) dies right after it starts
+    // copying: the page finds it in its first snapshot and cancels it.
+    let stuck = app.create_tenant("e2e-stuck").await;
+    let stuck_to = 1 - TestApp::shard_index(&stuck);
+    let (crashing, _crashing_handle) = app
+        .spawn_peer_with(|s| s.moves.stop_after = Some("copying".into()))
+        .await;
+    let res = app
+        .client
+        .post(format!("{crashing}/v1/platform/tenants/e2e-stuck/moves"))
+        .bearer_auth(&app.token)
+        .json(&json!({"to_shard": format!("shard-{stuck_to}")}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 202);
+    let stuck_move: serde_json::Value = res.json().await?;
+    let stuck_path = format!(
+        "/v1/platform/moves/{}",
+        stuck_move["id"].as_str().unwrap_or_default()
+    );
+    let copying = eventually(std::time::Duration::from_secs(30), || async {
+        let m: serde_json::Value = app.get(&stuck_path).await.json().await.unwrap_or_default();
+        m["state"] == "copying"
+    })
+    .await;
+    assert!(copying, "the stuck move reached copying");
+    let out = node(
+        "moves.mjs",
+        vec![
+            app.base.clone(),
+            "mover@aries.test".into(),
+            PASSWORD.into(),
+            "e2e-move".into(),
+            format!("shard-{from}"),
+            format!("shard-{to}"),
+            "e2e-stuck".into(),
+        ],
+    )
+    .await?;
+    eprintln!("{out}");
+    assert!(out.contains("OK moves"), "{out}");
+    // What the page showed happened: the tenant lives on the other shard, moved by the operator.
+    let tenant: serde_json::Value = app
+        .get("/v1/platform/tenants/e2e-move")
+        .await
+        .json()
+        .await?;
+    assert_eq!(tenant["shard"], format!("shard-{to}"), "{tenant}");
+    let moves: serde_json::Value = app
+        .get("/v1/platform/tenants/e2e-move/moves")
+        .await
+        .json()
+        .await?;
+    assert_eq!(moves["data"].as_array().map(Vec::len), Some(1), "{moves}");
+    assert_eq!(moves["data"][0]["state"], "done", "{moves}");
+    assert!(
+        moves["data"][0]["requested_by"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("operator:")),
+        "{moves}"
+    );
+    let stuck_move: serde_json::Value = app.get(&stuck_path).await.json().await?;
+    assert_eq!(stuck_move["state"], "rolled_back", "{stuck_move}");
+    let stuck: serde_json::Value = app
+        .get("/v1/platform/tenants/e2e-stuck")
+        .await
+        .json()
+        .await?;
+    assert_eq!(
+        TestApp::shard_index(&stuck),
+        1 - stuck_to,
+        "the cancelled move left the tenant where it was: {stuck}"
+    );
+    Ok(())
+}

@@ -351,6 +351,10 @@ impl TestApp {
         settings.events.retry_base_ms = 50;
         settings.events.retry_max_ms = 400;
         settings.events.max_attempts = opts.max_attempts.unwrap_or(3);
+        // A crashed move runner's lease expires quickly, so a test can resume its move.
+        settings.moves.lease_ttl_ms = 3_000;
+        // Tests resume dead runners' moves themselves (one test turns the watcher on).
+        settings.moves.resume_orphans_ms = 0;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let app = Application::build_with_listener(settings.clone(), listener).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -385,11 +389,21 @@ impl TestApp {
     /// A second instance of the platform on the same databases and services (another process in
     /// production; another server in this test process here). Returns its base URL.
     pub async fn spawn_peer(&self) -> (String, actix_web::dev::ServerHandle) {
+        self.spawn_peer_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_peer`] with its settings changed by `change` first.
+    pub async fn spawn_peer_with(
+        &self,
+        change: impl FnOnce(&mut Settings),
+    ) -> (String, actix_web::dev::ServerHandle) {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
         let listener = match TcpListener::bind("127.0.0.1:0") {
             Ok(l) => l,
             Err(e) => panic!("binding the peer: {e}"),
         };
-        let app = match Application::build_with_listener(self.settings.clone(), listener).await {
+        let app = match Application::build_with_listener(settings, listener).await {
             Ok(a) => a,
             Err(e) => panic!("building the peer: {e}"),
         };

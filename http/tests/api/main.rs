@@ -19,6 +19,8 @@ mod locations;
 mod logs;
 mod malformed;
 mod meta;
+mod moves;
+mod moves_live;
 mod notifications;
 mod orders;
 mod patients;

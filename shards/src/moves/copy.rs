@@ -29,15 +29,18 @@ pub(crate) async fn begin<'c>(
 
 /// Copies every tenant table from `source` to `target`. The target must hold none of the tenant's
 /// rows (the engine empties it first). The copied anchor row is marked not serving: the target
-/// serves the tenant only once the move flips. `progress` gets the running row count.
+/// serves the tenant only once the move flips. `total` gets the snapshot's row count first, then
+/// `progress` the running count of rows sent.
 pub async fn copy_tenant(
     source: &mut PgConnection,
     target: &mut PgConnection,
     schema: &TenantSchema,
     tenant: TenantId,
+    total: &mut (dyn FnMut(u64) + Send),
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, MoveError> {
     let mut snapshot = begin(source, tenant, "repeatable read read only").await?;
+    total(count_rows_in(&mut snapshot, schema, tenant).await?);
     let mut copied = 0u64;
     for table in &schema.tables {
         let mut tx = begin(target, tenant, "read committed").await?;
@@ -54,13 +57,12 @@ pub async fn copy_tenant(
     Ok(copied)
 }
 
-/// Rows of the tenant in every table, in the source's snapshot (the progress bar's total).
-pub async fn count_rows(
-    conn: &mut PgConnection,
+/// Rows of the tenant in every table, as the caller's transaction sees them.
+async fn count_rows_in(
+    tx: &mut PgConnection,
     schema: &TenantSchema,
     tenant: TenantId,
 ) -> Result<u64, MoveError> {
-    let mut tx = begin(conn, tenant, "repeatable read read only").await?;
     let mut total = 0i64;
     for table in &schema.tables {
         let sql = format!(
@@ -73,7 +75,6 @@ pub async fn count_rows(
             .await?;
         total += n;
     }
-    tx.commit().await?;
     Ok(u64::try_from(total).unwrap_or(0))
 }
 

@@ -206,22 +206,12 @@ async fn copy_and_catch_up(
     purge::purge(target, schema, tenant, Anchor::Delete).await?;
     capture::install(source, schema, tenant).await?;
     capture::clear_log(source, tenant).await?;
-    let total = copy::count_rows(source, schema, tenant).await?;
-    ctx.moves
-        .progress(
-            m.id,
-            ctx.token,
-            &Progress {
-                rows_total: Some(total as i64),
-                rows_copied: Some(0),
-                ..Progress::default()
-            },
-        )
-        .await?;
-    ctx.record(m.id).await?;
+    ctx.moves.restart_copy(m.id, ctx.token).await?;
     let copied_so_far = Arc::new(AtomicU64::new(0));
+    let snapshot_rows = Arc::new(AtomicU64::new(0));
     let ticker = {
         let copied = copied_so_far.clone();
+        let total = snapshot_rows.clone();
         let moves = ctx.moves.clone();
         let observe = ctx.observe.clone();
         let (id, token) = (m.id, ctx.token);
@@ -230,9 +220,11 @@ async fn copy_and_catch_up(
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let now = copied.load(Ordering::Relaxed);
-                if now != last {
+                let of = total.load(Ordering::Relaxed);
+                if now != last || (of > 0 && last == 0) {
                     last = now;
                     let p = Progress {
+                        rows_total: Some(of as i64),
                         rows_copied: Some(now as i64),
                         ..Progress::default()
                     };
@@ -248,8 +240,10 @@ async fn copy_and_catch_up(
     };
     let copied = {
         let counter = copied_so_far.clone();
+        let of = snapshot_rows.clone();
         let mut report = move |n: u64| counter.store(n, Ordering::Relaxed);
-        copy::copy_tenant(source, target, schema, tenant, &mut report).await
+        let mut total = move |n: u64| of.store(n, Ordering::Relaxed);
+        copy::copy_tenant(source, target, schema, tenant, &mut total, &mut report).await
     };
     ticker.abort();
     let copied = copied?;
@@ -258,11 +252,13 @@ async fn copy_and_catch_up(
             m.id,
             ctx.token,
             &Progress {
+                rows_total: Some(snapshot_rows.load(Ordering::Relaxed) as i64),
                 rows_copied: Some(copied as i64),
                 ..Progress::default()
             },
         )
         .await?;
+    ctx.record(m.id).await?;
     ctx.check(MoveState::Copying)?;
     let m = ctx.set_state(&m, MoveState::CatchingUp, None).await?;
     let mut rounds = 0u32;

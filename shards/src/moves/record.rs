@@ -355,11 +355,30 @@ impl Moves {
         Ok(())
     }
 
-    /// Records progress counters.
+    /// A bulk copy starts (again): its counters go back to zero.
+    pub async fn restart_copy(&self, id: Uuid, token: i64) -> Result<(), MoveError> {
+        let n = sqlx::query(
+            "update tenant_move set rows_total = 0, rows_copied = 0, updated_at = now() \
+             where move_id = $1 and fence_token = $2",
+        )
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(MoveError::Fenced);
+        }
+        Ok(())
+    }
+
+    /// Records progress counters. The copy's counters only grow (a late report from the copy's
+    /// ticker never takes them back).
     pub async fn progress(&self, id: Uuid, token: i64, p: &Progress) -> Result<(), MoveError> {
         let n = sqlx::query(
-            "update tenant_move set rows_total = coalesce($3, rows_total), \
-               rows_copied = coalesce($4, rows_copied), catch_up_rounds = catch_up_rounds + $5, \
+            "update tenant_move set rows_total = greatest(rows_total, coalesce($3, rows_total)), \
+               rows_copied = greatest(rows_copied, coalesce($4, rows_copied)), \
+               catch_up_rounds = catch_up_rounds + $5, \
                changes_applied = changes_applied + $6, updated_at = now() \
              where move_id = $1 and fence_token = $2",
         )
