@@ -314,14 +314,15 @@ impl ShardJobs {
     }
 
     /// Writes the runner's view of the job (steps, state, error); a finished state stamps
-    /// `finished_at`. Also a heartbeat.
+    /// `finished_at`. Also a heartbeat. Only a running job is written: one already finished (failed
+    /// for a stale heartbeat while its runner was merely slow) is not brought back.
     pub async fn save(&self, job: &ShardJob) -> Result<(), CatalogError> {
         let steps = serde_json::to_value(&job.steps)
             .map_err(|e| CatalogError::Corrupt(format!("shard job steps: {e}")))?;
         sqlx::query(
             "update shard_job set steps = $2, state = $3, error = $4, updated_at = now(), \
              heartbeat_at = now(), finished_at = case when $3 = 'running' then null else now() end \
-             where shard_job_id = $1",
+             where shard_job_id = $1 and state = 'running'",
         )
         .bind(job.id)
         .bind(steps)

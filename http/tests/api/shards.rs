@@ -448,6 +448,12 @@ async fn drain_transitions_and_an_empty_drain() -> TestResult {
     .await;
     let jobs: Value = app.get("/v1/platform/shard-jobs").await.json().await?;
     assert_eq!(jobs["data"][0]["id"], id.as_str());
+    // Cancelling a finished job changes nothing.
+    let res = post_empty(&app, &format!("/v1/platform/shard-jobs/{id}/cancel")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cancelled: Value = res.json().await?;
+    assert_eq!(cancelled["state"], "done");
+    assert_eq!(cancelled["cancel_requested"], false);
     assert_problem(
         app.get("/v1/platform/shard-jobs/not-a-uuid").await,
         422,
