@@ -2,10 +2,12 @@
 -- catch-up, and what lets a moved tenant's rows be removed.
 
 -- The fence. A tenant's anchor row carries the placement epoch it serves under and whether this
--- shard serves it at all: a move freezes the tenant by taking the row `FOR UPDATE` (every writer
--- holds it `FOR KEY SHARE` for its whole transaction, so the mover waits for writers in flight and
--- new ones wait for the mover), sets `serving = false`, and the catalog's placement then moves on
--- to the next epoch. The row stays behind on the old shard as a tombstone.
+-- shard serves it at all. Every writer holds the tenant's transaction-level advisory lock SHARED
+-- (key: `hashtextextended(tenant_id::text, 0)`) for its whole transaction; a move freezes the
+-- tenant by taking it EXCLUSIVE, which waits for writers in flight while new ones queue behind it
+-- (heavyweight locks are granted in order, so a busy tenant cannot starve the freeze, which row
+-- locks would allow), then sets `serving = false`; the catalog's placement then moves on to the
+-- next epoch. The row stays behind on the old shard as a tombstone.
 alter table tenant add column epoch bigint not null default 1;
 alter table tenant add column serving boolean not null default true;
 
@@ -19,10 +21,11 @@ grant select on aries_shard_state to aries_app;
 
 -- Opens a tenant transaction: binds row-level security to the tenant (transaction-local), then
 -- checks the fence. `p_epoch` is the placement epoch the caller routed by (null: any epoch, for
--- shard-local workers such as the outbox relay). A write holds the anchor row `FOR KEY SHARE`
--- until its transaction ends (writers never block each other; a mover's `FOR UPDATE` waits for
--- them); a read only looks. Errors: AR001 the tenant is not served here under that epoch (moved,
--- frozen, or never here): reload the placement and retry; AR002 the shard is read-only.
+-- shard-local workers such as the outbox relay). A write takes the tenant's advisory lock shared
+-- until its transaction ends (writers never block each other; a mover's exclusive lock waits for
+-- them), then checks the anchor row with a fresh snapshot; a read only checks. Errors: AR001 the
+-- tenant is not served here under that epoch (moved, frozen, or never here): reload the placement
+-- and retry; AR002 the shard is read-only.
 create function aries_enter(p_tenant uuid, p_epoch bigint, p_write boolean) returns void
 language plpgsql as $$
 begin
@@ -31,9 +34,9 @@ begin
         if exists (select 1 from aries_shard_state where read_only) then
             raise exception 'the shard is read-only' using errcode = 'AR002';
         end if;
+        perform pg_advisory_xact_lock_shared(hashtextextended(p_tenant::text, 0));
         perform 1 from tenant
-          where tenant_id = p_tenant and serving and (p_epoch is null or epoch = p_epoch)
-          for key share;
+          where tenant_id = p_tenant and serving and (p_epoch is null or epoch = p_epoch);
     else
         perform 1 from tenant
           where tenant_id = p_tenant and serving and (p_epoch is null or epoch = p_epoch);

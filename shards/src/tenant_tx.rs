@@ -4,8 +4,8 @@
 //! - [`enter_tenant_tx`], for everything that serves a tenant: binds row-level security to the
 //!   tenant and passes the move fence (`aries_enter`, migration `…09_tenant_moves.sql`): the shard
 //!   must serve the tenant under the placement epoch the caller routed by. A write holds the
-//!   tenant's anchor row `FOR KEY SHARE` to its end, so a tenant move's freeze (`FOR UPDATE`) waits
-//!   for writes in flight and holds new ones; a read only looks (a read must not write tenant
+//!   tenant's move-fence advisory lock shared to its end, so a tenant move's freeze (the same lock,
+//!   exclusive) waits for writes in flight and holds new ones; a read only looks (a read must not write tenant
 //!   data: the one write a read makes is an API key's once-a-minute last-used stamp, which a
 //!   move's freeze may drop).
 //! - [`begin_tenant_tx`], unfenced, for the few callers that work on a tenant the shard does not
@@ -25,7 +25,7 @@ pub const SHARD_READ_ONLY: &str = "AR002";
 pub enum Fence {
     /// Reads: the shard must serve the tenant under `epoch` when the transaction starts; no lock.
     Read { epoch: Option<i64> },
-    /// May write: holds the tenant's anchor row `FOR KEY SHARE` until the transaction ends.
+    /// May write: holds the tenant's move-fence lock shared until the transaction ends.
     /// `epoch` is `None` for shard-local workers (the outbox relay) that follow whatever placement
     /// the shard serves.
     Write { epoch: Option<i64> },

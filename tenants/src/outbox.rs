@@ -132,12 +132,16 @@ pub async fn pending_tenants(
     .await
 }
 
-/// Whether this shard serves `tenant` now (a move has not frozen it or moved it away); when it
-/// does, holds the tenant's anchor row `FOR KEY SHARE` until the transaction ends, so a move's
-/// freeze waits for the caller. Runs in a tenant transaction.
+/// Whether this shard serves `tenant` now (a move has not frozen it or moved it away). Takes the
+/// tenant's move-fence lock shared first (as every write does, see `aries_enter`), held until the
+/// transaction ends, so a move's freeze waits for the caller. Runs in a tenant transaction.
 pub async fn serves(conn: &mut PgConnection, tenant: TenantId) -> Result<bool, sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock_shared(hashtextextended($1::text, 0))")
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
     let row: Option<(i32,)> =
-        sqlx::query_as("select 1 from tenant where tenant_id = $1 and serving for key share")
+        sqlx::query_as("select 1 from tenant where tenant_id = $1 and serving")
             .bind(tenant)
             .fetch_optional(conn)
             .await?;

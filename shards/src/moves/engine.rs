@@ -291,9 +291,10 @@ async fn copy_and_catch_up(
     ctx.set_state(&m, MoveState::Frozen, None).await
 }
 
-/// Freezes the tenant's writes on the source: waits for writes in flight (they hold the anchor
-/// row `FOR KEY SHARE`), then marks it not serving. Idempotent. Retries a few times when a long
-/// transaction keeps the lock past the timeout.
+/// Freezes the tenant's writes on the source: takes the tenant's move-fence lock exclusive, which
+/// waits for writes in flight (they hold it shared) while new ones queue behind it, then marks the
+/// anchor row not serving. Idempotent. Retries a few times when a long transaction keeps the lock
+/// past the timeout.
 pub async fn freeze(
     source: &mut PgConnection,
     tenant: TenantId,
@@ -306,7 +307,7 @@ pub async fn freeze(
         sqlx::raw_sql(sqlx::AssertSqlSafe(timeout))
             .execute(&mut *tx)
             .await?;
-        let locked = sqlx::query("select 1 from tenant where tenant_id = $1 for update")
+        let locked = sqlx::query("select pg_advisory_xact_lock(hashtextextended($1::text, 0))")
             .bind(tenant)
             .execute(&mut *tx)
             .await;

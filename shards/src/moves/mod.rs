@@ -9,8 +9,8 @@
 //!    the source streamed with `COPY` into the target, parents before children.
 //! 3. **Catch-up** ([`capture::catch_up_round`]): the logged keys are re-read on the source and
 //!    their current state (or absence) applied to the target, in rounds, until a round is small.
-//! 4. **Freeze** ([`freeze`]): the source's anchor row of the tenant is taken `FOR UPDATE` — every
-//!    writer holds it `FOR KEY SHARE` (the fence in `aries_enter`), so this waits for writes in
+//! 4. **Freeze** ([`freeze`]): the tenant's move-fence advisory lock is taken exclusive — every
+//!    writer holds it shared (the fence in `aries_enter`), so this waits for writes in
 //!    flight and holds new ones — and marked `serving = false`. From then on every instance's
 //!    requests for the tenant wait in its actor.
 //! 5. **Final delta** and **verification** ([`verify`]): the last changes, then per-table row
