@@ -477,9 +477,9 @@ for t in threads: t.join()
 took = time.monotonic() - start
 lat.sort()
 pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] if lat else 0
-json.dump({"requests": len(lat), "failed": len(fails), "failures": fails[:10], "rps": len(lat) / took,
-           "avg_ms": sum(lat) / max(1, len(lat)), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-           "max_ms": lat[-1] if lat else 0}, open(out, "w"))
+json.dump({"requests": len(lat), "failed": len(fails), "failures": fails[:10], "rps": round(len(lat) / took, 1),
+           "avg_ms": round(sum(lat) / max(1, len(lat)), 3), "p50_ms": round(pct(0.5), 3),
+           "p99_ms": round(pct(0.99), 3), "max_ms": round(lat[-1], 1) if lat else 0}, open(out, "w"))
 PY
 STOP_FILE="$TMP/writer.stop"
 log "writer: 4 connections creating locations of bench-move until the move is done"
