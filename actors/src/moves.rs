@@ -482,14 +482,6 @@ impl TenantMoves {
             }
         });
     }
-
-    /// Waits (at most `limit`) until this instance's runner of the move, if any, has stopped.
-    pub async fn wait_idle(&self, id: Uuid, limit: Duration) {
-        let done = self.running.get(&id).map(|r| r.done.clone());
-        if let Some(mut done) = done {
-            let _ = tokio::time::timeout(limit, done.wait_for(|d| *d)).await;
-        }
-    }
 }
 
 fn tenant_slug(m: &MoveRecord) -> Result<TenantSlug, MovesError> {

@@ -4,6 +4,7 @@
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, OperatorAuth, PageQuery, path_id, query_error, tenant_slug};
+use crate::routes::platform::operator_actor;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::moves::MovesError;
@@ -117,15 +118,6 @@ impl From<MovesError> for ApiError {
             }
             MovesError::Catalog(c) => c.into(),
         }
-    }
-}
-
-fn operator_actor(op: &OperatorAuth, req: &HttpRequest) -> aries_tenants::audit::AuditActor {
-    let meta = crate::auth::caller::request_meta(req);
-    aries_tenants::audit::AuditActor {
-        actor: op.0.actor(),
-        request_id: meta.request_id,
-        source_ip: meta.source_ip,
     }
 }
 

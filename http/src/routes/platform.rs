@@ -64,7 +64,11 @@ impl From<TenantRecord> for TenantView {
 }
 
 /// The operator as the audit trail's actor, with the request's id and address.
-fn operator_actor(op: &OperatorAuth, req: &HttpRequest) -> aries_tenants::audit::AuditActor {
+/// Who an operator request acts as, for the audit trail (operator, request id, address).
+pub(crate) fn operator_actor(
+    op: &OperatorAuth,
+    req: &HttpRequest,
+) -> aries_tenants::audit::AuditActor {
     let meta = crate::auth::caller::request_meta(req);
     aries_tenants::audit::AuditActor {
         actor: op.0.actor(),

@@ -9,6 +9,7 @@ use crate::extract::{
     query_error,
 };
 use crate::routes::platform::ShardView;
+use crate::routes::platform::operator_actor;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aries_actors::platform::PlatformError;
@@ -26,15 +27,6 @@ use uuid::Uuid;
 const MEASURE_DEADLINE: Duration = Duration::from_secs(30);
 /// The largest rebalance threshold accepted (percent over the fair share).
 const MAX_THRESHOLD_PCT: u32 = 1_000;
-
-fn operator_actor(op: &OperatorAuth, req: &HttpRequest) -> aries_tenants::audit::AuditActor {
-    let meta = crate::auth::caller::request_meta(req);
-    aries_tenants::audit::AuditActor {
-        actor: op.0.actor(),
-        request_id: meta.request_id,
-        source_ip: meta.source_ip,
-    }
-}
 
 async fn shard_response(
     state: &AppState,

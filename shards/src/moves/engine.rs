@@ -22,7 +22,7 @@ use crate::connect::{Role, options};
 use crate::settings::DatabaseSettings;
 use aries_tenants::TenantId;
 use aries_tenants::audit::AuditActor;
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+use sqlx::{ConnectOptions as _, PgConnection};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -263,21 +263,8 @@ async fn copy_and_catch_up(
     let m = ctx.set_state(&m, MoveState::CatchingUp, None).await?;
     let mut rounds = 0u32;
     loop {
-        let applied =
-            capture::catch_up_round(source, target, schema, tenant, ctx.tuning.catch_up_batch)
-                .await?;
+        catch_up(ctx, &m, source, target, schema).await?;
         rounds += 1;
-        ctx.moves
-            .progress(
-                m.id,
-                ctx.token,
-                &Progress {
-                    rounds: 1,
-                    changes: applied as i64,
-                    ..Progress::default()
-                },
-            )
-            .await?;
         ctx.record(m.id).await?;
         if (ctx.lease_lost)() {
             return Err(MoveError::LeaseLost);
@@ -289,6 +276,31 @@ async fn copy_and_catch_up(
     }
     ctx.check(MoveState::CatchingUp)?;
     ctx.set_state(&m, MoveState::Frozen, None).await
+}
+
+/// One catch-up round, counted in the move's progress; returns the log entries it applied.
+async fn catch_up(
+    ctx: &MoveContext,
+    m: &MoveRecord,
+    source: &mut PgConnection,
+    target: &mut PgConnection,
+    schema: &TenantSchema,
+) -> Result<u64, MoveError> {
+    let applied = capture::catch_up_round(
+        source,
+        target,
+        schema,
+        m.tenant_id,
+        ctx.tuning.catch_up_batch,
+    )
+    .await?;
+    let p = Progress {
+        rounds: 1,
+        changes: applied as i64,
+        ..Progress::default()
+    };
+    ctx.moves.progress(m.id, ctx.token, &p).await?;
+    Ok(applied)
 }
 
 /// Freezes the tenant's writes on the source: takes the tenant's move-fence lock exclusive, which
@@ -354,21 +366,7 @@ async fn finish_frozen(
     ctx.check(MoveState::Frozen)?;
     // The final delta: nothing can be written any more, so this empties the log.
     loop {
-        let applied =
-            capture::catch_up_round(source, target, schema, tenant, ctx.tuning.catch_up_batch)
-                .await?;
-        ctx.moves
-            .progress(
-                m.id,
-                ctx.token,
-                &Progress {
-                    rounds: 1,
-                    changes: applied as i64,
-                    ..Progress::default()
-                },
-            )
-            .await?;
-        if applied == 0 {
+        if catch_up(ctx, m, source, target, schema).await? == 0 {
             break;
         }
     }
@@ -451,6 +449,5 @@ pub async fn cancel(ctx: &MoveContext, id: Uuid) -> Result<MoveRecord, MoveError
     let mut source = connect(&ctx.source_dsn, &ctx.settings).await?;
     let mut target = connect(&ctx.target_dsn, &ctx.settings).await?;
     let schema = schema::load(&mut source).await?;
-    let _ = target.ping().await;
     roll_back(ctx, &m, &mut source, &mut target, &schema, None).await
 }

@@ -252,14 +252,11 @@ impl Moves {
         Ok(self.get(id).await?)
     }
 
+    /// The move, which the caller knows exists (a missing one is `Corrupt`).
     pub async fn get(&self, id: Uuid) -> Result<MoveRecord, CatalogError> {
-        let sql = format!("{SELECT} where m.move_id = $1");
-        let row: Option<MoveRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.ok_or_else(|| CatalogError::Corrupt(format!("no move {id}")))
-            .and_then(TryInto::try_into)
+        self.find(id)
+            .await?
+            .ok_or_else(|| CatalogError::Corrupt(format!("no move {id}")))
     }
 
     /// The move, or `None`.
@@ -322,9 +319,7 @@ impl Moves {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(MoveError::Fenced);
-        }
+        fenced(n)?;
         Ok(self.get(id).await?)
     }
 
@@ -349,10 +344,7 @@ impl Moves {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(MoveError::Fenced);
-        }
-        Ok(())
+        fenced(n)
     }
 
     /// A bulk copy starts (again): its counters go back to zero.
@@ -366,10 +358,7 @@ impl Moves {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(MoveError::Fenced);
-        }
-        Ok(())
+        fenced(n)
     }
 
     /// Records progress counters. The copy's counters only grow (a late report from the copy's
@@ -391,10 +380,7 @@ impl Moves {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(MoveError::Fenced);
-        }
-        Ok(())
+        fenced(n)
     }
 
     /// Records the verification.
@@ -414,10 +400,7 @@ impl Moves {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(MoveError::Fenced);
-        }
-        Ok(())
+        fenced(n)
     }
 
     /// The flip, in one catalog transaction: the placement moves to the target with epoch + 1
@@ -478,6 +461,16 @@ impl Moves {
             .await
             .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// An update fenced by a runner's token changed `rows` rows: none means a runner with a higher
+/// token owns the move now (or it finished), and the caller must stop.
+fn fenced(rows: u64) -> Result<(), MoveError> {
+    if rows == 0 {
+        Err(MoveError::Fenced)
+    } else {
         Ok(())
     }
 }
