@@ -372,7 +372,7 @@ async fn operator_moves_a_tenant_from_the_moves_panel_and_watches_it_live_in_chr
     let from = TestApp::shard_index(&tenant);
     let to = 1 - from;
     // Enough rows for the copy to show its progress bar for a moment.
-    crate::moves_live::seed_prescribers(&app.shard_pool(from), TestApp::tenant_id(&tenant), 40_000)
+    crate::moves::seed_prescribers(&app.shard_pool(from), TestApp::tenant_id(&tenant), 40_000)
         .await?;
     // A second tenant whose move's runner (on another instance) dies right after it starts
     // copying: the page finds it in its first snapshot and cancels it.

@@ -13,7 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Inserts `n` prescribers for the tenant straight into its shard (fast bulk data).
-async fn seed_prescribers(pool: &PgPool, tenant: TenantId, n: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn seed_prescribers(
+    pool: &PgPool,
+    tenant: TenantId,
+    n: i64,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("select set_config('aries.tenant_id', $1, true)")
         .bind(tenant.to_string())
@@ -31,6 +35,17 @@ async fn seed_prescribers(pool: &PgPool, tenant: TenantId, n: i64) -> Result<(),
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// A test app whose shard-1 lives on a second Postgres server (kept alive by the returned handle).
+pub(crate) async fn two_servers() -> Result<(PgServer, TestApp), Box<dyn std::error::Error>> {
+    let server = PgServer::start()?;
+    let app = TestApp::spawn_with(AppOptions {
+        shard1_server: Some(server.url()),
+        ..Default::default()
+    })
+    .await;
+    Ok((server, app))
 }
 
 /// Every tenant table of a shard (the app role's view).
@@ -305,12 +320,7 @@ async fn assert_moved(
 
 #[actix_web::test]
 async fn a_tenant_with_100k_rows_moves_while_written_to_through_two_instances() -> TestResult {
-    let server = PgServer::start()?;
-    let app = TestApp::spawn_with(AppOptions {
-        shard1_server: Some(server.url()),
-        ..Default::default()
-    })
-    .await;
+    let (_server, app) = two_servers().await?;
     // A second instance that never refreshes profiles on its own: it can only learn of the move
     // from the source shard's fence.
     let (peer, _peer_handle) = app
@@ -496,12 +506,7 @@ async fn killed_and_resumed(app: &TestApp, slug: &str, stop_at: &'static str) ->
 
 #[actix_web::test]
 async fn a_move_killed_half_way_is_resumed_by_another_instance_and_ends_consistent() -> TestResult {
-    let server = PgServer::start()?;
-    let app = TestApp::spawn_with(AppOptions {
-        shard1_server: Some(server.url()),
-        ..Default::default()
-    })
-    .await;
+    let (_server, app) = two_servers().await?;
     killed_and_resumed(&app, "crash-copy", "copying").await?;
     killed_and_resumed(&app, "crash-frozen", "frozen").await?;
     killed_and_resumed(&app, "crash-flipped", "flipped").await?;
@@ -510,12 +515,7 @@ async fn a_move_killed_half_way_is_resumed_by_another_instance_and_ends_consiste
 
 #[actix_web::test]
 async fn a_move_killed_while_frozen_can_be_cancelled_and_the_tenant_serves_again() -> TestResult {
-    let server = PgServer::start()?;
-    let app = TestApp::spawn_with(AppOptions {
-        shard1_server: Some(server.url()),
-        ..Default::default()
-    })
-    .await;
+    let (_server, app) = two_servers().await?;
     let tenant = app.create_tenant("cancelled").await;
     let id = TestApp::tenant_id(&tenant);
     let from = TestApp::shard_index(&tenant);
@@ -704,12 +704,7 @@ async fn moves_that_make_no_sense_are_refused_with_their_codes() -> TestResult {
 #[actix_web::test]
 async fn a_move_whose_runner_died_while_frozen_is_finished_by_another_instance_unasked()
 -> TestResult {
-    let server = PgServer::start()?;
-    let app = TestApp::spawn_with(AppOptions {
-        shard1_server: Some(server.url()),
-        ..Default::default()
-    })
-    .await;
+    let (_server, app) = two_servers().await?;
     // An instance that resumes orphaned moves on its own, every 300 ms.
     let (watcher, _watcher_handle) = app
         .spawn_peer_with(|s| s.moves.resume_orphans_ms = 300)

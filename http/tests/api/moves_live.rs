@@ -4,11 +4,9 @@
 //! order; refusals before the upgrade.
 
 use crate::helpers::*;
-use aries_tenants::TenantId;
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -54,31 +52,6 @@ async fn next_update(ws: &mut Ws, within: Duration) -> Option<Value> {
     }
 }
 
-/// Inserts `n` prescribers for the tenant straight into its shard (a copy that takes a moment).
-pub(crate) async fn seed_prescribers(
-    pool: &PgPool,
-    tenant: TenantId,
-    n: i64,
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("select set_config('aries.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "insert into prescriber (tenant_id, prescriber_id, first_name, last_name, npi, credentials, \
-         license_expires, pecos_enrolled) \
-         select $1, gen_random_uuid(), 'First' || i, 'Last ' || md5(i::text), lpad(i::text, 10, '0'), \
-                case when i % 3 = 0 then 'MD' end, date '2027-01-01' + (i % 400)::int, i % 2 = 0 \
-         from generate_series(1::bigint, $2) i",
-    )
-    .bind(tenant)
-    .bind(n)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
-}
-
 const ORDER: [&str; 6] = [
     "pending",
     "copying",
@@ -98,18 +71,13 @@ fn rank(state: &str) -> usize {
 
 #[actix_web::test]
 async fn a_move_run_by_another_instance_is_followed_live_to_done() -> TestResult {
-    let server = PgServer::start()?;
-    let app = TestApp::spawn_with(AppOptions {
-        shard1_server: Some(server.url()),
-        ..Default::default()
-    })
-    .await;
+    let (_server, app) = crate::moves::two_servers().await?;
     // A move finished before the socket opens is in the snapshot.
     let tenant = app.create_tenant("live-move").await;
     let id = TestApp::tenant_id(&tenant);
     let from = TestApp::shard_index(&tenant);
     let to = 1 - from;
-    seed_prescribers(&app.shard_pool(from), id, 60_000).await?;
+    crate::moves::seed_prescribers(&app.shard_pool(from), id, 60_000).await?;
     let (peer, _peer_handle) = app.spawn_peer().await;
 
     let (mut ws, res) =
