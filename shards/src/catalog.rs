@@ -317,19 +317,37 @@ impl Catalog {
         weight: u32,
         by: &AuditActor,
     ) -> Result<ShardRecord, CatalogError> {
+        let latest = crate::migrate::latest_shard_version();
+        self.insert_shard(name, dsn, weight, "active", Some(latest), "shard.added", by)
+            .await
+    }
+
+    /// Inserts a shard with `status` (its schema migrated to `schema_version`, if any) and
+    /// records `action` in the platform trail, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_shard(
+        &self,
+        name: &str,
+        dsn: &str,
+        weight: u32,
+        status: &str,
+        schema_version: Option<i64>,
+        action: &str,
+        by: &AuditActor,
+    ) -> Result<ShardRecord, CatalogError> {
         let weight =
             i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
-        let id = ShardId::new();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "insert into shard (shard_id, name, dsn, weight, schema_version, migrated_at) \
-             values ($1, $2, $3, $4, $5, now())",
+            "insert into shard (shard_id, name, dsn, weight, status, schema_version, migrated_at) \
+             values ($1, $2, $3, $4, $5, $6, case when $6::bigint is null then null else now() end)",
         )
-        .bind(id)
+        .bind(ShardId::new())
         .bind(name)
         .bind(dsn)
         .bind(weight)
-        .bind(crate::migrate::latest_shard_version())
+        .bind(status)
+        .bind(schema_version)
         .execute(&mut *tx)
         .await
         .map_err(|e| match aries_tenants::error::unique_violation(&e) {
@@ -337,7 +355,7 @@ impl Catalog {
             _ => CatalogError::Database(e),
         })?;
         let event = by.event(
-            "shard.added",
+            action,
             "shard",
             name,
             serde_json::json!({"dsn": dsn, "weight": weight}),

@@ -100,34 +100,16 @@ impl Catalog {
         weight: u32,
         by: &AuditActor,
     ) -> Result<ShardRecord, CatalogError> {
-        let weight =
-            i32::try_from(weight).map_err(|_| CatalogError::Corrupt("weight too large".into()))?;
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "insert into shard (shard_id, name, dsn, weight, status) values ($1, $2, $3, $4, 'registered')",
-        )
-        .bind(ShardId::new())
-        .bind(name)
-        .bind(dsn)
-        .bind(weight)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match aries_tenants::error::unique_violation(&e) {
-            Some("shard_name_key") => CatalogError::ShardNameTaken(name.to_owned()),
-            _ => CatalogError::Database(e),
-        })?;
-        let event = by.event(
-            "shard.registered",
-            "shard",
+        self.insert_shard(
             name,
-            serde_json::json!({"dsn": dsn, "weight": weight}),
+            dsn,
+            weight,
+            "registered",
             None,
-        );
-        audit::append(&mut tx, Trail::Platform, &event)
-            .await
-            .map_err(crate::catalog::domain_to_catalog)?;
-        tx.commit().await?;
-        self.shard_by_name(name).await
+            "shard.registered",
+            by,
+        )
+        .await
     }
 
     /// Records that the shard's schema is at `version` now (after a migration run). `by` audits
