@@ -2,59 +2,81 @@
 //! atomic across instances. Two limits apply to every tenant request: one per credential, one per
 //! tenant sized by its plan; a request is allowed only if both allow it, and only then does it count.
 //!
+//! **Leases.** A Redis round trip per request would cost more than the rest of a cached read, so
+//! an instance takes cells from both buckets in batches (a *lease*, at most `lease_max` cells and at
+//! most what the tighter limit earns in `lease_ms / 2`) and hands them out from memory; it takes the
+//! next batch in the background when half of the current one is used, and drops what is left after
+//! `lease_ms`. A cell is counted in Redis before any instance serves it, so the limits are never
+//! exceeded across instances; an instance that stops or idles merely wastes the rest of its lease
+//! (callers are then limited a little early, never late). At low rates (the defaults: 50 a second
+//! per credential) a lease is one or two cells and the limiter behaves as a per-request check.
+//! Once Redis refuses a credential, the instance refuses it locally until the `Retry-After` it was
+//! given has passed.
+//!
 //! When Redis cannot answer within [`REDIS_TIMEOUT`], the configured policy decides
 //! (`rate_limit.when_redis_down`: `allow`, the default, keeps serving; `deny` answers 503), and
-//! `/health/ready` reports the limiter as degraded.
+//! `/health/ready` reports the limiter as degraded. Cells already leased are still served.
 
 use crate::error::{ApiError, ErrorCode};
 use crate::settings::{RateLimitSettings, RedisDownPolicy};
 use aries_actors::links::RedisLink;
 use aries_tenants::Plan;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A rate-limit check slower than this counts as Redis being down.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// GCRA over two keys. KEYS: the two limit keys. ARGV: for each key its emission interval and
-/// burst tolerance in microseconds, then the limit per period (for `remaining`).
-/// Returns {allowed (0/1), remaining, retry_after_us, reset_us} for the tighter key.
+/// Expired leases are swept from memory at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// GCRA over two keys, taking up to `want` cells from both at once. KEYS: the two limit keys.
+/// ARGV: for each key its emission interval and burst tolerance in microseconds and its limit per
+/// period (for `remaining`), then `want`. Takes as many cells as both buckets allow (0..=want).
+/// Returns {granted, remaining, retry_after_us, reset_us, limit} for the tighter key, after the
+/// grant; `retry_after_us` is set when nothing was granted.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local results = {}
-local allowed = 1
+local want = tonumber(ARGV[7])
+local grant = want
+local tats = {}
 for i = 1, 2 do
   local interval = tonumber(ARGV[(i - 1) * 3 + 1])
   local tolerance = tonumber(ARGV[(i - 1) * 3 + 2])
-  local limit = tonumber(ARGV[(i - 1) * 3 + 3])
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - tolerance
-  local r = {}
-  if allow_at > now then
-    allowed = 0
-    r.retry = allow_at - now
-    r.remaining = 0
-  else
-    r.retry = 0
-    r.remaining = math.floor((tolerance - (new_tat - now)) / interval)
-    if r.remaining < 0 then r.remaining = 0 end
-  end
-  r.new_tat = new_tat
-  r.reset = new_tat - now
-  r.limit = limit
-  results[i] = r
+  tats[i] = tat
+  local can = math.floor((now + tolerance - tat) / interval)
+  if can < grant then grant = can end
 end
-if allowed == 1 then
-  for i = 1, 2 do
-    redis.call('SET', KEYS[i], results[i].new_tat, 'PX', math.ceil(results[i].reset / 1000) + 1000)
+if grant < 0 then grant = 0 end
+local remaining = -1
+local retry = 0
+local reset = 0
+local limit = 0
+for i = 1, 2 do
+  local interval = tonumber(ARGV[(i - 1) * 3 + 1])
+  local tolerance = tonumber(ARGV[(i - 1) * 3 + 2])
+  local new_tat = tats[i] + grant * interval
+  if grant > 0 then
+    redis.call('SET', KEYS[i], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+  end
+  local rem = math.floor((now + tolerance - new_tat) / interval)
+  if rem < 0 then rem = 0 end
+  if remaining < 0 or rem < remaining then
+    remaining = rem
+    limit = tonumber(ARGV[(i - 1) * 3 + 3])
+    reset = new_tat - now
+  end
+  if grant == 0 then
+    local r = tats[i] + interval - tolerance - now
+    if r > retry then retry = r end
   end
 end
-local tight = results[1]
-if results[2].remaining < tight.remaining or results[2].retry > tight.retry then tight = results[2] end
-return {allowed, tight.remaining, math.max(results[1].retry, results[2].retry), tight.reset, tight.limit}
+return {grant, remaining, retry, reset, limit}
 "#;
 
 /// The outcome of a check, for the `RateLimit-*` headers.
@@ -66,6 +88,33 @@ pub struct RateLimitInfo {
     pub remaining: u64,
     /// Seconds until the bucket is full again.
     pub reset_secs: u64,
+}
+
+/// Cells an instance leased from Redis for one (tenant, credential), served from memory.
+#[derive(Debug, Default)]
+struct Lease {
+    /// Cells left to hand out (each is one request already counted in Redis).
+    cells: u64,
+    /// When the cells left are dropped, so an idle instance does not sit on a budget.
+    expires: Option<Instant>,
+    /// A background refill is in flight (at most one per lease).
+    refilling: bool,
+    /// Redis refused this caller: refuse locally until then, with that answer.
+    refused_until: Option<(Instant, RateLimitInfo)>,
+    /// Redis's answer at the last grant, for the headers (`remaining` is what Redis had left
+    /// then; the cells still held here are added to it).
+    info: Option<RateLimitInfo>,
+}
+
+/// What Redis answered to a lease.
+enum Answer {
+    /// `cells` (≥ 1) were taken from both buckets.
+    Granted { cells: u64, info: RateLimitInfo },
+    /// Nothing could be taken; the tighter bucket has room again after `retry`.
+    Refused {
+        info: RateLimitInfo,
+        retry: Duration,
+    },
 }
 
 /// The limiter shared by all workers.
@@ -80,6 +129,12 @@ pub struct RateLimiter {
     redis_ok: AtomicBool,
     /// Start of every key (`redis.key_prefix`), so deployments can share a Redis.
     prefix: String,
+    /// This instance's leases, by (tenant id, credential key).
+    leases: DashMap<(String, String), Arc<Mutex<Lease>>>,
+    /// When the leases were last swept, in milliseconds since `started`.
+    last_sweep_ms: AtomicU64,
+    /// The zero of `last_sweep_ms`.
+    started: Instant,
 }
 
 /// (emission interval µs, tolerance µs, limit) for `per_second` requests a second with a burst of
@@ -94,6 +149,29 @@ fn params(per_second: u32, burst: u32) -> (u64, u64, u64) {
     )
 }
 
+/// Cells to lease at once for a caller whose tighter limit allows `per_second`: what it earns in
+/// half a lease's lifetime, at least one, at most `lease_max`.
+fn lease_size(per_second: u32, lease_ms: u64, lease_max: u32) -> u64 {
+    (u64::from(per_second) * lease_ms / 2000).clamp(1, u64::from(lease_max.max(1)))
+}
+
+/// The 429 for a refused caller.
+fn refused(info: RateLimitInfo, retry: Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::RateLimited,
+        "too many requests; retry after the Retry-After delay",
+    )
+    .retry_after(retry.max(Duration::from_secs(1)))
+    .with_rate_limit(info)
+}
+
+/// Locks a lease; a poisoned lock (a panic while holding it) still holds consistent numbers.
+fn lock(lease: &Mutex<Lease>) -> std::sync::MutexGuard<'_, Lease> {
+    lease
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl RateLimiter {
     pub fn new(redis: RedisLink, settings: RateLimitSettings, prefix: String) -> Self {
         Self {
@@ -102,6 +180,9 @@ impl RateLimiter {
             settings,
             script: redis::Script::new(SCRIPT),
             redis_ok: AtomicBool::new(true),
+            leases: DashMap::new(),
+            last_sweep_ms: AtomicU64::new(0),
+            started: Instant::now(),
         }
     }
 
@@ -119,9 +200,10 @@ impl RateLimiter {
         (self.redis_ok.load(Ordering::Relaxed), policy)
     }
 
-    /// Checks and counts one request of `credential_key` on tenant `slug` with `plan`.
+    /// Checks and counts one request of `credential_key` on tenant `slug` with `plan`: from this
+    /// instance's lease when it holds cells, else by leasing a batch from Redis.
     pub async fn check(
-        &self,
+        self: &Arc<Self>,
         tenant: &str,
         plan: Plan,
         credential_key: &str,
@@ -135,21 +217,120 @@ impl RateLimiter {
             Plan::Enterprise => self.settings.enterprise_per_second,
         };
         let burst = self.settings.burst_seconds.max(1);
-        let (ci, ct, cl) = params(
-            self.settings.per_credential_per_second,
-            self.settings.per_credential_per_second * burst,
+        let per_credential = self.settings.per_credential_per_second;
+        let limits = [
+            params(per_credential, per_credential * burst),
+            params(per_plan, per_plan * burst),
+        ];
+        let batch = lease_size(
+            per_credential.min(per_plan),
+            self.settings.lease_ms,
+            self.settings.lease_max,
         );
-        let (ti, tt, tl) = params(per_plan, per_plan * burst);
         let keys = [
             format!("{}:rl:cred:{tenant}:{credential_key}", self.prefix),
             format!("{}:rl:tenant:{tenant}", self.prefix),
         ];
-        self.run(keys, [(ci, ct, cl), (ti, tt, tl)]).await
+        self.sweep();
+        let lease = self
+            .leases
+            .entry((tenant.to_owned(), credential_key.to_owned()))
+            .or_default()
+            .clone();
+        let now = Instant::now();
+        {
+            let mut held = lock(&lease);
+            if let Some((until, info)) = held.refused_until {
+                if now < until {
+                    return Err(refused(info, until - now));
+                }
+                held.refused_until = None;
+            }
+            if held.expires.is_some_and(|e| e <= now) {
+                held.cells = 0;
+                held.expires = None;
+            }
+            if held.cells > 0 {
+                held.cells -= 1;
+                let info = held.info.map(|i| RateLimitInfo {
+                    remaining: i.remaining + held.cells,
+                    ..i
+                });
+                if held.cells * 2 < batch && !held.refilling {
+                    held.refilling = true;
+                    drop(held);
+                    self.refill_in_background(lease, keys, limits, batch);
+                }
+                return Ok(info);
+            }
+        }
+        match self.ask(&keys, limits, batch).await {
+            Ok(Answer::Granted { cells, info }) => {
+                let mut held = lock(&lease);
+                held.cells += cells - 1;
+                held.expires = Some(now + Duration::from_millis(self.settings.lease_ms));
+                held.info = Some(info);
+                Ok(Some(RateLimitInfo {
+                    remaining: info.remaining + held.cells,
+                    ..info
+                }))
+            }
+            Ok(Answer::Refused { info, retry }) => {
+                lock(&lease).refused_until = Some((now + retry, info));
+                Err(refused(info, retry))
+            }
+            Err(()) => self.when_redis_down(),
+        }
+    }
+
+    /// Takes the next batch while the current one still serves.
+    fn refill_in_background(
+        self: &Arc<Self>,
+        lease: Arc<Mutex<Lease>>,
+        keys: [String; 2],
+        limits: [(u64, u64, u64); 2],
+        batch: u64,
+    ) {
+        let me = Arc::clone(self);
+        actix_web::rt::spawn(async move {
+            let answer = me.ask(&keys, limits, batch).await;
+            let mut held = lock(&lease);
+            held.refilling = false;
+            if let Ok(Answer::Granted { cells, info }) = answer {
+                held.cells += cells;
+                held.expires = Some(Instant::now() + Duration::from_millis(me.settings.lease_ms));
+                held.info = Some(info);
+            }
+        });
+    }
+
+    /// Forgets leases with nothing left to serve, at most every [`SWEEP_EVERY`].
+    fn sweep(&self) {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < u64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(0)
+            || self
+                .last_sweep_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let now = Instant::now();
+        self.leases.retain(|_, lease| match lease.try_lock() {
+            Ok(held) => {
+                held.refilling
+                    || held.refused_until.is_some_and(|(until, _)| until > now)
+                    || (held.cells > 0 && held.expires.is_some_and(|e| e > now))
+            }
+            Err(_) => true,
+        });
     }
 
     /// Checks and counts one login attempt (password grant, console login) from `ip` on `scope`
     /// (a tenant's id, or `platform`): `rate_limit.login_per_minute` per address, a hundred times
     /// that for the scope as a whole, so guessing passwords is slow from one address and from many.
+    /// Never leased: each attempt asks Redis.
     pub async fn check_login(
         &self,
         scope: &str,
@@ -165,21 +346,37 @@ impl RateLimiter {
             format!("{}:rl:login:{scope}:*", self.prefix),
         ];
         let global = (interval / 100).max(1);
-        self.run(
-            keys,
-            [
-                (interval, interval * per_minute, per_minute),
-                (global, global * per_minute * 100, per_minute * 100),
-            ],
-        )
-        .await
+        let limits = [
+            (interval, interval * per_minute, per_minute),
+            (global, global * per_minute * 100, per_minute * 100),
+        ];
+        match self.ask(&keys, limits, 1).await {
+            Ok(Answer::Granted { info, .. }) => Ok(Some(info)),
+            Ok(Answer::Refused { info, retry }) => Err(refused(info, retry)),
+            Err(()) => self.when_redis_down(),
+        }
     }
 
-    async fn run(
+    /// What the configured policy answers while Redis is unreachable.
+    fn when_redis_down(&self) -> Result<Option<RateLimitInfo>, ApiError> {
+        match self.settings.when_redis_down {
+            RedisDownPolicy::Allow => Ok(None),
+            RedisDownPolicy::Deny => Err(ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "rate limiting is unavailable and the platform is configured to refuse requests then",
+            )
+            .retry_after(Duration::from_secs(1))),
+        }
+    }
+
+    /// Runs the script for up to `want` cells. `Err(())` when Redis did not answer in time (the
+    /// health flag is lowered and the cause logged once).
+    async fn ask(
         &self,
-        keys: [String; 2],
+        keys: &[String; 2],
         limits: [(u64, u64, u64); 2],
-    ) -> Result<Option<RateLimitInfo>, ApiError> {
+        want: u64,
+    ) -> Result<Answer, ()> {
         let attempt = async {
             let mut conn = self
                 .redis
@@ -191,6 +388,7 @@ impl RateLimiter {
             for (interval, tolerance, limit) in limits {
                 invocation.arg(interval).arg(tolerance).arg(limit);
             }
+            invocation.arg(want);
             invocation
                 .invoke_async::<(i64, i64, i64, i64, i64)>(&mut conn)
                 .await
@@ -201,37 +399,26 @@ impl RateLimiter {
             Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
         };
         match outcome {
-            Ok((allowed, remaining, retry_us, reset_us, limit)) => {
+            Ok((granted, remaining, retry_us, reset_us, limit)) => {
                 self.redis_ok.store(true, Ordering::Relaxed);
                 let info = RateLimitInfo {
                     limit: u64::try_from(limit).unwrap_or(0),
                     remaining: u64::try_from(remaining).unwrap_or(0),
                     reset_secs: u64::try_from(reset_us).unwrap_or(0).div_ceil(1_000_000),
                 };
-                if allowed == 1 {
-                    Ok(Some(info))
-                } else {
-                    let retry = Duration::from_micros(u64::try_from(retry_us).unwrap_or(1_000_000));
-                    Err(ApiError::new(
-                        ErrorCode::RateLimited,
-                        "too many requests; retry after the Retry-After delay",
-                    )
-                    .retry_after(retry.max(Duration::from_secs(1)))
-                    .with_rate_limit(info))
+                match u64::try_from(granted) {
+                    Ok(cells) if cells > 0 => Ok(Answer::Granted { cells, info }),
+                    _ => Ok(Answer::Refused {
+                        info,
+                        retry: Duration::from_micros(u64::try_from(retry_us).unwrap_or(1_000_000)),
+                    }),
                 }
             }
             Err(e) => {
                 if self.redis_ok.swap(false, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "rate limiter cannot reach Redis; following the configured policy");
                 }
-                match self.settings.when_redis_down {
-                    RedisDownPolicy::Allow => Ok(None),
-                    RedisDownPolicy::Deny => Err(ApiError::new(
-                        ErrorCode::ServiceUnavailable,
-                        "rate limiting is unavailable and the platform is configured to refuse requests then",
-                    )
-                    .retry_after(Duration::from_secs(1))),
-                }
+                Err(())
             }
         }
     }
@@ -245,5 +432,13 @@ mod tests {
     fn gcra_parameters() {
         assert_eq!(params(10, 20), (100_000, 2_000_000, 20));
         assert_eq!(params(0, 0), (1_000_000, 1_000_000, 1));
+    }
+
+    #[test]
+    fn leases_are_half_a_lifetime_of_the_tighter_rate() {
+        assert_eq!(lease_size(50, 200, 100), 5);
+        assert_eq!(lease_size(2, 200, 100), 1);
+        assert_eq!(lease_size(1_000_000, 200, 100), 100);
+        assert_eq!(lease_size(0, 200, 0), 1);
     }
 }

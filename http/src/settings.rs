@@ -216,6 +216,11 @@ pub struct RateLimitSettings {
     pub when_redis_down: RedisDownPolicy,
     /// Login attempts (password grant, console logins) per minute from one address.
     pub login_per_minute: u32,
+    /// At most this many cells an instance takes from Redis at once for one credential (1 = a
+    /// Redis round trip per request). See [`crate::ratelimit`].
+    pub lease_max: u32,
+    /// Leased cells not used within this many milliseconds are dropped.
+    pub lease_ms: u64,
 }
 
 impl Default for RateLimitSettings {
@@ -229,6 +234,8 @@ impl Default for RateLimitSettings {
             burst_seconds: 2,
             when_redis_down: RedisDownPolicy::Allow,
             login_per_minute: 10,
+            lease_max: 100,
+            lease_ms: 200,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::helpers::*;
 use aries_http::settings::{RateLimitSettings, RedisDownPolicy};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -17,6 +18,8 @@ fn limits(per_credential: u32, per_plan: u32, when_down: RedisDownPolicy) -> Rat
         burst_seconds: 1,
         when_redis_down: when_down,
         login_per_minute: 1000,
+        lease_max: 100,
+        lease_ms: 200,
     }
 }
 
@@ -121,8 +124,17 @@ async fn with_redis_down_the_policy_decides_and_readiness_says_so() -> TestResul
             200
         );
         redis.kill();
-        let res = app.get("/v1/tenants/redisless/locations").await;
-        assert_eq!(res.status().as_u16(), expected, "policy {name}");
+        // Cells this instance already leased are still served (for at most `lease_ms`), then the
+        // policy decides.
+        let decided = eventually(Duration::from_secs(3), || async {
+            app.get("/v1/tenants/redisless/locations")
+                .await
+                .status()
+                .as_u16()
+                == expected
+        })
+        .await;
+        assert!(decided, "policy {name}");
         let body: Value = app.get("/health/ready").await.json().await?;
         assert_eq!(body["redis"]["status"], "down");
         assert_eq!(body["rate_limiter"]["status"], "degraded");
@@ -182,5 +194,81 @@ async fn password_guessing_is_slowed_per_address() -> TestResult {
         last = res.status().as_u16();
     }
     assert_eq!(last, 429);
+    Ok(())
+}
+
+/// At a high limit an instance leases cells in batches: far fewer Redis calls than requests, and
+/// the limit still holds exactly (every cell is counted in Redis before it is served).
+#[actix_web::test]
+async fn cells_are_leased_in_batches_and_the_limit_still_holds() -> TestResult {
+    let redis = RedisServer::start()?;
+    // 20 a second with a burst of 10 s: 200 at once are allowed, in leases of 20 (20 × 2 s / 2).
+    let mut settings = limits(20, 100_000, RedisDownPolicy::Allow);
+    settings.burst_seconds = 10;
+    settings.lease_ms = 2000;
+    let app = TestApp::spawn_with(AppOptions {
+        rate_limit: Some(settings),
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("leased").await;
+    let client = redis::Client::open(redis.url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let script_calls = |info: &str| -> u64 {
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    let get_all = |n: usize| {
+        let app = &app;
+        futures::stream::iter(0..n)
+            .map(move |_| async move {
+                app.get("/v1/tenants/leased/locations")
+                    .await
+                    .status()
+                    .as_u16()
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<u16>>()
+    };
+    // Within the burst: every request is served, from a lease taken every 20 requests or so.
+    let started = std::time::Instant::now();
+    let before: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await?;
+    let first = get_all(160).await;
+    let after: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await?;
+    let calls = script_calls(&after) - script_calls(&before);
+    assert!(first.iter().all(|s| *s == 200), "{first:?}");
+    assert!(
+        calls * 4 <= 160,
+        "{calls} Redis calls for 160 requests: leases must batch"
+    );
+    // Past the burst: refused, and never more allowed than the burst plus what the rate earned
+    // meanwhile (plus one lease in flight).
+    let second = get_all(300).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 160 + second.iter().filter(|s| **s == 200).count() as u64;
+    let refused = second.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(allowed + refused, 460, "only 200s and 429s: {second:?}");
+    let ceiling = 200.0 + 20.0 * elapsed + 20.0;
+    assert!(
+        (allowed as f64) <= ceiling,
+        "{allowed} allowed in {elapsed:.2} s, at most {ceiling:.0}"
+    );
+    assert!(refused > 0, "then it refuses ({elapsed:.2} s)");
     Ok(())
 }
