@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# `make bench`: one loopback run, side by side:
-#   stack  wrk → `aries serve` → GET /v1/tenants/bench/locations/{id} (auth, routing, tenant actor, shard)
-#   bare   wrk → aries-bench-bare: the same route and JSON body from a bare actix-web handler (no I/O)
-#   pg-*   pgbench → the shard holding the tenant: the raw primary-key SELECT, the same under RLS,
-#          and the tenant transaction the app runs (BEGIN; set_config; SELECT; COMMIT)
-#   move   a tenant with 100,000 rows moved online to a shard on a second Postgres server (a
-#          throwaway cluster started here) while a writer keeps creating locations in it: the move's
-#          time, its freeze, the longest any write waited, failed writes (must be 0)
-# Results go to the terminal and target/bench/latest.md (raw outputs beside it). docs/BENCHMARKS.md
-# explains the method. Everything started here is stopped, and the bench databases dropped, on exit.
+# `make bench`: issue 9's scenarios, each beside its ceiling, in one loopback run:
+#   (a) GET location, tenant API key, rate limiter on, response cache hit  vs  aries-bench-bare (same JSON)
+#   (b) the same GET with the response cache off (the tenant transaction)  vs  pgbench running the app's
+#       transaction for that SELECT (two forms; the faster is the ceiling), pg-raw for scale
+#   (c) POST order (write + outbox + audit + Idempotency-Key)  vs  pgbench running the same statements in
+#       one transaction (bench/sql/order-create.sql)
+#   (a)-(c) again at half of the stack's peak rate, open loop (aries-load), for p99 at half load
+#   (d) 5,000 live-dashboard sockets over 100 tenants, 1,000 events/s: event → socket latency
+#   (e) 10,000 tenants provisioned, then a fresh instance activates each (first request): latency, and
+#       resident memory per active tenant actor; the same requests warm are its ceiling
+#   (f) a tenant with 100,000 rows moved online to a shard on a second Postgres server (a throwaway
+#       cluster started here) while a writer keeps creating locations in it
+# Peak memory is the server's VmHWM during the row. Results go to the terminal and target/bench/latest.md
+# (raw outputs beside it). docs/BENCHMARKS.md explains the method. Everything started here is stopped,
+# and the bench databases dropped, on exit.
 #
 # Knobs: ARIES_BENCH_DURATION (seconds per measurement, default 10), ARIES_BENCH_WARMUP (default 3),
+#        ARIES_BENCH_TENANTS (default 10000), ARIES_BENCH_SOCKETS (5000), ARIES_BENCH_WS_TENANTS (100),
+#        ARIES_BENCH_EVENTS (events/s, 1000), ARIES_BENCH_MOVE_ROWS (100000),
 #        ARIES_NO_BUILD=1 (use the binaries already built),
 #        ARIES_BIN (the server binary, default target/release/aries),
 #        ARIES_BENCH_KEEP_TMP=1 (keep the temp dir with the pgbench scripts and per-transaction logs).
+
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ARIES_ROOT"
@@ -30,6 +38,7 @@ PG_APP_PASSWORD=${ARIES_PG_APP_PASSWORD:-aries_app}
 BENCH_DBS=(aries_bench_catalog aries_bench_shard_0 aries_bench_shard_1)
 ARIES_BIN=${ARIES_BIN:-target/release/aries}
 BARE_BIN=target/release/aries-bench-bare
+LOAD_BIN=target/release/aries-load
 OUT=target/bench
 WRK_ARGS=(-t2 -c32 "-d${DURATION}s" --latency)
 PGBENCH_ARGS=(-n -c 16 -j 2 "-T" "$DURATION")
@@ -57,6 +66,10 @@ if [[ ${ARIES_NO_BUILD:-0} != 1 ]]; then
 fi
 [[ -x $ARIES_BIN ]] || die "$ARIES_BIN not found (build with: cargo build --release -p aries-http)"
 [[ -x $BARE_BIN ]] || die "$BARE_BIN not found (build with: cargo build --release -p aries-bench)"
+[[ -x $LOAD_BIN ]] || die "$LOAD_BIN not found (build with: cargo build --release -p aries-bench)"
+# 5,000 sockets need 5,000 descriptors in the generator and as many in the server (which inherits this).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+(($(ulimit -n) >= 12000)) || warn "only $(ulimit -n) file descriptors: the socket scenario may fail"
 
 for addr in "$STACK_ADDR" "$BARE_ADDR"; do
     ! tcp_open "${addr%:*}" "${addr##*:}" || die "$addr is already in use (a previous bench still running?)"
@@ -161,7 +174,7 @@ wait_http_200() { # wait_http_200 URL SECONDS PID NAME
     done
 }
 
-# wrk_parse FILE → "rps avg_ms p50_ms p99_ms non2xx socket_errors elapsed_ms"
+# wrk_parse FILE → "rps avg_ms p50_ms p99_ms non2xx socket_errors elapsed_ms max_ms"
 wrk_parse() {
     awk '
         function ms(v) {
@@ -171,14 +184,14 @@ wrk_parse() {
             if (v ~ /s$/)  return v * 1000
             return v + 0
         }
-        $1 == "Latency" && $2 != "Distribution" && avg == "" { avg = ms($2) }
+        $1 == "Latency" && $2 != "Distribution" && avg == "" { avg = ms($2); max = ms($4) }
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
         $1 == "Requests/sec:" { rps = $2 }
         /Non-2xx or 3xx responses:/ { non2xx = $NF }
         /Socket errors:/ { gsub(/,/, ""); sockerr = $4 + $6 + $8 + $10 }
         / requests in / { t = $4; sub(/,$/, "", t); elapsed = ms(t) }
-        END { printf "%s %s %s %s %d %d %.0f\n", rps, avg, p50, p99, non2xx, sockerr, elapsed }
+        END { printf "%s %s %s %s %d %d %.0f %s\n", rps, avg, p50, p99, non2xx, sockerr, elapsed, max }
     ' "$1"
 }
 
@@ -192,7 +205,8 @@ run_wrk() { # run_wrk NAME URL [wrk args...]
     log "wrk ${WRK_ARGS[*]} $url  [$name]"
     wrk "${WRK_ARGS[@]}" "$@" "$url" >"$OUT/wrk-$name.txt" || die "wrk $name failed (see $OUT/wrk-$name.txt)"
     local key=${name^^} elapsed
-    read -r "${key}_RPS" "${key}_AVG" "${key}_P50" "${key}_P99" "${key}_NON2XX" "${key}_SOCKERR" elapsed \
+    key=${key//-/_}
+    read -r "${key}_RPS" "${key}_AVG" "${key}_P50" "${key}_P99" "${key}_NON2XX" "${key}_SOCKERR" elapsed "${key}_MAX" \
         < <(wrk_parse "$OUT/wrk-$name.txt")
     local rps="${key}_RPS" p99="${key}_P99"
     [[ -n ${!rps} && -n ${!p99} && -n $elapsed ]] || die "could not parse $OUT/wrk-$name.txt"
@@ -201,7 +215,7 @@ run_wrk() { # run_wrk NAME URL [wrk args...]
     ((elapsed >= DURATION * 900)) || die "wrk $name stopped after $elapsed ms of ${DURATION} s (interrupted?)"
 }
 
-# log_stats PREFIX → "avg_ms p50_ms p99_ms count" of per-transaction latencies from pgbench --log files.
+# log_stats PREFIX → "avg_ms p50_ms p99_ms count max_ms" of per-transaction latencies from pgbench --log files.
 # Not the log's 3rd column ("time"): pgbench 15 writes 0 µs there for most transactions as soon as a
 # thread serves several clients (79 % zeros at -c16 -j2 here; fine at -c1 -j1). Instead we take each
 # client's time between consecutive completions (columns 5-6, epoch s + µs, read fresh per line):
@@ -213,16 +227,17 @@ log_stats() {
         { v[NR] = $1; sum += $1 }
         function rank(p,   i) { i = int(NR * p); if (i < NR * p) i++; if (i < 1) i = 1; return v[i] }
         END {
-            if (NR == 0) { print "nan nan nan 0"; exit }
-            printf "%.3f %.3f %.3f %d\n", sum / NR / 1000, rank(0.50) / 1000, rank(0.99) / 1000, NR
+            if (NR == 0) { print "nan nan nan 0 nan"; exit }
+            printf "%.3f %.3f %.3f %d %.3f\n", sum / NR / 1000, rank(0.50) / 1000, rank(0.99) / 1000, NR, v[NR] / 1000
         }'
 }
 
-run_pgbench() { # run_pgbench NAME SCRIPT MODE(tcp-app|tcp-super|socket-super) [PROTOCOL, default prepared]
+run_pgbench() { # run_pgbench NAME SCRIPT MODE(tcp-app|tcp-super|socket-super) [PROTOCOL, default prepared] [-D var=value...]
     local name=$1 script=$2 mode=$3 protocol=${4:-prepared} logdir="$TMP/log-$1"
+    shift 4 || shift $#
     mkdir -p "$logdir"
     chmod 777 "$logdir"
-    local args=("${PGBENCH_ARGS[@]}" -M "$protocol" -f "$script" -D "tid=$TENANT_ID" -D "lid=$LOCATION_ID")
+    local args=("${PGBENCH_ARGS[@]}" -M "$protocol" -f "$script" -D "tid=$TENANT_ID" -D "lid=$LOCATION_ID" "$@")
     # (pgbench's -d is --debug: the database name is the last, positional argument)
     local conn=(-h 127.0.0.1 -p 5432 -U "$PG_APP") env=(PGPASSWORD="$PG_APP_PASSWORD")
     case $mode in
@@ -257,7 +272,7 @@ run_pgbench() { # run_pgbench NAME SCRIPT MODE(tcp-app|tcp-super|socket-super) [
     key=${key^^}
     printf -v "${key}_RPS" '%s' "$tps"
     printf -v "${key}_AVG" '%s' "$avg"
-    read -r log_avg "${key}_P50" "${key}_P99" "${key}_N" < <(log_stats "$logdir/tx")
+    read -r log_avg "${key}_P50" "${key}_P99" "${key}_N" "${key}_MAX" < <(log_stats "$logdir/tx")
     # Cross-check the log-derived latencies against pgbench's own average.
     awk -v a="$avg" -v b="$log_avg" 'BEGIN { exit !(b > 0 && (a - b) / a < 0.1 && (b - a) / a < 0.1) }' ||
         warn "pgbench $name: latency average $avg ms, but the log gives $log_avg ms: p50/p99 may be off"
@@ -277,9 +292,14 @@ STACK_ENV=(
     ARIES__DATABASE__CATALOG_URL=postgres://127.0.0.1:5432/aries_bench_catalog
     ARIES__AUTH__OPERATOR_TOKEN="$TOKEN"
     ARIES__LOG__LEVEL=warn
-    # One credential at full speed would be throttled by any sensible limit: the bench measures the
-    # stack without the limiter (its Redis round trip is measured by redis-benchmark's own figures).
-    ARIES__RATE_LIMIT__ENABLED=false
+    # The limiter is on and checks every tenant request; its limits are set above the load so the
+    # bench measures the check, not refusals (one credential at full speed would be refused by any
+    # production limit).
+    ARIES__RATE_LIMIT__ENABLED=true
+    ARIES__RATE_LIMIT__PER_CREDENTIAL_PER_SECOND=10000000
+    ARIES__RATE_LIMIT__STARTER_PER_SECOND=10000000
+    ARIES__RATE_LIMIT__STANDARD_PER_SECOND=10000000
+    ARIES__RATE_LIMIT__ENTERPRISE_PER_SECOND=10000000
 )
 aries() {
     env "${STACK_ENV[@]}" "$ARIES_BIN" "$@" >>"$OUT/aries-setup.log" 2>&1 || {
@@ -288,41 +308,110 @@ aries() {
     }
 }
 : >"$OUT/aries-setup.log"
+: >"$OUT/aries-serve.log"
 log "aries migrate; aries shards add ×2; aries migrate"
 aries migrate
 aries shards add shard-0 postgres://127.0.0.1:5432/aries_bench_shard_0
 aries shards add shard-1 postgres://127.0.0.1:5432/aries_bench_shard_1
 aries migrate
 
-log "starting aries serve on $STACK_ADDR"
-env "${STACK_ENV[@]}" "$ARIES_BIN" serve >"$OUT/aries-serve.log" 2>&1 &
-STACK_PID=$!
-wait_http_200 "http://$STACK_ADDR/health/live" 60 "$STACK_PID" "aries serve"
+start_stack() { # start_stack [ENV=VALUE...]: aries serve with STACK_ENV plus these
+    log "starting aries serve on $STACK_ADDR ${*:-}"
+    echo "=== aries serve ${*:-} ===" >>"$OUT/aries-serve.log"
+    env "${STACK_ENV[@]}" "$@" "$ARIES_BIN" serve >>"$OUT/aries-serve.log" 2>&1 &
+    STACK_PID=$!
+    wait_http_200 "http://$STACK_ADDR/health/live" 60 "$STACK_PID" "aries serve"
+}
+stop_stack() {
+    stop_pid "$STACK_PID" "aries serve"
+    STACK_PID=""
+}
+# Peak memory of a process between reset_peak and peak_mib: the kernel's high-water mark of its
+# resident set (VmHWM), reset by writing 5 to clear_refs.
+reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || warn "cannot reset the peak RSS of pid $1"; }
+peak_mib() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo ""; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-status=$(http POST "http://$STACK_ADDR/v1/platform/tenants" '{"slug":"bench","name":"Bench DME","plan":"standard"}')
-expect_status 201 "$status" "POST /v1/platform/tenants"
-TENANT_ID=$(json_field "$TMP/resp" id)
-[[ -n $TENANT_ID ]] || die "tenant response has no id: $(cat "$TMP/resp")"
+# post_id PATH JSON: POST to the stack (tenant key for tenant URLs), expect 201, print the new id.
+post_id() {
+    local status
+    status=$(http POST "http://$STACK_ADDR$1" "$2")
+    expect_status 201 "$status" "POST $1"
+    json_field "$TMP/resp" id
+}
 
-status=$(http POST "http://$STACK_ADDR/v1/platform/tenants/$SLUG/api-keys" '{"name":"bench","roles":["owner"]}')
-expect_status 201 "$status" "POST /v1/platform/tenants/$SLUG/api-keys"
-TENANT_KEY=$(json_field "$TMP/resp" secret)
-[[ -n $TENANT_KEY ]] || die "api key response has no secret: $(cat "$TMP/resp")"
+start_stack
+STACK_URL_BASE="http://$STACK_ADDR"
 
-status=$(http POST "http://$STACK_ADDR/v1/tenants/$SLUG/locations" \
-    '{"code":"MAIN","name":"Main branch","address":{"line1":"1 Main St","city":"Austin","state":"TX","postal_code":"78701"},"phone":"+1-512-555-0100"}')
-expect_status 201 "$status" "POST /v1/tenants/$SLUG/locations"
-LOCATION_ID=$(json_field "$TMP/resp" id)
-[[ -n $LOCATION_ID ]] || die "location response has no id: $(cat "$TMP/resp")"
+# A tenant with what an order needs (prescriber, location, price list, payer, patient, policy);
+# prints "tenant_id key prescriber location patient policy".
+provision_world() { # provision_world SLUG
+    local slug=$1 status tid key prescriber location list payer patient policy
+    status=$(http POST "$STACK_URL_BASE/v1/platform/tenants" "{\"slug\":\"$slug\",\"name\":\"Bench DME $slug\",\"plan\":\"standard\"}")
+    expect_status 201 "$status" "POST /v1/platform/tenants ($slug)"
+    tid=$(json_field "$TMP/resp" id)
+    status=$(http POST "$STACK_URL_BASE/v1/platform/tenants/$slug/api-keys" '{"name":"bench","roles":["owner"]}')
+    expect_status 201 "$status" "POST /v1/platform/tenants/$slug/api-keys"
+    key=$(json_field "$TMP/resp" secret)
+    local saved=${TENANT_KEY:-}
+    TENANT_KEY=$key
+    prescriber=$(post_id "/v1/tenants/$slug/prescribers" '{"first_name":"Ann","last_name":"Lee","npi":"1234567893","pecos_enrolled":true}')
+    location=$(post_id "/v1/tenants/$slug/locations" \
+        '{"code":"MAIN","name":"Main branch","address":{"line1":"1 Main St","city":"Austin","state":"TX","postal_code":"78701"},"phone":"+1-512-555-0100"}')
+    list=$(post_id "/v1/tenants/$slug/price-lists" '{"name":"Medicare TX"}')
+    payer=$(post_id "/v1/tenants/$slug/payers" "{\"name\":\"Medicare DME MAC D\",\"payer_type\":\"medicare\",\"default_price_list_id\":\"$list\"}")
+    patient=$(post_id "/v1/tenants/$slug/patients" "{\"first_name\":\"Rosa\",\"last_name\":\"Diaz\",\"date_of_birth\":\"1948-05-17\",\"address\":{\"line1\":\"12 Elm St\",\"city\":\"Austin\",\"state\":\"TX\",\"postal_code\":\"78701\"},\"primary_prescriber_id\":\"$prescriber\",\"location_id\":\"$location\",\"diagnosis_codes\":[\"G47.33\"]}")
+    policy=$(post_id "/v1/tenants/$slug/patients/$patient/policies" "{\"payer_id\":\"$payer\",\"policy_number\":\"1EG4TE5MK72\"}")
+    TENANT_KEY=$saved
+    echo "$tid $key $prescriber $location $patient $policy"
+}
+read -r TENANT_ID TENANT_KEY PRESCRIBER_ID LOCATION_ID PATIENT_ID POLICY_ID < <(provision_world "$SLUG")
+[[ -n $POLICY_ID ]] || die "could not set up tenant $SLUG"
+read -r PGT_ID PGT_KEY PGT_PRESCRIBER PGT_LOCATION PGT_PATIENT PGT_POLICY < <(provision_world bench-pg)
+[[ -n $PGT_POLICY ]] || die "could not set up tenant bench-pg"
 
-STACK_URL="http://$STACK_ADDR/v1/tenants/$SLUG/locations/$LOCATION_ID"
+STACK_URL="$STACK_URL_BASE/v1/tenants/$SLUG/locations/$LOCATION_ID"
 status=$(http GET "$STACK_URL")
 expect_status 200 "$status" "GET $STACK_URL"
 cp "$TMP/resp" "$OUT/location.json"
 [[ $(json_field "$OUT/location.json" id) == "$LOCATION_ID" ]] || die "GET returned another location: $(cat "$OUT/location.json")"
 log "tenant $SLUG ($TENANT_ID), location $LOCATION_ID: $(wc -c <"$OUT/location.json") bytes of JSON"
 
-# --- the ceiling ---------------------------------------------------------------------------------
+# shard_db_of SLUG: the bench database holding the tenant's rows.
+shard_db_of() {
+    local dsn db
+    dsn=$(psql_su aries_bench_catalog <<<"\\pset tuples_only on
+\\pset format unaligned
+select s.dsn from placement p join shard s using (shard_id) join tenant t using (tenant_id) where t.slug = '$1';")
+    db=${dsn%%\?*}
+    db=${db##*/}
+    [[ " ${BENCH_DBS[*]} " == *" $db "* && $db == *shard* ]] || die "tenant $1 is placed on '$dsn', which is not a bench shard"
+    echo "$db"
+}
+SHARD_DB=$(shard_db_of "$SLUG")
+PGT_DB=$(shard_db_of bench-pg)
+log "tenant $SLUG lives on $SHARD_DB, bench-pg on $PGT_DB"
+
+# aries_load NAME MODE ARGS...: the fixed-rate generator; its JSON to $OUT/load-NAME.json, and
+# NAME_{RPS,P50,P99,MAX,FAILED} set from it.
+aries_load() {
+    local name=$1
+    shift
+    log "aries-load $* [$name]"
+    "$LOAD_BIN" "$@" --out "$OUT/load-$name.json" >/dev/null 2>"$OUT/load-$name.err" || {
+        cat "$OUT/load-$name.err" >&2
+        die "aries-load $name failed"
+    }
+    local key=${name//-/_}
+    key=${key^^}
+    read -r "${key}_RPS" "${key}_P50" "${key}_P99" "${key}_MAX" "${key}_FAILED" < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1])); l = d.get("latency", {})
+print(round(d.get("rps", 0), 1), l.get("p50_ms", 0), l.get("p99_ms", 0), l.get("max_ms", 0), d.get("failed", 0))' "$OUT/load-$name.json")
+}
+half() { awk -v r="$1" 'BEGIN { printf "%.0f", r / 2 }'; }
+
+# --- (a) cached, authenticated, rate-limited GET vs a bare actix-web handler ----------------------
 
 log "starting aries-bench-bare on $BARE_ADDR"
 "$BARE_BIN" "$BARE_ADDR" "$OUT/location.json" >"$OUT/bare.log" 2>&1 &
@@ -330,30 +419,79 @@ BARE_PID=$!
 BARE_URL="http://$BARE_ADDR/v1/tenants/$SLUG/locations/$LOCATION_ID"
 wait_http_200 "$BARE_URL" 20 "$BARE_PID" "aries-bench-bare"
 curl -s "$BARE_URL" | cmp -s - "$OUT/location.json" || die "the bare handler's body differs from the stack's"
+curl -s -D - -o /dev/null -H "Authorization: Bearer $TENANT_KEY" "$STACK_URL" | grep -qi '^ratelimit-limit:' ||
+    die "the stack's answer carries no RateLimit-Limit header: is the limiter on?"
 
-# --- HTTP ----------------------------------------------------------------------------------------
-
-run_wrk stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
-run_wrk bare "$BARE_URL"
-
-# The HTTP figures are in: stop both servers so they do not compete with pgbench for the cores.
-stop_pid "$STACK_PID" "aries serve"
+reset_peak "$STACK_PID"
+run_wrk a-stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
+A_STACK_MEM=$(peak_mib "$STACK_PID")
+reset_peak "$BARE_PID"
+run_wrk a-bare "$BARE_URL"
+A_BARE_MEM=$(peak_mib "$BARE_PID")
 stop_pid "$BARE_PID" "aries-bench-bare"
-STACK_PID="" BARE_PID=""
+BARE_PID=""
+grep -qi '^X-Cache: hit' <(curl -s -D - -o /dev/null -H "Authorization: Bearer $TENANT_KEY" "$STACK_URL" | tr -d '\r') ||
+    warn "the stack's GET did not answer X-Cache: hit after the run"
+aries_load a-half http --url "$STACK_URL" --header "Authorization: Bearer $TENANT_KEY" \
+    --rate "$(half "$A_STACK_RPS")" --duration "$DURATION" --warmup "$WARMUP"
+
+# --- (c) creating an order (write + outbox + audit + idempotency) vs pgbench -----------------------
+
+ORDER_BODY="{\"patient_id\":\"$PATIENT_ID\"}"
+cat >"$TMP/order.lua" <<LUA
+-- POST an order; a distinct Idempotency-Key per request (as a careful client sends).
+wrk.method = "POST"
+wrk.body = '$ORDER_BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TENANT_KEY"
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+local n = 0
+function request()
+  n = n + 1
+  local h = {}
+  for k, v in pairs(wrk.headers) do h[k] = v end
+  h["Idempotency-Key"] = "wrk-" .. tostring(tid) .. "-" .. n .. "-" .. math.random(1000000000)
+  return wrk.format(nil, nil, h, nil)
+end
+LUA
+orders_before=$(psql_su "$SHARD_DB" <<<"\\pset tuples_only on
+select count(*) from patient_order where tenant_id = '$TENANT_ID';" | tr -d ' ')
+reset_peak "$STACK_PID"
+run_wrk c-stack "$STACK_URL_BASE/v1/tenants/$SLUG/orders" -s "$TMP/order.lua"
+C_STACK_MEM=$(peak_mib "$STACK_PID")
+printf '%s' "$ORDER_BODY" >"$TMP/order.json"
+aries_load c-half http --url "$STACK_URL_BASE/v1/tenants/$SLUG/orders" --method POST --body-file "$TMP/order.json" \
+    --header "Authorization: Bearer $TENANT_KEY" --header "Content-Type: application/json" \
+    --header "Idempotency-Key: half-{n}" --rate "$(half "$C_STACK_RPS")" --duration "$DURATION" --warmup "$WARMUP"
+
+# rows_per_order DB TENANT: rows per order in the tables an order creation writes (the same ratios
+# for the API's orders and pgbench's transactions show that both did the same work).
+rows_per_order() {
+    psql_su "$1" <<<"\\pset tuples_only on
+\\pset format unaligned
+with o as (select count(*)::numeric n from patient_order where tenant_id = '$2')
+select concat_ws('/', round((select count(*) from order_policy where tenant_id = '$2') / o.n, 2),
+       round((select count(*) from outbox_event where tenant_id = '$2' and event_type = 'order.created') / o.n, 2),
+       round((select count(*) from audit_event where tenant_id = '$2' and action = 'order.created') / o.n, 2),
+       round((select count(*) from idempotency_key where tenant_id = '$2') / o.n, 2)) from o;"
+}
+C_APP_ROWS=$(rows_per_order "$SHARD_DB" "$TENANT_ID")
+
+# --- (b) uncached GET by id: the stack with the response cache off ---------------------------------
+
+stop_stack
+start_stack ARIES__CACHE__ENABLED=false
+grep -qi '^X-Cache: bypass' <(curl -s -D - -o /dev/null -H "Authorization: Bearer $TENANT_KEY" "$STACK_URL" | tr -d '\r') ||
+    die "with cache.enabled=false the GET should answer X-Cache: bypass"
+reset_peak "$STACK_PID"
+run_wrk b-stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
+B_STACK_MEM=$(peak_mib "$STACK_PID")
+aries_load b-half http --url "$STACK_URL" --header "Authorization: Bearer $TENANT_KEY" \
+    --rate "$(half "$B_STACK_RPS")" --duration "$DURATION" --warmup "$WARMUP"
+stop_stack
 
 # --- Postgres ------------------------------------------------------------------------------------
-
-dsn=$(psql_su aries_bench_catalog <<SQL
-\pset tuples_only on
-\pset format unaligned
-select s.dsn from placement p join shard s using (shard_id) join tenant t using (tenant_id) where t.slug = '$SLUG';
-SQL
-)
-SHARD_DB=${dsn%%\?*}
-SHARD_DB=${SHARD_DB##*/}
-[[ " ${BENCH_DBS[*]} " == *" $SHARD_DB "* && $SHARD_DB == *shard* ]] ||
-    die "tenant $SLUG is placed on '$dsn', which is not a bench shard"
-log "tenant $SLUG lives on $SHARD_DB"
 
 tid=$(sql_literal "$TENANT_ID")
 lid=$(sql_literal "$LOCATION_ID")
@@ -361,35 +499,36 @@ app_psql() { env PGPASSWORD="$PG_APP_PASSWORD" "$@" psql -X -w -q -At -h 127.0.0
 # Sanity: each form must find the row (else we would time empty answers), and RLS must bite without the setting.
 n_super=$(psql_su "$SHARD_DB" <<<"\\pset tuples_only on
 select count(*) from location where tenant_id = $tid and location_id = $lid;" | tr -d ' ')
-n_tx=$(app_psql <<<"begin; select set_config('aries.tenant_id', $tid, true) \\g /dev/null
+n_tx=$(app_psql <<<"select aries_enter($tid, 1, false) \\; begin \\g /dev/null
 select count(*) from location where tenant_id = $tid and location_id = $lid; commit;")
-n_session=$(app_psql PGOPTIONS="-c aries.tenant_id=$TENANT_ID" <<<"select count(*) from location where tenant_id = $tid and location_id = $lid;")
 n_plain=$(app_psql <<<"select count(*) from location where tenant_id = $tid and location_id = $lid;" 2>&1 || true)
-[[ $n_super == 1 && $n_tx == 1 && $n_session == 1 ]] ||
-    die "the location row is not found by every form (superuser=$n_super, tenant tx=$n_tx, session setting=$n_session)"
+[[ $n_super == 1 && $n_tx == 1 ]] ||
+    die "the location row is not found by every form (superuser=$n_super, tenant tx=$n_tx)"
 if [[ $n_plain == 0 || $n_plain == *ERROR* ]]; then
-    log "RLS bites: as $PG_APP without aries.tenant_id the row is invisible ($(head -n1 <<<"$n_plain"))"
+    log "RLS bites: as $PG_APP without the tenant setting the row is invisible ($(head -n1 <<<"$n_plain"))"
 else
-    warn "RLS did NOT hide the row from $PG_APP without aries.tenant_id (got: $n_plain)"
+    warn "RLS did NOT hide the row from $PG_APP without the tenant setting (got: $n_plain)"
 fi
 
 cat >"$TMP/raw.sql" <<'SQL'
 select * from location where tenant_id = :tid and location_id = :lid;
 SQL
-cat >"$TMP/tx.sql" <<'SQL'
-begin;
-select set_config('aries.tenant_id', :tid, true);
-select * from location where tenant_id = :tid and location_id = :lid;
-commit;
-SQL
-# The app's own form: BEGIN and the setting in one message, then the SELECT, then COMMIT (three
-# round trips). pgbench allows a compound statement (\;) only in simple mode, so this script runs
-# with -M simple and carries its values as literals.
-cat >"$TMP/tx3.sql" <<SQL
-begin \\; select set_config('aries.tenant_id', '$TENANT_ID', true);
+# The app's read: the fence (`aries_enter`: placement check + the tenant setting) and BEGIN in one
+# message, the SELECT, COMMIT — three round trips. pgbench allows a compound statement (\;) only in
+# simple mode, so this script runs with -M simple and carries its values as literals.
+cat >"$TMP/get3.sql" <<SQL
+select aries_enter('$TENANT_ID', 1, false) \\; begin;
 select * from location where tenant_id = '$TENANT_ID' and location_id = '$LOCATION_ID';
 commit;
 SQL
+# The same statements prepared, the fence in its own round trip inside the transaction (four).
+cat >"$TMP/get4.sql" <<'SQL'
+begin;
+select aries_enter(:tid, 1, false);
+select * from location where tenant_id = :tid and location_id = :lid;
+commit;
+SQL
+cp bench/sql/order-create.sql "$TMP/order-create.sql"
 chmod 644 "$TMP"/*.sql
 
 # The raw ceiling runs as the superuser postgres (RLS does not apply to it): over TCP like the others
@@ -400,11 +539,69 @@ else
     RAW_MODE=socket-super RAW_NOTE="unix socket"
 fi
 run_pgbench pg-raw "$TMP/raw.sql" "$RAW_MODE"
-run_pgbench pg-rls "$TMP/raw.sql" tcp-app-session
-run_pgbench pg-tx "$TMP/tx.sql" tcp-app
-run_pgbench pg-tx3 "$TMP/tx3.sql" tcp-app simple
+run_pgbench pg-get3 "$TMP/get3.sql" tcp-app simple
+run_pgbench pg-get4 "$TMP/get4.sql" tcp-app prepared
+# (b)'s ceiling: the faster of the two forms of the app's transaction.
+if awk -v a="$PG_GET3_RPS" -v b="$PG_GET4_RPS" 'BEGIN { exit !(a >= b) }'; then B_CEIL=PG_GET3; else B_CEIL=PG_GET4; fi
+B_CEIL_RPS=${B_CEIL}_RPS
+B_CEIL_RPS=${!B_CEIL_RPS}
 
-# --- tenant move under load ----------------------------------------------------------------------
+saved_db=$SHARD_DB
+SHARD_DB=$PGT_DB
+run_pgbench pg-order "$TMP/order-create.sql" tcp-app prepared \
+    -D "pid=$PGT_PATIENT" -D "prid=$PGT_PRESCRIBER" -D "polid=$PGT_POLICY" -D "tid=$PGT_ID" -D "lid=$PGT_LOCATION"
+SHARD_DB=$saved_db
+C_PG_ROWS=$(rows_per_order "$PGT_DB" "$PGT_ID")
+log "rows per order (policies/outbox/audit/idempotency): API $C_APP_ROWS, pgbench $C_PG_ROWS"
+[[ $C_APP_ROWS == "$C_PG_ROWS" ]] || warn "the API's orders and pgbench's transactions wrote different rows per order"
+# half of pgbench's peak, for its own p99 (pgbench --rate measures from the schedule, too)
+
+# --- (e) cold activation of 10,000 provisioned tenants ---------------------------------------------
+
+COLD_TENANTS=${ARIES_BENCH_TENANTS:-10000}
+start_stack
+aries_load e-provision provision --base "$STACK_URL_BASE" --operator-token "$TOKEN" --count "$COLD_TENANTS" \
+    --prefix cold- --concurrency 8 --tenants "$OUT/cold-tenants.txt"
+E_PROVISION_SECS=$(json_field "$OUT/load-e-provision.json" seconds)
+# A fresh instance: no tenant actor runs. One request to the bench tenant first, so the figures
+# below are the tenants' own cost, not the instance's first-request warm-up.
+stop_stack
+start_stack
+status=$(http GET "$STACK_URL")
+expect_status 200 "$status" "GET $STACK_URL (warm-up)"
+sleep 1
+E_RSS_BEFORE=$(rss_kib "$STACK_PID")
+reset_peak "$STACK_PID"
+aries_load e-cold activate --base "$STACK_URL_BASE" --tenants "$OUT/cold-tenants.txt" --concurrency 4
+E_COLD_MEM=$(peak_mib "$STACK_PID")
+sleep 2 # let the caches' background work settle
+E_RSS_AFTER=$(rss_kib "$STACK_PID")
+E_PER_ACTOR_KIB=$(awk -v a="$E_RSS_AFTER" -v b="$E_RSS_BEFORE" -v n="$COLD_TENANTS" 'BEGIN { printf "%.2f", (a - b) / n }')
+ACTORS=$(curl -s -H "Authorization: Bearer $TOKEN" "$STACK_URL_BASE/metrics" | awk '/^aries_tenant_actors_active / { print $2 }' || true)
+log "resident set: $E_RSS_BEFORE KiB before, $E_RSS_AFTER KiB after activating $COLD_TENANTS tenants: $E_PER_ACTOR_KIB KiB each${ACTORS:+ ($ACTORS actors active)}"
+# The same requests again, every actor now running: the ceiling of the cold figures.
+aries_load e-warm activate --base "$STACK_URL_BASE" --tenants "$OUT/cold-tenants.txt" --concurrency 4
+
+# --- (d) live sockets: 5,000 dashboards, 1,000 events/s --------------------------------------------
+
+WS_SOCKETS=${ARIES_BENCH_SOCKETS:-5000}
+WS_TENANTS=${ARIES_BENCH_WS_TENANTS:-100}
+WS_RATE=${ARIES_BENCH_EVENTS:-1000}
+reset_peak "$STACK_PID"
+aries_load d-ws ws --base "$STACK_URL_BASE" --tenants "$OUT/cold-tenants.txt" --tenant-count "$WS_TENANTS" \
+    --sockets "$WS_SOCKETS" --rate "$WS_RATE" --duration "$DURATION" --warmup "$WARMUP"
+D_WS_MEM=$(peak_mib "$STACK_PID")
+ws_field() { json_field "$OUT/load-d-ws.json" "$1"; }
+D_EVENTS_PS=$(ws_field events_per_second)
+D_FRAMES_PS=$(ws_field frames_per_second)
+D_RESYNCS=$(ws_field resyncs)
+D_DROPPED=$(ws_field sockets_dropped)
+D_EXPECTED=$(ws_field frames_expected)
+D_RECEIVED=$(ws_field frames_received)
+D_POST_FAILED=$(ws_field post_failed)
+D_OPEN=$(ws_field open_seconds)
+stop_stack
+# --- (f) tenant move under load ------------------------------------------------------------------
 
 MOVE_ROWS=${ARIES_BENCH_MOVE_ROWS:-100000}
 PG2_DIR="$TMP/pg2"
@@ -424,10 +621,7 @@ create role $PG_APP login password '$PG_APP_PASSWORD';
 create database aries_bench_shard_2 owner $PG_OWNER template template0 encoding 'UTF8' lc_collate 'C.UTF-8' lc_ctype 'C.UTF-8';
 SQL
 
-log "starting aries serve again for the move"
-env "${STACK_ENV[@]}" "$ARIES_BIN" serve >>"$OUT/aries-serve.log" 2>&1 &
-STACK_PID=$!
-wait_http_200 "http://$STACK_ADDR/health/live" 60 "$STACK_PID" "aries serve"
+start_stack
 status=$(http POST "http://$STACK_ADDR/v1/platform/tenants" '{"slug":"bench-move","name":"Bench Move DME","plan":"standard"}')
 expect_status 201 "$status" "POST /v1/platform/tenants (bench-move)"
 MOVE_TID=$(json_field "$TMP/resp" id)
@@ -521,8 +715,7 @@ MOVE_FLIP=$(python3 -c 'import json,sys,datetime as d
 m=json.load(open(sys.argv[1])); p=lambda s: d.datetime.fromisoformat(s.replace("Z","+00:00"))
 print(round((p(m["flipped_at"])-p(m["created_at"])).total_seconds()*1000))' "$OUT/move.json")
 log "move: $MOVE_COPIED rows, flipped after $MOVE_FLIP ms, done after $MOVE_TOOK ms, freeze $MOVE_PAUSE ms; writer: $MOVE_W_REQUESTS writes, max latency $MOVE_W_MAX ms, failed $MOVE_W_FAILED"
-stop_pid "$STACK_PID" "aries serve"
-STACK_PID=""
+stop_stack
 
 # --- report --------------------------------------------------------------------------------------
 
@@ -533,31 +726,58 @@ ratio() { # a ÷ b with 2-3 significant digits, e.g. 0.0312×, 0.31×, 3.2×, 31
         if (r >= 10) printf "%.0f×", r; else if (r >= 1) printf "%.2f×", r; else if (r >= 0.1) printf "%.3f×", r; else printf "%.2g×", r
     }'
 }
-row() { # row NAME WHAT RPS AVG P50 P99
-    awk -v n="$1" -v w="$2" -v r="$3" -v a="$4" -v p="$5" -v q="$6" \
-        'BEGIN { printf "| %-7s | %-74s | %10.0f | %8.3f | %8.3f | %8.3f |\n", n, w, r, a, p, q }'
+# row SCENARIO NAME WHAT TOOL RPS P50 P99 MAX MEM RATIO
+row() {
+    awk -v s="$1" -v n="$2" -v w="$3" -v t="$4" -v r="$5" -v p="$6" -v q="$7" -v m="$8" -v mem="$9" -v x="${10}" 'BEGIN {
+        f = (m == "" ? "—" : sprintf("%.1f", m))
+        printf "| %s | %-9s | %-62s | %-10s | %10.0f | %8.3f | %8.3f | %8s | %6s | %-14s |\n", s, n, w, t, r, p, q, f, (mem == "" ? "—" : mem), x
+    }'
 }
-# shellcheck disable=SC2153 # STACK_P50 & co. are set through read/printf -v above
+# meets VALUE OP LIMIT → ✓ or ✗
+meets() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == ">=" ? v >= l : v < l); print (ok ? "✓" : "✗") }'; }
+
+A_RATIO=$(ratio "$A_STACK_RPS" "$A_BARE_RPS")
+B_RATIO=$(ratio "$B_STACK_RPS" "$B_CEIL_RPS")
+C_RATIO=$(ratio "$C_STACK_RPS" "$PG_ORDER_RPS")
+E_COLD_RPS=$(json_field "$OUT/load-e-cold.json" rps)
 {
-    printf '| %-7s | %-74s | %10s | %8s | %8s | %8s |\n' name what "req/s, tps" "avg ms" "p50 ms" "p99 ms"
-    printf '|---------|%s|-----------:|---------:|---------:|---------:|\n' "$(printf -- '-%.0s' $(seq 1 76))"
-    row stack "aries serve: GET /v1/tenants/bench/locations/{id}, tenant API key (wrk)" \
-        "$STACK_RPS" "$STACK_AVG" "$STACK_P50" "$STACK_P99"
-    row bare "aries-bench-bare: same route, same body, no I/O (wrk)" \
-        "$BARE_RPS" "$BARE_AVG" "$BARE_P50" "$BARE_P99"
-    row pg-raw "SELECT location by pk as superuser postgres (no RLS), $RAW_NOTE (pgbench)" \
-        "$PG_RAW_RPS" "$PG_RAW_AVG" "$PG_RAW_P50" "$PG_RAW_P99"
-    row pg-rls "SELECT location by pk as $PG_APP, tenant set per session, RLS (pgbench)" \
-        "$PG_RLS_RPS" "$PG_RLS_AVG" "$PG_RLS_P50" "$PG_RLS_P99"
-    row pg-tx "BEGIN; set_config; SELECT; COMMIT as $PG_APP, 4 round trips (pgbench)" \
-        "$PG_TX_RPS" "$PG_TX_AVG" "$PG_TX_P50" "$PG_TX_P99"
-    row pg-tx3 "BEGIN+set_config in one message; SELECT; COMMIT: the app's tx (pgbench)" \
-        "$PG_TX3_RPS" "$PG_TX3_AVG" "$PG_TX3_P50" "$PG_TX3_P99"
-    row writer "POST locations of bench-move during its move (4 keep-alive conns, python)" \
-        "$MOVE_W_RPS" "$MOVE_W_AVG" "$MOVE_W_P50" "$MOVE_W_P99"
+    printf '| %s | %-9s | %-62s | %-10s | %10s | %8s | %8s | %8s | %6s | %-14s |\n' \
+        "" row what tool "req/s, tps" "p50 ms" "p99 ms" "max ms" "peak MiB" "÷ ceiling"
+    echo "|---|-----------|----------------------------------------------------------------|------------|-----------:|---------:|---------:|---------:|-------:|----------------|"
+    row a stack "GET location, API key, rate-limited, response cache hit" wrk "$A_STACK_RPS" "$A_STACK_P50" "$A_STACK_P99" "$A_STACK_MAX" "$A_STACK_MEM" "$A_RATIO"
+    row a bare "ceiling: bare actix-web handler, same JSON" wrk "$A_BARE_RPS" "$A_BARE_P50" "$A_BARE_P99" "$A_BARE_MAX" "$A_BARE_MEM" "1"
+    row a "stack ½" "the stack GET at half its peak rate (open loop)" aries-load "$A_HALF_RPS" "$A_HALF_P50" "$A_HALF_P99" "$A_HALF_MAX" "" ""
+    row b stack "GET location, cache off: tenant transaction on the shard" wrk "$B_STACK_RPS" "$B_STACK_P50" "$B_STACK_P99" "$B_STACK_MAX" "$B_STACK_MEM" "$B_RATIO"
+    row b pg-get3 "ceiling: the app's tx (fence+BEGIN; SELECT; COMMIT), simple" pgbench "$PG_GET3_RPS" "$PG_GET3_P50" "$PG_GET3_P99" "$PG_GET3_MAX" "" "$([[ $B_CEIL == PG_GET3 ]] && echo 1 || echo "")"
+    row b pg-get4 "ceiling: the same 4 statements prepared" pgbench "$PG_GET4_RPS" "$PG_GET4_P50" "$PG_GET4_P99" "$PG_GET4_MAX" "" "$([[ $B_CEIL == PG_GET4 ]] && echo 1 || echo "")"
+    row b pg-raw "for scale: the bare SELECT, superuser, no tx ($RAW_NOTE)" pgbench "$PG_RAW_RPS" "$PG_RAW_P50" "$PG_RAW_P99" "$PG_RAW_MAX" "" ""
+    row b "stack ½" "the uncached GET at half its peak rate (open loop)" aries-load "$B_HALF_RPS" "$B_HALF_P50" "$B_HALF_P99" "$B_HALF_MAX" "" ""
+    row c stack "POST order (+ outbox, audit, Idempotency-Key)" wrk "$C_STACK_RPS" "$C_STACK_P50" "$C_STACK_P99" "$C_STACK_MAX" "$C_STACK_MEM" "$C_RATIO"
+    row c pg-order "ceiling: the same statements in one tx (bench/sql)" pgbench "$PG_ORDER_RPS" "$PG_ORDER_P50" "$PG_ORDER_P99" "$PG_ORDER_MAX" "" "1"
+    row c "stack ½" "POST order at half the peak rate (open loop)" aries-load "$C_HALF_RPS" "$C_HALF_P50" "$C_HALF_P99" "$C_HALF_MAX" "" ""
+    row d sockets "$WS_SOCKETS sockets / $WS_TENANTS tenants, event → socket; rate = events/s" aries-load "$D_EVENTS_PS" "$D_WS_P50" "$D_WS_P99" "$D_WS_MAX" "$D_WS_MEM" ""
+    row e cold "first request of each of $COLD_TENANTS tenants (actor start)" aries-load "$E_COLD_RPS" "$E_COLD_P50" "$E_COLD_P99" "$E_COLD_MAX" "$E_COLD_MEM" "$(ratio "$E_COLD_P99" "$E_WARM_P99") p99"
+    row e warm "ceiling: the same requests, actors running" aries-load "$E_WARM_RPS" "$E_WARM_P50" "$E_WARM_P99" "$E_WARM_MAX" "" "1"
+    row f writer "POST locations of bench-move during its move" python "$MOVE_W_RPS" "$MOVE_W_P50" "$MOVE_W_P99" "$MOVE_W_MAX" "" ""
 } >"$TMP/table.md"
 {
-    echo "| move of bench-move ($MOVE_COPIED rows) to a second Postgres server | value |"
+    echo "| target | measured | |"
+    echo "|---|---|---|"
+    echo "| (a) stack ≥ 0.5 × bare req/s | $A_RATIO | $(meets "$A_STACK_RPS" ">=" "$(awk -v b="$A_BARE_RPS" 'BEGIN { print b / 2 }')") |"
+    echo "| (b) uncached GET ≥ 0.7 × pgbench tps | $B_RATIO | $(meets "$B_STACK_RPS" ">=" "$(awk -v b="$B_CEIL_RPS" 'BEGIN { print b * 0.7 }')") |"
+    echo "| (c) POST order ≥ 0.6 × pgbench tps | $C_RATIO | $(meets "$C_STACK_RPS" ">=" "$(awk -v b="$PG_ORDER_RPS" 'BEGIN { print b * 0.6 }')") |"
+    echo "| (a)–(c) p99 < 10 ms at half of peak | ${A_HALF_P99} / ${B_HALF_P99} / ${C_HALF_P99} ms | $(meets "$(printf '%s\n' "$A_HALF_P99" "$B_HALF_P99" "$C_HALF_P99" | sort -g | tail -n1)" "<" 10) |"
+    echo "| (d) p99 event → socket < 100 ms at $WS_RATE events/s | $D_WS_P99 ms at $D_EVENTS_PS events/s ($D_FRAMES_PS frames/s) | $(meets "$D_WS_P99" "<" 100) |"
+    echo "| (e) cold activation p99 < 10 ms | $E_COLD_P99 ms | $(meets "$E_COLD_P99" "<" 10) |"
+    echo "| (e) < 4 KiB per idle active tenant actor | $E_PER_ACTOR_KIB KiB (RSS $E_RSS_BEFORE → $E_RSS_AFTER KiB for $COLD_TENANTS tenants) | $(meets "$E_PER_ACTOR_KIB" "<" 4) |"
+} >"$TMP/targets.md"
+{
+    echo "- (c) rows per order (policies/outbox/audit/idempotency keys): API $C_APP_ROWS, pgbench $C_PG_ROWS"
+    echo "- (d) sockets opened in ${D_OPEN} s; frames received $D_RECEIVED of ~$D_EXPECTED expected; resyncs $D_RESYNCS; sockets dropped $D_DROPPED; failed event writes $D_POST_FAILED"
+    echo "- (e) $COLD_TENANTS tenants provisioned through the API in ${E_PROVISION_SECS} s (tenant + API key each, 8 in flight)"
+} >"$TMP/notes.md"
+{
+    echo "| (f) move of bench-move ($MOVE_COPIED rows) to a second Postgres server | value |"
     echo "|---|---:|"
     echo "| request → flip (copy, catch-up, freeze, verify) | $MOVE_FLIP ms |"
     echo "| request → done (source rows removed) | $MOVE_TOOK ms |"
@@ -566,17 +786,18 @@ row() { # row NAME WHAT RPS AVG P50 P99
     echo "| writes replayed by the catch-up / rounds | $MOVE_CHANGES / $MOVE_ROUNDS |"
     echo "| failed writes | $MOVE_W_FAILED |"
 } >"$TMP/move.md"
-{
-    echo "- stack ÷ bare:  throughput $(ratio "$STACK_RPS" "$BARE_RPS"), p50 latency $(ratio "$STACK_P50" "$BARE_P50"), p99 latency $(ratio "$STACK_P99" "$BARE_P99")"
-    echo "- stack ÷ pg-tx3: throughput $(ratio "$STACK_RPS" "$PG_TX3_RPS"), p50 latency $(ratio "$STACK_P50" "$PG_TX3_P50"), p99 latency $(ratio "$STACK_P99" "$PG_TX3_P99") (against the transaction the app runs)"
-    echo "- pg-tx ÷ pg-rls: throughput $(ratio "$PG_TX_RPS" "$PG_RLS_RPS"); pg-tx3 ÷ pg-rls: $(ratio "$PG_TX3_RPS" "$PG_RLS_RPS") (what the tenant transaction's round trips cost)"
-} >"$TMP/ratios.md"
 
 problems=()
-((STACK_NON2XX == 0)) || problems+=("stack answered $STACK_NON2XX non-2xx responses: its figures are not valid")
-((BARE_NON2XX == 0)) || problems+=("bare answered $BARE_NON2XX non-2xx responses")
-((STACK_SOCKERR == 0)) || problems+=("wrk saw $STACK_SOCKERR socket errors against the stack")
-((BARE_SOCKERR == 0)) || problems+=("wrk saw $BARE_SOCKERR socket errors against bare")
+for k in A_STACK A_BARE B_STACK C_STACK; do
+    n="${k}_NON2XX" e="${k}_SOCKERR"
+    ((${!n} == 0)) || problems+=("${k,,}: ${!n} non-2xx responses: its figures are not valid")
+    ((${!e} == 0)) || problems+=("${k,,}: wrk saw ${!e} socket errors")
+done
+for k in A_HALF B_HALF C_HALF E_COLD E_WARM; do
+    n="${k}_FAILED"
+    ((${!n} == 0)) || problems+=("${k,,}: ${!n} failed requests (see $OUT/load-*.json)")
+done
+((D_DROPPED == 0 && D_POST_FAILED == 0)) || problems+=("sockets: $D_DROPPED dropped, $D_POST_FAILED event writes failed")
 ((MOVE_W_FAILED == 0)) || problems+=("$MOVE_W_FAILED writes failed during the move (see $OUT/move-writer.json)")
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
@@ -587,13 +808,14 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
     echo "- commit: $commit"
     echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
     echo "- software: $(rustc --version 2>/dev/null || echo rustc ?), $( (wrk --version 2>&1 || true) | head -n1 | awk '{ print $1, $2 }'), PostgreSQL $(as_postgres "psql -X -At -c 'show server_version'"), $(pgbench --version)"
-    echo "- load generators share the 2 cores with the servers (all on 127.0.0.1)"
-    echo "- wrk: \`wrk ${WRK_ARGS[*]} [-H 'Authorization: Bearer …'] URL\` after a ${WARMUP}s warm-up"
-    echo "- pgbench: \`pgbench ${PGBENCH_ARGS[*]} -f SCRIPT -D tid=… -D lid=… --log\` on $SHARD_DB after a ${WARMUP}s warm-up; avg is pgbench's own, p50/p99 from per-client completion times in the --log files (see docs/BENCHMARKS.md)"
+    echo "- load generators share the $(nproc) cores with the servers (all on 127.0.0.1); ${DURATION}s per measurement after ${WARMUP}s of warm-up"
+    echo "- wrk: \`wrk ${WRK_ARGS[*]} [-H 'Authorization: Bearer …'] [-s order.lua] URL\`; pgbench: \`pgbench ${PGBENCH_ARGS[*]} -M … -f SCRIPT -D … --log\` as $PG_APP; aries-load: bench/src/load.rs (open loop, latency from each request's due time)"
     echo
     cat "$TMP/table.md"
     echo
-    cat "$TMP/ratios.md"
+    cat "$TMP/targets.md"
+    echo
+    cat "$TMP/notes.md"
     echo
     cat "$TMP/move.md"
     for p in "${problems[@]}"; do echo "- **WARNING: $p**"; done
@@ -602,11 +824,13 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
 echo
 cat "$TMP/table.md"
 echo
-cat "$TMP/ratios.md"
+cat "$TMP/targets.md"
+echo
+cat "$TMP/notes.md"
 echo
 cat "$TMP/move.md"
 echo
-log "written to $OUT/latest.md (raw outputs: $OUT/wrk-*.txt, $OUT/pgbench-*.txt)"
+log "written to $OUT/latest.md (raw outputs: $OUT/wrk-*.txt, $OUT/pgbench-*.txt, $OUT/load-*.json)"
 if ((${#problems[@]} > 0)); then
     for p in "${problems[@]}"; do warn "$p"; done
     exit 1
