@@ -2,9 +2,12 @@
 //! WebSocket sessions this instance holds for that tenant (`GET /v1/tenants/{tenant}/live`).
 //!
 //! - **Per tenant** (a room, alive while it has subscribers): the highest sequence seen (a
-//!   duplicate or older event from the instance queue is dropped), and a pump task that batches
-//!   the tenant's events and recomputes its KPIs at most every `kpi_interval_ms`, coalesced: the
-//!   KPIs ride on the last event of the batch, and only when they changed.
+//!   duplicate or older event from the instance queue is dropped), and a pump task that fans the
+//!   tenant's events out **at once** and recomputes its KPIs at most every `kpi_interval_ms`: when
+//!   the interval has passed, the KPIs are read before the batch goes out and ride on its last
+//!   event (only when they changed); within the interval the batch goes out without them and one
+//!   trailing read at the interval's end sends them as a `kpis` message (only when they changed).
+//!   So an event never waits for the KPI interval, and a burst costs one KPI read per interval.
 //! - **Per socket**: a bounded queue (`queue_bound` messages). When it is full the hub never
 //!   waits nor grows it: it marks the socket for a resync (one flag, so many overflows make one
 //!   snapshot); the socket then drops its queue and sends a fresh snapshot.
@@ -57,11 +60,19 @@ impl Default for LiveSettings {
 
 /// What the hub queues for a socket.
 #[derive(Debug, Clone)]
-pub struct Push {
-    /// The event, in the dashboard's shape.
-    pub event: Arc<LiveEvent>,
-    /// The tenant's KPIs when they changed with this event.
-    pub kpis: Option<Arc<Kpis>>,
+pub enum Push {
+    /// An event, in the dashboard's shape.
+    Event {
+        event: Arc<LiveEvent>,
+        /// The tenant's KPIs when they changed with this event.
+        kpis: Option<Arc<Kpis>>,
+    },
+    /// The tenant's KPIs changed after events already sent without them.
+    Kpis {
+        /// The tenant's last committed event when they were read.
+        seq: i64,
+        kpis: Arc<Kpis>,
+    },
 }
 
 /// A socket's "send a fresh snapshot" mark: set by the hub, taken by the socket.
@@ -295,8 +306,8 @@ async fn read_internal(inner: &Inner, tenant: TenantId, slug: &TenantSlug) -> Op
     Some(d)
 }
 
-/// Batches a tenant's events, recomputes its KPIs at most every `kpi_interval_ms` and fans the
-/// batch out to its sockets. Ends when the room closes.
+/// Fans a tenant's events out as they come and recomputes its KPIs at most every
+/// `kpi_interval_ms` (see the module documentation). Ends when the room closes.
 async fn run_pump(
     inner: std::sync::Weak<Inner>,
     room: std::sync::Weak<Room>,
@@ -305,31 +316,71 @@ async fn run_pump(
     mut input: mpsc::Receiver<Arc<Envelope>>,
 ) {
     let mut last_kpis: Option<Kpis> = None;
+    // When the KPIs may be read again.
     let mut next = tokio::time::Instant::now();
-    while let Some(first) = input.recv().await {
-        tokio::time::sleep_until(next).await;
+    // Events went out without a KPI read after them: one is due at `next`.
+    let mut owed = false;
+    loop {
+        let first = if owed {
+            tokio::select! {
+                e = input.recv() => match e {
+                    Some(e) => Some(e),
+                    None => return,
+                },
+                () = tokio::time::sleep_until(next) => None,
+            }
+        } else {
+            match input.recv().await {
+                Some(e) => Some(e),
+                None => return,
+            }
+        };
+        let (Some(inner), Some(room)) = (inner.upgrade(), room.upgrade()) else {
+            return;
+        };
+        let interval = Duration::from_millis(inner.settings.kpi_interval_ms);
+        let Some(first) = first else {
+            // The trailing read for events sent without KPIs.
+            owed = false;
+            next = tokio::time::Instant::now() + interval;
+            if let Some(d) = read_internal(&inner, tenant, &slug).await
+                && last_kpis.as_ref() != Some(&d.kpis)
+            {
+                last_kpis = Some(d.kpis.clone());
+                fan_out(
+                    &inner,
+                    &room,
+                    &[Push::Kpis {
+                        seq: d.seq,
+                        kpis: Arc::new(d.kpis),
+                    }],
+                );
+            }
+            continue;
+        };
         let mut batch = vec![first];
         while let Ok(e) = input.try_recv() {
             batch.push(e);
         }
-        let (Some(inner), Some(room)) = (inner.upgrade(), room.upgrade()) else {
-            return;
+        let kpis = if tokio::time::Instant::now() >= next {
+            owed = false;
+            next = tokio::time::Instant::now() + interval;
+            match read_internal(&inner, tenant, &slug).await.map(|d| d.kpis) {
+                Some(k) if last_kpis.as_ref() != Some(&k) => {
+                    last_kpis = Some(k.clone());
+                    Some(Arc::new(k))
+                }
+                _ => None,
+            }
+        } else {
+            owed = true;
+            None
         };
-        next = tokio::time::Instant::now() + Duration::from_millis(inner.settings.kpi_interval_ms);
-        let kpis = read_internal(&inner, tenant, &slug).await.map(|d| d.kpis);
-        let changed = match (&kpis, &last_kpis) {
-            (Some(k), Some(l)) => k != l,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if changed {
-            last_kpis.clone_from(&kpis);
-        }
         let n = batch.len();
         let pushes: Vec<Push> = batch
             .into_iter()
             .enumerate()
-            .map(|(i, env)| Push {
+            .map(|(i, env)| Push::Event {
                 event: Arc::new(LiveEvent {
                     id: env.id,
                     summary: summary(&env.event_type, &env.data),
@@ -337,30 +388,31 @@ async fn run_pump(
                     occurred_at: env.occurred_at,
                     seq: env.sequence,
                 }),
-                kpis: if changed && i + 1 == n {
-                    kpis.clone().map(Arc::new)
-                } else {
-                    None
-                },
+                kpis: if i + 1 == n { kpis.clone() } else { None },
             })
             .collect();
-        let bound = inner.settings.queue_bound.max(1);
-        let Ok(subs) = room.subs.lock() else {
-            return;
-        };
-        for sub in subs.values() {
-            for push in &pushes {
-                match sub.tx.try_send(push.clone()) {
-                    Ok(()) => {
-                        let depth = bound.saturating_sub(sub.tx.capacity());
-                        inner.max_depth.fetch_max(depth, Ordering::Relaxed);
-                    }
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        mark(&sub.resync, &inner);
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+        fan_out(&inner, &room, &pushes);
+    }
+}
+
+/// Queues `pushes` on every socket of the room; a full socket is marked for a resync instead.
+fn fan_out(inner: &Inner, room: &Room, pushes: &[Push]) {
+    let bound = inner.settings.queue_bound.max(1);
+    let Ok(subs) = room.subs.lock() else {
+        return;
+    };
+    for sub in subs.values() {
+        for push in pushes {
+            match sub.tx.try_send(push.clone()) {
+                Ok(()) => {
+                    let depth = bound.saturating_sub(sub.tx.capacity());
+                    inner.max_depth.fetch_max(depth, Ordering::Relaxed);
                 }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    mark(&sub.resync, inner);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
             }
         }
     }

@@ -1,7 +1,7 @@
 // The tenant's live dashboard: KPI tiles, two inline-SVG charts drawn here (events per minute,
 // today's live counters) and recent activity, kept current over the WebSocket
 // `/v1/tenants/<slug>/live` (cookie auth, same origin). Protocol: a `snapshot` {seq, kpis, recent}
-// first, then `event` {seq, event, kpis?} in sequence order, `heartbeat` {seq}. After a drop the
+// first, then `event` {seq, event, kpis?} in sequence order, `kpis` {seq, kpis}, `heartbeat` {seq}. After a drop the
 // page reconnects with `?after=<last seq>` and receives exactly what it missed; a sequence it has
 // already seen is ignored, and a gap makes it resume from its last one.
 
@@ -192,6 +192,10 @@ export async function dashboardPage({ slug }) {
       drawKpis();
       drawActivity();
       drawPerMinute();
+    } else if (msg.type === 'kpis') {
+      // The KPIs changed after events that went out without them.
+      state.kpis = msg.kpis || state.kpis;
+      drawKpis();
     } else if (msg.type === 'event') {
       if (state.seq !== null && msg.seq <= state.seq) return; // already shown
       if (state.seq !== null && msg.seq > state.seq + 1) {

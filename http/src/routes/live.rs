@@ -9,7 +9,10 @@
 //! - Server → client JSON text frames:
 //!   `{"type":"snapshot","seq":S,"kpis":{…},"recent":[event…]}` first;
 //!   `{"type":"event","seq":n,"event":{"id","type","occurred_at","summary"},"kpis":{…}}` for each
-//!   event after S, in order, no gaps, each once (`kpis` when they changed);
+//!   event after S, in order, no gaps, each once, sent as soon as it arrives (`kpis` when they
+//!   changed and were read with it); `{"type":"kpis","seq":S,"kpis":{…}}` when the KPIs changed
+//!   after events sent without them (read at most every `[live] kpi_interval_ms`, so a burst of
+//!   events is not held back for them);
 //!   `{"type":"heartbeat","seq":S}` every `[live] heartbeat_ms` (plus pings; a client silent for
 //!   `client_timeout_ms` is closed). A client too slow for its bounded queue gets a fresh
 //!   snapshot instead of the dropped queue.
@@ -299,9 +302,17 @@ impl Socket {
         Ok(())
     }
 
-    /// Sends an event after filling any gap before it; skips what was sent already.
+    /// Sends an event after filling any gap before it (skips what was sent already), or a KPI
+    /// update.
     async fn event(&mut self, session: &mut Session, p: Push) -> Result<(), Gone> {
-        let seq = p.event.seq;
+        let (event, kpis) = match p {
+            Push::Event { event, kpis } => (event, kpis),
+            Push::Kpis { seq, kpis } => {
+                let m = json!({"type": "kpis", "seq": seq, "kpis": kpis.as_ref()});
+                return Self::send(session, m.to_string()).await;
+            }
+        };
+        let seq = event.seq;
         if seq <= self.last {
             return Ok(());
         }
@@ -329,7 +340,7 @@ impl Socket {
                 self.last = e.seq;
             }
         }
-        Self::send(session, event_message(&p.event, p.kpis.as_deref())).await?;
+        Self::send(session, event_message(&event, kpis.as_deref())).await?;
         self.last = seq;
         Ok(())
     }

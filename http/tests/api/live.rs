@@ -359,7 +359,16 @@ async fn heartbeats_arrive_at_the_configured_interval() -> TestResult {
 
 #[actix_web::test]
 async fn a_slow_client_is_bounded_then_resynced() -> TestResult {
-    let app = TestApp::spawn().await;
+    // A small queue: events go out as they come (the kernel's buffers can take a good part of
+    // the burst), so the bound must be small for the burst to overflow it for sure.
+    let app = TestApp::spawn_with(AppOptions {
+        live: Some(aries_actors::live::LiveSettings {
+            queue_bound: 32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
     let tenant = app.create_tenant("live-s").await;
     let key = app.tenant_key("live-s").unwrap_or_default();
     consuming(&app).await;
@@ -448,6 +457,7 @@ async fn a_slow_client_is_bounded_then_resynced() -> TestResult {
                 assert_eq!(seq(&m), last + 1, "a gap or a duplicate");
                 last = seq(&m);
             }
+            Some("kpis") => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -546,9 +556,47 @@ async fn an_order_created_through_the_api_moves_the_kpis_live() -> TestResult {
             order["order_number"].as_str().unwrap_or("?")
         )
     );
-    assert_eq!(m["kpis"]["orders_today"], 1, "{m}");
+    // The KPIs ride on the event when they were read with it, else a `kpis` message follows
+    // within the KPI interval.
+    let mut kpis = m["kpis"].clone();
+    while kpis.is_null() {
+        let u = next_update(&mut ws, WAIT).await.ok_or("no KPI update")?;
+        assert_eq!(u["type"], "kpis", "{u}");
+        assert!(seq(&u) >= seq(&m), "{u}");
+        kpis = u["kpis"].clone();
+    }
+    assert_eq!(kpis["orders_today"], 1, "{kpis}");
     let res = app.get(&format!("{t}/dashboard")).await;
     assert_eq!(res.json::<Value>().await?["kpis"]["orders_today"], 1);
+    Ok(())
+}
+
+/// An event is sent as soon as it arrives, never held back until the KPIs may be read again: with
+/// a KPI interval longer than the wait, events committed one after another all arrive.
+#[actix_web::test]
+async fn events_are_not_held_back_for_the_kpi_interval() -> TestResult {
+    let app = TestApp::spawn_with(AppOptions {
+        live: Some(aries_actors::live::LiveSettings {
+            kpi_interval_ms: 120_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let tenant = app.create_tenant("live-n").await;
+    consuming(&app).await;
+    let key = app.tenant_key("live-n").unwrap_or_default();
+    let mut ws = connect(&app.base, "/v1/tenants/live-n/live", Cred::Bearer(&key)).await?;
+    let mut last = seq(&next(&mut ws, WAIT).await.ok_or("no snapshot")?);
+    for i in 0..3 {
+        commit_events(&app, &tenant, &[format!("N{i}")]).await?;
+        let m = next_update(&mut ws, WAIT)
+            .await
+            .ok_or(format!("event {i} was held back"))?;
+        assert_eq!(m["type"], "event", "{m}");
+        assert_eq!(seq(&m), last + 1, "{m}");
+        last = seq(&m);
+    }
     Ok(())
 }
 
