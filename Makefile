@@ -5,10 +5,12 @@
 #   make fmt       cargo fmt --all
 #   make bench     the stack vs a bare actix handler vs pgbench, on loopback (docs/BENCHMARKS.md)
 #   make services  only ensure Postgres, Redis, RabbitMQ and the database roles/databases
+#   make chaos     faults under steady load (RabbitMQ, Redis, a shard's Postgres, an actor panic, kill -9),
+#                  then every acknowledged write checked present once and its event delivered (docs/CHAOS.md)
 
 SHELL := /bin/bash
 
-.PHONY: run test check fmt bench services
+.PHONY: run test check fmt bench services chaos
 
 run:
 	bash scripts/run.sh
@@ -27,3 +29,6 @@ bench:
 
 services:
 	bash scripts/services.sh
+
+chaos:
+	bash scripts/chaos.sh

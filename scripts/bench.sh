@@ -111,7 +111,7 @@ cleanup() {
     stop_pid "$BARE_PID" "aries-bench-bare"
     [[ -n ${WRITER_PID:-} ]] && kill "$WRITER_PID" 2>/dev/null
     if [[ -n ${PG2_STARTED:-} ]]; then
-        as_postgres "$(pg_bindir)/pg_ctl -D '$PG2_DIR' -m immediate -w stop" >/dev/null 2>&1 || true
+        pg_cluster_stop "$PG2_DIR" || true
     fi
     drop_bench_dbs 2>/dev/null || warn "could not drop the bench databases (${BENCH_DBS[*]})"
     if [[ ${ARIES_BENCH_KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf -- "$TMP"; fi
@@ -605,19 +605,13 @@ stop_stack
 
 MOVE_ROWS=${ARIES_BENCH_MOVE_ROWS:-100000}
 PG2_DIR="$TMP/pg2"
-PG2_PORT=""
 log "second Postgres server for the move's target shard"
-for port in $(seq 55440 55460); do tcp_open 127.0.0.1 "$port" || { PG2_PORT=$port; break; }; done
-[[ -n $PG2_PORT ]] || die "no free port for the second Postgres server"
-mkdir -p "$PG2_DIR" && chown postgres "$PG2_DIR"
-as_postgres "$(pg_bindir)/initdb -D '$PG2_DIR' -A trust -U postgres --no-sync" >"$OUT/pg2-initdb.log" 2>&1 ||
-    die "initdb for the second server failed (see $OUT/pg2-initdb.log)"
-as_postgres "$(pg_bindir)/pg_ctl -D '$PG2_DIR' -o \"-p $PG2_PORT -k /tmp -c listen_addresses=127.0.0.1\" -l '$PG2_DIR/log' -w start" >/dev/null ||
-    die "the second Postgres server did not start (see $PG2_DIR/log)"
+PG2_PORT=$(free_port 55440 55460)
+pg_cluster_init "$PG2_DIR" "$OUT/pg2-initdb.log"
+pg_cluster_start "$PG2_DIR" "$PG2_PORT"
 PG2_STARTED=1
-as_postgres "psql -X -q -v ON_ERROR_STOP=1 -h /tmp -p $PG2_PORT -d postgres" <<SQL
-create role $PG_OWNER login password '${ARIES_PG_OWNER_PASSWORD:-aries_owner}' createdb;
-create role $PG_APP login password '$PG_APP_PASSWORD';
+ARIES_PG_APP_PASSWORD=$PG_APP_PASSWORD pg_cluster_roles "$PG2_PORT" "$PG_OWNER" "$PG_APP"
+pg_cluster_psql "$PG2_PORT" <<SQL
 create database aries_bench_shard_2 owner $PG_OWNER template template0 encoding 'UTF8' lc_collate 'C.UTF-8' lc_ctype 'C.UTF-8';
 SQL
 

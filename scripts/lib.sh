@@ -79,3 +79,51 @@ pg_bindir() {
 random_hex() {
     head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n'
 }
+
+# free_port FROM TO: the first port of FROM..TO on which nothing accepts connections on 127.0.0.1.
+free_port() {
+    local p
+    for p in $(seq "$1" "$2"); do
+        tcp_open 127.0.0.1 "$p" || {
+            printf '%s' "$p"
+            return 0
+        }
+    done
+    die "no free port in $1-$2"
+}
+
+# --- a throwaway PostgreSQL cluster (bench's move target, chaos's second shard server) ------------
+# The cluster lives in DIR (any directory the postgres user can reach), listens on 127.0.0.1:PORT and
+# on a unix socket in /tmp, trusts every local connection, and logs to DIR/log.
+
+# pg_cluster_init DIR LOG: initdb into DIR (created, owned by postgres); initdb's output goes to LOG.
+pg_cluster_init() {
+    mkdir -p "$1" && chown postgres "$1"
+    as_postgres "$(pg_bindir)/initdb -D '$1' -A trust -U postgres --no-sync" >"$2" 2>&1 ||
+        die "initdb in $1 failed (see $2)"
+}
+
+# pg_cluster_start DIR PORT: start the cluster (again) and wait until it accepts connections.
+pg_cluster_start() {
+    as_postgres "$(pg_bindir)/pg_ctl -D '$1' -o \"-p $2 -k /tmp -c listen_addresses=127.0.0.1\" -l '$1/log' -w start" >/dev/null ||
+        die "the Postgres server in $1 did not start (see $1/log)"
+}
+
+# pg_cluster_stop DIR: stop it at once, as a crash would (-m immediate: connections are cut).
+pg_cluster_stop() {
+    as_postgres "$(pg_bindir)/pg_ctl -D '$1' -m immediate -w stop" >/dev/null 2>&1
+}
+
+# pg_cluster_psql PORT [DB]: psql as postgres on the cluster's socket, SQL on stdin, stop at the first error.
+pg_cluster_psql() {
+    as_postgres "psql -X -q -v ON_ERROR_STOP=1 -h /tmp -p $1 -d ${2:-postgres}"
+}
+
+# pg_cluster_roles PORT OWNER APP: the application's roles on the cluster (passwords from
+# ARIES_PG_OWNER_PASSWORD / ARIES_PG_APP_PASSWORD, default the role names, as services.sh makes them).
+pg_cluster_roles() {
+    pg_cluster_psql "$1" <<SQL
+create role $(sql_ident "$2") login password $(sql_literal "${ARIES_PG_OWNER_PASSWORD:-aries_owner}") createdb;
+create role $(sql_ident "$3") login password $(sql_literal "${ARIES_PG_APP_PASSWORD:-aries_app}");
+SQL
+}

@@ -71,7 +71,7 @@ pub fn spawn(
                 }
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff = (backoff * 2).min(crate::links::MAX_BACKOFF);
         }
     });
 }

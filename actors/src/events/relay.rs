@@ -96,7 +96,7 @@ async fn run_shard(handle: Arc<ShardHandle>, broker: Broker, config: RelayConfig
             Err(e) => {
                 tracing::debug!(shard = %handle.name, error = %e, "outbox relay restarting");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(crate::links::MAX_BACKOFF);
             }
         }
     }

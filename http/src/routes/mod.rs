@@ -6,6 +6,8 @@ pub mod common;
 pub mod console;
 pub mod counters;
 pub mod dead_letters;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod health;
 pub mod inventory;
 pub mod live;
@@ -121,7 +123,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/dead-letters/{dead_letter_id}/replay")
                     .route(web::post().to(dead_letters::replay_one)),
             )
-            .service(resource("/reports/tenants").route(web::get().to(reports::platform_tenants))),
+            .service(resource("/reports/tenants").route(web::get().to(reports::platform_tenants)))
+            .configure(fault_routes),
     )
     .service(
         web::scope("/v1/tenants/{tenant}")
@@ -417,6 +420,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/metrics").route(web::get().to(meta::metrics)))
     .service(resource("/problems/{code}").route(web::get().to(meta::problem)));
 }
+
+/// The operator's fault-injection routes (`make chaos`); only with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+fn fault_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/faults/tenants/{tenant}/panic")
+            .route(web::post().to(faults::panic_tenant_actor)),
+    );
+}
+
+/// Without the `fault-injection` feature there is no fault route (the path is a 404).
+#[cfg(not(feature = "fault-injection"))]
+fn fault_routes(_: &mut web::ServiceConfig) {}
 
 /// A resource whose unsupported methods answer 405 problem+json (with `Allow` left to the client
 /// to discover from the OpenAPI document).

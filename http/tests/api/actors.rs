@@ -230,3 +230,59 @@ async fn tenant_actors_spread_over_the_arbiters() -> TestResult {
     );
     Ok(())
 }
+
+#[actix_web::test]
+async fn the_operator_fault_route_panics_a_tenant_actor_and_the_tenant_keeps_serving() -> TestResult
+{
+    let app = TestApp::spawn().await;
+    app.create_tenant("chaotic").await;
+    let loc = app.create_location("chaotic", "MAIN").await;
+    let dir = app.app_state.directory.clone();
+    let slug = TenantSlug::parse("chaotic")?;
+    let addr = dir.get(&slug).await.map_err(|e| e.to_string())?;
+    let path = "/v1/platform/faults/tenants/chaotic/panic";
+
+    // Not for tenants: a tenant's own key is refused, and the actor lives on.
+    let key = app.tenant_key("chaotic").unwrap_or_default();
+    let res = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 401);
+    assert!(addr.connected());
+    // An unknown tenant is a 404 problem; only POST is served.
+    assert_problem(
+        app.post_json(
+            "/v1/platform/faults/tenants/nobody/panic",
+            &serde_json::json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(app.get(path).await, 405, "method_not_allowed").await;
+
+    let res = app.post_json(path, &serde_json::json!({})).await;
+    assert_eq!(res.status(), 202);
+    let body: serde_json::Value = res.json().await?;
+    assert_eq!(body["fault"], "panic_in_handler");
+    assert_eq!(body["actor_stopped"], true, "{body}");
+    assert!(!addr.connected(), "the actor survived the panic");
+    // The next request gets a new actor, with the data where it was.
+    let res = app
+        .get(&format!(
+            "/v1/tenants/chaotic/locations/{}",
+            loc["id"].as_str().unwrap_or("")
+        ))
+        .await;
+    assert_eq!(res.status(), 200);
+    let fresh = dir.get(&slug).await.map_err(|e| e.to_string())?;
+    assert!(fresh != addr && fresh.connected());
+    // A test-only route: never in the API document.
+    let doc = app.get("/openapi.json").await.text().await?;
+    assert!(doc.contains("/v1/platform/tenants") && !doc.contains("/faults/"));
+    Ok(())
+}
