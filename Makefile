@@ -4,11 +4,12 @@
 #   make check     cargo fmt --check + clippy -D warnings
 #   make fmt       cargo fmt --all
 #   make bench     the stack vs a bare actix handler vs pgbench, on loopback (docs/BENCHMARKS.md)
+#   make fuzz      schemathesis against /openapi.json of a throwaway server: no 5xx, every answer as documented (docs/FUZZING.md)
 #   make services  only ensure Postgres, Redis, RabbitMQ and the database roles/databases
 
 SHELL := /bin/bash
 
-.PHONY: run test check fmt bench services
+.PHONY: run test check fmt bench fuzz services
 
 run:
 	bash scripts/run.sh
@@ -24,6 +25,9 @@ fmt:
 
 bench:
 	bash scripts/bench.sh
+
+fuzz:
+	bash scripts/fuzz.sh
 
 services:
 	bash scripts/services.sh
