@@ -188,6 +188,15 @@ fn parse_form<T: serde::de::DeserializeOwned>(
     if body.len() > limit {
         return Err("the request is too large");
     }
+    // PostgreSQL text cannot hold U+0000: a username or token with one failed in the database.
+    let form: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| "malformed form")?;
+    if form
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err("a form field contains the NUL character (U+0000)");
+    }
     serde_urlencoded::from_bytes(body).map_err(|_| "malformed form")
 }
 
