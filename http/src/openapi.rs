@@ -145,7 +145,7 @@ use utoipa::{Modify, OpenApi};
         aries_actors::shard_load::PlannedMoveView, aries_actors::shard_load::ShardBalanceView,
         aries_shards::rebalance::ShardRole, ProblemDoc,
     )),
-    modifiers(&BearerAuth, &CommonProblems, &UniqueOperationIds),
+    modifiers(&BearerAuth, &CommonProblems, &UniqueOperationIds, &ParameterFormats),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
          (name = "payers", description = "Insurers and programs"),
@@ -385,6 +385,44 @@ impl Modify for UniqueOperationIds {
                 } else {
                     format!("{method}_{id}")
                 });
+            }
+        }
+    }
+}
+
+/// The formats the shared extractors accept for parameters every route spells the same way, so
+/// that a client (or `make fuzz`) can tell a valid value from one refused before the handler runs:
+/// - `If-Match` (`extract::if_match`): `*` or an ETag this API sent, a quoted version like `"3"`;
+/// - `Idempotency-Key` (`extract::idempotency_key`): 1 to 255 visible ASCII characters;
+/// - `limit` in a query (`extract::PageQuery`, reports): an integer from 1 to 500.
+struct ParameterFormats;
+
+impl ParameterFormats {
+    /// The schema of a parameter named `name` in `place`, when it is one of the shared ones.
+    fn schema(
+        place: &utoipa::openapi::path::ParameterIn,
+        name: &str,
+    ) -> Option<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+        use utoipa::openapi::path::ParameterIn;
+        let pattern = match (place, name.to_ascii_lowercase().as_str()) {
+            (ParameterIn::Header, "if-match") => r#"^(\*|"[0-9]{1,18}")$"#,
+            (ParameterIn::Header, "idempotency-key") => "^[!-~]{1,255}$",
+            (ParameterIn::Query, "limit") => "^([1-9][0-9]?|[1-4][0-9]{2}|500)$",
+            _ => return None,
+        };
+        serde_json::from_value(serde_json::json!({"type": "string", "pattern": pattern})).ok()
+    }
+}
+
+impl Modify for ParameterFormats {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (_, _, op) in operations(openapi) {
+            for param in op.parameters.iter_mut().flatten() {
+                if let utoipa::openapi::RefOr::T(p) = param
+                    && let Some(schema) = Self::schema(&p.parameter_in, &p.name)
+                {
+                    p.schema = Some(schema);
+                }
             }
         }
     }
