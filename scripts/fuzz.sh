@@ -12,7 +12,9 @@
 # Checks: not_a_server_error, status_code_conformance, content_type_conformance,
 # response_headers_conformance, response_schema_conformance. Exits non-zero on any finding.
 # Reports (JUnit, NDJSON, the log, the server's log) go to target/fuzz/. Everything started here
-# is stopped, and the fuzz databases dropped, on exit.
+# is stopped, and the fuzz databases dropped, on exit. The server has Redis keys and RabbitMQ
+# exchanges/queues of its own (a random namespace; the queues expire 10 minutes after the run).
+# The operator routes get a tenant ("fuzz-ops") and a shard ("shard-2") of their own.
 #
 # Knobs: ARIES_FUZZ_EXAMPLES (test cases per operation and phase, default 25),
 #        ARIES_FUZZ_SEED (hypothesis seed, default 20261202: the same run every time),
@@ -110,6 +112,7 @@ done | psql_su postgres
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 TOKEN=$(random_hex)
+RUN_ID=$(random_hex | cut -c1-12)
 SERVER_ENV=(
     ARIES__HTTP__BIND="127.0.0.1:$PORT"
     ARIES__DATABASE__CATALOG_URL=postgres://127.0.0.1:5432/aries_fuzz_catalog
@@ -118,6 +121,12 @@ SERVER_ENV=(
     # Thousands of requests on one credential within minutes: the limiter would answer most of
     # them 429 and the fuzzer would test the limiter instead of the routes (it has its own tests).
     ARIES__RATE_LIMIT__ENABLED=false
+    # Redis keys, exchanges and queues of this run's own, as the tests do: with the default "aries"
+    # the fuzz server would share sessions, caches and locks with a `make run` on this machine and
+    # compete for its queued events (and dead-letter them: their tenants are not in our catalog).
+    ARIES__REDIS__KEY_PREFIX="aries-fuzz-$RUN_ID"
+    ARIES__RABBITMQ__NAMESPACE="aries-fuzz-$RUN_ID"
+    ARIES__RABBITMQ__QUEUE_EXPIRES_MS=600000
 )
 aries() {
     env "${SERVER_ENV[@]}" "$ARIES_BIN" "$@" >>"$OUT/aries-setup.log" 2>&1 || {
