@@ -43,7 +43,8 @@ fn nul_in_url(req: &ServiceRequest) -> Option<ApiError> {
         let field = url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, v)| k.contains('\0') || v.contains('\0'))
             .map(|(k, _)| k.into_owned())?;
-        let error = FieldError::new(field.clone(), "invalid_characters", nul);
+        // `invalid_value`, as the handlers' own checks of query text name it.
+        let error = FieldError::new(field.clone(), "invalid_value", nul);
         return Some(ApiError::with_errors(
             ErrorCode::InvalidQuery,
             format!("{field}: {nul}"),
