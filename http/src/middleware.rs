@@ -32,6 +32,45 @@ fn accept_request_id(v: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
+/// A request whose path or query carries U+0000 (`%00`, the only way a URL can): refused before
+/// any handler, because PostgreSQL text cannot hold that character and a lookup with it failed as
+/// a 500. A query parameter is 422 `invalid_query` naming it; a path segment 422 `invalid_id`
+/// naming the route's parameter there.
+fn nul_in_url(req: &ServiceRequest) -> Option<ApiError> {
+    use aries_tenants::FieldError;
+    let nul = "must not contain the NUL character (U+0000)";
+    if let Some(q) = req.uri().query().filter(|q| q.contains("%00")) {
+        let field = url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.into_owned())?;
+        // `invalid_value`, as the handlers' own checks of query text name it.
+        let error = FieldError::new(field.clone(), "invalid_value", nul);
+        return Some(ApiError::with_errors(
+            ErrorCode::InvalidQuery,
+            format!("{field}: {nul}"),
+            vec![error],
+        ));
+    }
+    let path = req.path();
+    if !path.contains("%00") {
+        return None;
+    }
+    // The route's name for the segment, when the path matched a route (`{role}` → `role`).
+    let pattern = req.match_pattern().unwrap_or_default();
+    let field = path
+        .split('/')
+        .zip(pattern.split('/'))
+        .find(|(seg, _)| seg.contains("%00"))
+        .and_then(|(_, pat)| pat.strip_prefix('{')?.strip_suffix('}').map(str::to_owned))
+        .unwrap_or_default();
+    let error = FieldError::new(field.clone(), "invalid_characters", nul);
+    Some(ApiError::with_errors(
+        ErrorCode::InvalidId,
+        format!("{field}: {nul}"),
+        vec![error],
+    ))
+}
+
 pub async fn request_middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -53,15 +92,20 @@ pub async fn request_middleware(
         status = tracing::field::Empty,
     );
     let id_for_scope = request_id.clone();
-    let result = REQUEST_ID
-        .scope(
-            id_for_scope,
-            async move { next.call(req).await }.instrument(span.clone()),
-        )
-        .await;
-    let mut res = match result {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => return Err(e),
+    let mut res = if let Some(refused) = nul_in_url(&req) {
+        let problem = REQUEST_ID.sync_scope(request_id.clone(), || refused.error_response());
+        req.into_response(problem)
+    } else {
+        let result = REQUEST_ID
+            .scope(
+                id_for_scope,
+                async move { next.call(req).await }.instrument(span.clone()),
+            )
+            .await;
+        match result {
+            Ok(res) => res.map_into_boxed_body(),
+            Err(e) => return Err(e),
+        }
     };
     // Only responses made from an error (actix's own: payload overflow, path decoding…) are
     // rewritten; a handler that answers an error status with its own body (readiness) is left be.

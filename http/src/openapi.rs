@@ -19,7 +19,7 @@ use crate::routes::{
     health, inventory, locations, oauth, operators, orders, payers, platform, prescribers,
     security, tenant_sessions,
 };
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -100,7 +100,7 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::inventory::SerialHistoryEntry, aries_tenants::inventory::MovementInput,
         aries_tenants::inventory::StockLevel, aries_tenants::inventory::StockMovement, aries_tenants::dme::stock::StockCounters, aries_tenants::dme::serials::SerialEvent,
         aries_tenants::dme::serials::SerialState, aries_tenants::dme::serials::SerialStatus,
-        oauth::TokenForm, operators::LoginInput, operators::TotpEnrolment, operators::TotpConfirm, operators::NewOperator,
+        oauth::TokenForm, oauth::RevokeForm, oauth::OAuthError, operators::LoginInput, operators::TotpEnrolment, operators::TotpConfirm, operators::NewOperator,
         crate::auth::sessions::Session, security::NewApiKey, security::CreatedApiKey, security::NewClient, security::CreatedClient,
         security::PasswordReset, aries_tenants::auth::users::NewUserInput, aries_tenants::auth::users::User,
         aries_tenants::auth::users::UserStatus, aries_tenants::auth::api_keys::ApiKey,
@@ -135,7 +135,7 @@ use utoipa::{Modify, OpenApi};
         aries_tenants::notifications::SmsSettings, aries_tenants::notifications::SmsSettingsInput,
         aries_tenants::notifications::ChannelKind, aries_tenants::notifications::TlsMode,
         aries_tenants::notifications::Rule, aries_tenants::notifications::RuleInput,
-        aries_tenants::notifications::LogEntry, aries_tenants::notifications::NotificationStatus,
+        aries_tenants::notifications::LogEntry, notifications::LogPage, aries_tenants::notifications::NotificationStatus,
         counters::DayCounters,
         aries_actors::ops::dashboard::Dashboard, aries_actors::ops::dashboard::Kpis,
         aries_actors::ops::dashboard::LiveEvent,
@@ -143,9 +143,9 @@ use utoipa::{Modify, OpenApi};
         aries_shards::shard_jobs::JobStep, aries_shards::shard_jobs::JobKind, aries_shards::shard_jobs::JobState,
         aries_shards::shard_jobs::StepState, aries_actors::shard_load::RebalancePlan,
         aries_actors::shard_load::PlannedMoveView, aries_actors::shard_load::ShardBalanceView,
-        aries_shards::rebalance::ShardRole,
+        aries_shards::rebalance::ShardRole, ProblemDoc,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonProblems, &UniqueOperationIds, &ParameterFormats),
     tags((name = "platform", description = "Operator API"), (name = "locations", description = "A tenant's branches"),
          (name = "prescribers", description = "Ordering physicians, NPs and PAs"),
          (name = "payers", description = "Insurers and programs"),
@@ -173,5 +173,257 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // The console's session cookie (operator and tenant-user logins).
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::sessions::COOKIE,
+            ))),
+        );
+    }
+}
+
+/// The body of every error answer (RFC 9457 problem details, rendered by `ApiError` in
+/// `crate::error`), referenced by each documented 4xx/5xx response of the document.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)] // documentation only: the answer itself is built from the error table
+pub struct ProblemDoc {
+    /// `/problems/<code>`, a page describing the problem type.
+    #[schema(rename = "type")]
+    type_: String,
+    /// The code's fixed summary.
+    title: String,
+    /// The HTTP status again.
+    status: u16,
+    /// The stable snake_case code clients switch on.
+    code: String,
+    /// What went wrong with this request.
+    detail: String,
+    /// The request id (absent only when rendered outside a request).
+    instance: Option<String>,
+    /// One entry per offending field, header or query parameter.
+    errors: Option<Vec<aries_tenants::FieldError>>,
+}
+
+/// Completes every operation with the answers the shared machinery gives on any route, so the
+/// document lists every status a client can meet (found by `make fuzz`, docs/FUZZING.md):
+/// - a bearer-secured operation: 401 `unauthenticated`, 403 (`forbidden`, `tenant_suspended`,
+///   `tenant_archived`, `mfa_required`), 429 `rate_limited`;
+/// - a tenant route (`/v1/tenants/{tenant}/…`): 404 (an unknown tenant, or another tenant's),
+///   503 (`shard_unavailable`, `tenant_moving`, `shard_read_only`, `service_unavailable`);
+/// - an id in the path: 404 `not_found`, 422 `invalid_id`;
+/// - a request body: 413 `payload_too_large`, 415 `unsupported_media_type`, 422 `malformed_json`
+///   / `validation_failed`;
+/// - query parameters: 422 `invalid_query`;
+/// - header parameters (`If-Match`, `Idempotency-Key`): 400 `bad_request` when malformed.
+///
+/// A status the route's annotation already documents keeps its description. Every 4xx/5xx answer
+/// then gets its content, `application/problem+json` with the `Problem` schema.
+struct CommonProblems;
+
+impl CommonProblems {
+    fn complete(path: &str, op: &mut utoipa::openapi::path::Operation) {
+        use utoipa::openapi::path::{Parameter, ParameterIn};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+        let params: Vec<&Parameter> = op
+            .parameters
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                RefOr::T(p) => Some(p),
+                RefOr::Ref(_) => None,
+            })
+            .collect();
+        let id_in_path = params
+            .iter()
+            .any(|p| p.parameter_in == ParameterIn::Path && p.name != "tenant");
+        let has_query = params.iter().any(|p| p.parameter_in == ParameterIn::Query);
+        let has_header = params.iter().any(|p| p.parameter_in == ParameterIn::Header);
+        // The OAuth endpoints answer in RFC 6749's shape, documented on each of them.
+        if op.tags.iter().flatten().any(|t| t == "oauth") {
+            return;
+        }
+        let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+        let tenant_route = path.starts_with("/v1/tenants/{tenant}/");
+
+        let mut add: Vec<(&str, &str)> = Vec::new();
+        if secured {
+            add.push(("401", "unauthenticated: no credential, or not a valid one"));
+            add.push((
+                "403",
+                "forbidden (the roles lack the permission) / tenant_suspended / tenant_archived / mfa_required",
+            ));
+            add.push(("429", "rate_limited"));
+        }
+        if tenant_route {
+            add.push(("404", "not_found: no such tenant, or not the credential's"));
+            add.push((
+                "503",
+                "shard_unavailable / tenant_moving / shard_read_only / service_unavailable (Retry-After)",
+            ));
+        }
+        if id_in_path {
+            add.push(("404", "not_found"));
+            add.push(("422", "invalid_id"));
+        }
+        if op.request_body.is_some() {
+            add.push(("413", "payload_too_large"));
+            add.push(("415", "unsupported_media_type"));
+            add.push(("422", "malformed_json / validation_failed"));
+        }
+        if has_query {
+            add.push(("422", "invalid_query"));
+        }
+        if has_header {
+            add.push((
+                "400",
+                "bad_request: a malformed header (If-Match not an ETag, Idempotency-Key not 1 to 255 visible characters)",
+            ));
+        }
+        for (status, description) in add {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| ResponseBuilder::new().description(description).into());
+        }
+
+        let problem = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build();
+        for (status, response) in op.responses.responses.iter_mut() {
+            let is_error = status.starts_with('4') || status.starts_with('5');
+            if let (true, RefOr::T(response)) = (is_error, response)
+                && response.content.is_empty()
+            {
+                response.content.insert(
+                    crate::error::PROBLEM_JSON.to_owned(),
+                    problem.clone().into(),
+                );
+            }
+        }
+    }
+}
+
+/// Every operation of the document with its path and method.
+fn operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = (&String, &'static str, &mut utoipa::openapi::path::Operation)> {
+    openapi.paths.paths.iter_mut().flat_map(|(path, item)| {
+        [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ]
+        .into_iter()
+        .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
+        .map(move |(method, op)| (path, method, op))
+    })
+}
+
+impl Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, _, op) in operations(openapi) {
+            Self::complete(path, op);
+        }
+    }
+}
+
+/// Makes every `operationId` unique, as OpenAPI requires. utoipa names an operation after its
+/// handler, and many handlers share a name (`show`, `list`, `create`… in each route module):
+/// tools that address operations by id (code generators, schemathesis's links) picked the wrong
+/// one. A name used once stays; a shared one becomes `<name>_<the path's literal segments>`, the
+/// `/v1` and `/v1/tenants/{tenant}` prefixes left out: `show` on
+/// `/v1/tenants/{tenant}/locations/{location_id}` is `show_locations`, on
+/// `/v1/platform/moves/{move_id}` `show_platform_moves` (a segment equal to the name is left out:
+/// `logout` on `/v1/platform/sessions/logout` is `logout_platform_sessions`). Should that still
+/// collide with another id, the other one is qualified the same way, and as a last resort the
+/// method goes in front.
+struct UniqueOperationIds;
+
+impl UniqueOperationIds {
+    fn qualified(name: &str, path: &str) -> String {
+        let rest = path
+            .strip_prefix("/v1/tenants/{tenant}/")
+            .or_else(|| path.strip_prefix("/v1/"))
+            .unwrap_or(path);
+        let mut id = name.to_owned();
+        for segment in rest.split('/') {
+            let segment = segment.replace(['-', '.'], "_");
+            if !segment.is_empty() && !segment.starts_with('{') && segment != name {
+                id.push('_');
+                id.push_str(&segment);
+            }
+        }
+        id
+    }
+}
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut qualified = std::collections::HashSet::<(String, &'static str)>::new();
+        for _round in 0..3 {
+            let mut uses = std::collections::HashMap::<String, usize>::new();
+            for (_, _, op) in operations(openapi) {
+                if let Some(id) = &op.operation_id {
+                    *uses.entry(id.clone()).or_default() += 1;
+                }
+            }
+            if uses.values().all(|n| *n == 1) {
+                return;
+            }
+            for (path, method, op) in operations(openapi) {
+                let Some(id) = &op.operation_id else { continue };
+                if uses.get(id).is_none_or(|n| *n == 1) {
+                    continue;
+                }
+                op.operation_id = Some(if qualified.insert((path.clone(), method)) {
+                    Self::qualified(id, path)
+                } else {
+                    format!("{method}_{id}")
+                });
+            }
+        }
+    }
+}
+
+/// The formats the shared extractors accept for parameters every route spells the same way, so
+/// that a client (or `make fuzz`) can tell a valid value from one refused before the handler runs:
+/// - `If-Match` (`extract::if_match`): `*` or an ETag this API sent, a quoted version like `"3"`;
+/// - `Idempotency-Key` (`extract::idempotency_key`): 1 to 255 visible ASCII characters;
+/// - `limit` in a query (`extract::PageQuery`, reports): an integer from 1 to 500.
+struct ParameterFormats;
+
+impl ParameterFormats {
+    /// The schema of a parameter named `name` in `place`, when it is one of the shared ones.
+    fn schema(
+        place: &utoipa::openapi::path::ParameterIn,
+        name: &str,
+    ) -> Option<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+        use utoipa::openapi::path::ParameterIn;
+        let pattern = match (place, name.to_ascii_lowercase().as_str()) {
+            (ParameterIn::Header, "if-match") => r#"^(\*|"[0-9]{1,18}")$"#,
+            (ParameterIn::Header, "idempotency-key") => "^[!-~]{1,255}$",
+            (ParameterIn::Query, "limit") => "^([1-9][0-9]?|[1-4][0-9]{2}|500)$",
+            _ => return None,
+        };
+        serde_json::from_value(serde_json::json!({"type": "string", "pattern": pattern})).ok()
+    }
+}
+
+impl Modify for ParameterFormats {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (_, _, op) in operations(openapi) {
+            for param in op.parameters.iter_mut().flatten() {
+                if let utoipa::openapi::RefOr::T(p) = param
+                    && let Some(schema) = Self::schema(&p.parameter_in, &p.name)
+                {
+                    p.schema = Some(schema);
+                }
+            }
+        }
     }
 }

@@ -242,7 +242,8 @@ pub async fn serial_history(
 /// Record a stock movement: a receipt, a counted adjustment, or a transfer (out and in halves
 /// written together). Stock never goes below zero: 409 `insufficient_stock`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/stock/movements", tag = "inventory", request_body = aries_tenants::inventory::MovementInput,
-    security(("bearer" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    security(("bearer" = [])), params(("tenant" = String, Path, description = "tenant slug"),
+        ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body within 24 h returns the first response")),
     responses((status = 201, description = "`{data: [StockLevel]}`: the levels changed"), (status = 409, description = "insufficient_stock")))]
 pub async fn record_movement(
     caller: TenantCaller,

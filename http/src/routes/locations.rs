@@ -127,7 +127,8 @@ pub async fn update(
 
 /// Delete a location. `If-Match` makes it conditional.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/locations/{location_id}", tag = "locations", security(("bearer" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid)),
+    params(("tenant" = String, Path, description = "tenant slug"), ("location_id" = String, Path, format = Uuid),
+        ("If-Match" = Option<String>, Header, description = "ETag of the version being deleted")),
     responses((status = 204), (status = 404, description = "not_found"), (status = 412, description = "version_mismatch")))]
 pub async fn delete(
     caller: TenantCaller,

@@ -213,9 +213,20 @@ fn uuid_param(field: &str, v: Option<String>) -> Result<Option<Uuid>, ApiError> 
 }
 
 /// The notification log, oldest first (cursor-paginated).
+/// A page of the notification log, as `GET …/notifications/log` answers it (documentation only:
+/// the answer is an `aries_tenants::page::Page<LogEntry>`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LogPage {
+    /// This page's entries, in id order.
+    data: Vec<LogEntry>,
+    /// The `cursor` of the next page; absent on the last one.
+    next_cursor: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/notifications/log", tag = "notifications", security(("bearer" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), LogQuery),
-    responses((status = 200, description = "`{data: [LogEntry], next_cursor?}`", body = [LogEntry]),
+    responses((status = 200, description = "`{data: [LogEntry], next_cursor?}`", body = LogPage),
               (status = 422, description = "invalid_query")))]
 pub async fn list_log(
     caller: TenantCaller,

@@ -37,6 +37,17 @@ pub struct TokenForm {
     pub client_secret: Option<String>,
 }
 
+/// The body of an RFC 6749 §5.2 error (documentation only: `oauth_error` writes it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OAuthError {
+    /// The RFC 6749 error code: `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `rate_limited`, `temporarily_unavailable`.
+    error: String,
+    /// What went wrong, in words.
+    error_description: String,
+}
+
 /// An RFC 6749 §5.2 error response.
 fn oauth_error(status: u16, error: &str, description: &str) -> HttpResponse {
     let mut res =
@@ -177,6 +188,15 @@ fn parse_form<T: serde::de::DeserializeOwned>(
     if body.len() > limit {
         return Err("the request is too large");
     }
+    // PostgreSQL text cannot hold U+0000: a username or token with one failed in the database.
+    let form: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| "malformed form")?;
+    if form
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err("a form field contains the NUL character (U+0000)");
+    }
     serde_urlencoded::from_bytes(body).map_err(|_| "malformed form")
 }
 
@@ -185,7 +205,10 @@ fn parse_form<T: serde::de::DeserializeOwned>(
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "`{access_token, token_type, expires_in, refresh_token?, scope}`"),
-              (status = 400, description = "RFC 6749 §5.2 error"), (status = 401, description = "invalid_client")))]
+              (status = 400, description = "RFC 6749 §5.2 error", body = OAuthError),
+              (status = 401, description = "invalid_client", body = OAuthError),
+              (status = 429, description = "rate_limited: too many password attempts (Retry-After)", body = OAuthError),
+              (status = 503, description = "temporarily_unavailable (Retry-After)", body = OAuthError)))]
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -289,11 +312,20 @@ pub async fn token(
     }
 }
 
+/// The revocation request's form (RFC 7009 §2.1).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RevokeForm {
+    /// The refresh token to revoke (required; an unknown one is still answered 200).
+    pub token: Option<String>,
+}
+
 /// Revoke a refresh token and its family (RFC 7009): always 200, even for an unknown token.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/oauth/revoke", tag = "oauth",
     params(("tenant" = String, Path, description = "tenant slug")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token=<refresh token>`"),
-    responses((status = 200, description = "revoked (or unknown)")))]
+    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded", description = "`token=<refresh token>`"),
+    responses((status = 200, description = "revoked (or unknown)"),
+              (status = 400, description = "invalid_request: no token, not a form, or an unknown tenant", body = OAuthError),
+              (status = 503, description = "temporarily_unavailable (Retry-After)", body = OAuthError)))]
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -303,10 +335,6 @@ pub async fn revoke(
     let Ok(slug) = tenant_slug(&path) else {
         return oauth_error(400, "invalid_request", "unknown tenant");
     };
-    #[derive(Deserialize)]
-    struct RevokeForm {
-        token: Option<String>,
-    }
     let form: Option<RevokeForm> = parse_form(&req, &body).ok();
     let Some(token) = form.and_then(|f| f.token) else {
         return oauth_error(400, "invalid_request", "token is required");

@@ -120,7 +120,7 @@ pub struct TotpEnrolment {
 }
 
 /// Start (or restart) TOTP enrolment for the session's account.
-#[utoipa::path(post, path = "/v1/platform/mfa/totp", tag = "platform",
+#[utoipa::path(post, path = "/v1/platform/mfa/totp", tag = "platform", security(("bearer" = []), ("session" = [])), 
     responses((status = 200, body = TotpEnrolment), (status = 401, description = "unauthenticated")))]
 pub async fn enrol_totp(
     op: OperatorSession,
@@ -157,7 +157,7 @@ pub struct TotpConfirm {
 
 /// Confirm enrolment with a current code: TOTP becomes required, this session counts as having
 /// passed it, and ten single-use recovery codes are returned (this once).
-#[utoipa::path(post, path = "/v1/platform/mfa/totp/confirm", tag = "platform", request_body = TotpConfirm,
+#[utoipa::path(post, path = "/v1/platform/mfa/totp/confirm", tag = "platform", request_body = TotpConfirm, security(("bearer" = []), ("session" = [])), 
     responses((status = 200, description = "`{recovery_codes: [...]}`"), (status = 422, description = "validation_failed")))]
 pub async fn confirm_totp(
     op: OperatorSession,
@@ -197,7 +197,7 @@ pub async fn confirm_totp(
 }
 
 /// The caller's own sessions (`current` marks this one).
-#[utoipa::path(get, path = "/v1/platform/sessions", tag = "platform",
+#[utoipa::path(get, path = "/v1/platform/sessions", tag = "platform", security(("bearer" = []), ("session" = [])), 
     responses((status = 200, description = "`{data: [Session + current]}`")))]
 pub async fn list_sessions(
     op: OperatorSession,
@@ -221,7 +221,7 @@ pub async fn list_sessions(
 }
 
 /// End one of the caller's sessions (on every instance at once).
-#[utoipa::path(delete, path = "/v1/platform/sessions/{session_id}", tag = "platform",
+#[utoipa::path(delete, path = "/v1/platform/sessions/{session_id}", tag = "platform", security(("bearer" = []), ("session" = [])), 
     params(("session_id" = String, Path)), responses((status = 204), (status = 404, description = "not_found")))]
 pub async fn revoke_session(
     op: OperatorSession,
@@ -237,7 +237,7 @@ pub async fn revoke_session(
 }
 
 /// End this session and clear the cookie.
-#[utoipa::path(post, path = "/v1/platform/sessions/logout", tag = "platform", responses((status = 204)))]
+#[utoipa::path(post, path = "/v1/platform/sessions/logout", tag = "platform", security(("bearer" = []), ("session" = [])), responses((status = 204)))]
 pub async fn logout(
     op: OperatorSession,
     state: web::Data<AppState>,

@@ -278,7 +278,8 @@ pub async fn update_policy(
     params(("tenant" = String, Path, description = "tenant slug"), ("patient_id" = String, Path, format = Uuid),
            ("policy_id" = String, Path, format = Uuid),
            ("If-Match" = Option<String>, Header, description = "ETag of the version being removed")),
-    responses((status = 204), (status = 404, description = "not_found"), (status = 412, description = "version_mismatch")))]
+    responses((status = 204), (status = 404, description = "not_found"), (status = 409, description = "policy_in_use: an order bills it"),
+              (status = 412, description = "version_mismatch")))]
 pub async fn remove_policy(
     caller: TenantCaller,
     req: HttpRequest,

@@ -99,7 +99,7 @@ pub async fn login(
 }
 
 /// Start TOTP enrolment for the session's user.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/mfa/totp", tag = "security",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/mfa/totp", tag = "security", security(("session" = [])), 
     params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = TotpEnrolment)))]
 pub async fn enrol(
     req: HttpRequest,
@@ -141,7 +141,7 @@ pub async fn enrol(
 
 /// Confirm TOTP with a current code: the session passes the second factor, and ten single-use
 /// recovery codes are returned (this once).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/mfa/totp/confirm", tag = "security", request_body = TotpConfirm,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/mfa/totp/confirm", tag = "security", request_body = TotpConfirm, security(("session" = [])), 
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, description = "`{recovery_codes}`"), (status = 422, description = "validation_failed")))]
 pub async fn confirm(
@@ -173,7 +173,7 @@ pub async fn confirm(
 }
 
 /// The session user's own sessions.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/sessions", tag = "security",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sessions", tag = "security", security(("session" = [])), 
     params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, description = "`{data: [Session]}`")))]
 pub async fn list(
     req: HttpRequest,
@@ -194,7 +194,7 @@ pub async fn list(
 }
 
 /// End one of the session user's sessions (everywhere at once).
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sessions/{session_id}", tag = "security",
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sessions/{session_id}", tag = "security", security(("session" = [])), 
     params(("tenant" = String, Path, description = "tenant slug"), ("session_id" = String, Path)),
     responses((status = 204), (status = 404, description = "not_found")))]
 pub async fn revoke(
@@ -212,7 +212,7 @@ pub async fn revoke(
 }
 
 /// End this session and clear the cookie.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/sessions/logout", tag = "security",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/sessions/logout", tag = "security", security(("session" = [])), 
     params(("tenant" = String, Path, description = "tenant slug")), responses((status = 204)))]
 pub async fn logout(
     req: HttpRequest,

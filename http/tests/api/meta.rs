@@ -2,6 +2,7 @@
 //! problem-type pages.
 
 use crate::helpers::*;
+use reqwest::Method;
 use serde_json::Value;
 
 #[actix_web::test]
@@ -220,5 +221,197 @@ async fn cors_answers_only_configured_origins() -> TestResult {
         .send()
         .await?;
     assert!(res.headers().get("access-control-allow-origin").is_none());
+    Ok(())
+}
+
+/// The operation `method path` of the OpenAPI document (path as a template).
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    &doc["paths"][path][method]
+}
+
+/// The name of the component schema a `$ref` points to (`#/components/schemas/<name>`).
+fn ref_name(schema: &Value) -> &str {
+    schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .unwrap_or("")
+}
+
+/// Sends `req`, then checks what schemathesis checks (`make fuzz`, docs/FUZZING.md): the status is
+/// documented for `method path`, the answer's content type is the documented one, and an error's
+/// body has the documented schema's required members. Returns the body.
+async fn conforms(
+    doc: &Value,
+    method: &str,
+    path: &str,
+    req: reqwest::RequestBuilder,
+    want: u16,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let res = req.send().await?;
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, want, "{method} {path}: {body}");
+    let documented = &operation(doc, method, path)["responses"][status.to_string()];
+    assert!(
+        documented.is_object(),
+        "{method} {path} answered {status}, which its OpenAPI operation does not list: {body}"
+    );
+    let content = &documented["content"];
+    assert!(
+        content[&ct].is_object(),
+        "{method} {path} {status}: content type {ct} is not the documented one ({content})"
+    );
+    let schema = &doc["components"]["schemas"][ref_name(&content[&ct]["schema"])];
+    for member in schema["required"].as_array().into_iter().flatten() {
+        let m = member.as_str().unwrap_or("");
+        assert!(
+            !body[m].is_null(),
+            "{method} {path} {status}: no {m} in {body}"
+        );
+    }
+    Ok(body)
+}
+
+/// Findings of `make fuzz` (docs/FUZZING.md), each an answer the document did not describe: 401
+/// and 403 on secured routes, 400 for a malformed header, 415 for a body of another type, the
+/// console-session routes' 401, the OAuth endpoints' RFC 6749 error bodies (application/json, not
+/// problem+json), and the notification log's page (`{data, next_cursor?}`, documented as a bare
+/// array).
+#[actix_web::test]
+async fn openapi_documents_what_the_routes_answer() -> TestResult {
+    let app = TestApp::spawn().await;
+    app.create_tenant("documented").await;
+    let loc = app.create_location("documented", "MAIN").await;
+    let loc_id = loc["id"].as_str().unwrap_or("");
+    let doc: Value = app.get("/openapi.json").await.json().await?;
+    let t = "/v1/tenants/documented";
+    let locations = "/v1/tenants/{tenant}/locations";
+    let location = "/v1/tenants/{tenant}/locations/{location_id}";
+
+    // No credential at all, and a credential the route does not take.
+    let body = conforms(
+        &doc,
+        "get",
+        locations,
+        app.client.get(app.url(&format!("{t}/locations"))),
+        401,
+    )
+    .await?;
+    assert_eq!(body["code"], "unauthenticated");
+    let body = conforms(
+        &doc,
+        "get",
+        "/v1/platform/sessions",
+        app.req(Method::GET, "/v1/platform/sessions"),
+        403,
+    )
+    .await?;
+    assert_eq!(body["code"], "forbidden");
+    // The console-session routes: a bearer key is not a session.
+    let body = conforms(
+        &doc,
+        "get",
+        "/v1/tenants/{tenant}/sessions",
+        app.req(Method::GET, &format!("{t}/sessions")),
+        401,
+    )
+    .await?;
+    assert_eq!(body["code"], "unauthenticated");
+    // A malformed header, a body of another type.
+    let req = app
+        .req(Method::DELETE, &format!("{t}/locations/{loc_id}"))
+        .header("if-match", "");
+    let body = conforms(&doc, "delete", location, req, 400).await?;
+    assert_eq!(body["code"], "bad_request");
+    let req = app
+        .req(Method::POST, &format!("{t}/locations"))
+        .header("content-type", "text/plain")
+        .body(location_body("TXT").to_string());
+    let body = conforms(&doc, "post", locations, req, 415).await?;
+    assert_eq!(body["code"], "unsupported_media_type");
+    // OAuth answers in RFC 6749's shape.
+    let body = conforms(
+        &doc,
+        "post",
+        "/v1/tenants/{tenant}/oauth/token",
+        app.client.post(app.url(&format!("{t}/oauth/token"))),
+        400,
+    )
+    .await?;
+    assert_eq!(body["error"], "invalid_request");
+    let body = conforms(
+        &doc,
+        "post",
+        "/v1/tenants/{tenant}/oauth/revoke",
+        app.client.post(app.url(&format!("{t}/oauth/revoke"))),
+        400,
+    )
+    .await?;
+    assert_eq!(body["error"], "invalid_request");
+    let revoke_body = &operation(&doc, "post", "/v1/tenants/{tenant}/oauth/revoke")["requestBody"]
+        ["content"]["application/x-www-form-urlencoded"]["schema"];
+    assert!(
+        doc["components"]["schemas"][ref_name(revoke_body)]["properties"]["token"].is_object(),
+        "the revocation form is documented as a form with `token`: {revoke_body}"
+    );
+    // The notification log is a page.
+    let log = "/v1/tenants/{tenant}/notifications/log";
+    let body = conforms(
+        &doc,
+        "get",
+        log,
+        app.req(Method::GET, &format!("{t}/notifications/log")),
+        200,
+    )
+    .await?;
+    assert!(body["data"].is_array(), "{body}");
+    let page = &doc["components"]["schemas"][ref_name(
+        &operation(&doc, "get", log)["responses"]["200"]["content"]["application/json"]["schema"],
+    )];
+    assert_eq!(page["properties"]["data"]["type"], "array", "{page}");
+    // Removing a policy an order bills (orders.rs tests the answer itself).
+    assert!(
+        operation(
+            &doc,
+            "delete",
+            "/v1/tenants/{tenant}/patients/{patient_id}/policies/{policy_id}"
+        )["responses"]["409"]
+            .is_object()
+    );
+
+    // Across the document: every secured operation lists 401 and 403; every error answer has its
+    // content; operation ids are unique (tools address operations by them).
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let id = op["operationId"].as_str().unwrap_or("");
+            assert!(
+                ids.insert(id.to_owned()),
+                "operationId {id} is used twice ({method} {path})"
+            );
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            for status in ["401", "403"] {
+                assert!(
+                    !secured || op["responses"][status].is_object(),
+                    "{method} {path} is secured but does not list {status}"
+                );
+            }
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"].as_object();
+                    assert!(
+                        content.is_some_and(|c| !c.is_empty()),
+                        "{method} {path} {status} has no documented content"
+                    );
+                }
+            }
+        }
+    }
     Ok(())
 }
