@@ -287,8 +287,14 @@ for db in "${BENCH_DBS[@]}"; do
 done | psql_su postgres
 
 TOKEN=$(random_hex)
+RUN_ID=$(random_hex | cut -c1-12)
 STACK_ENV=(
     ARIES__HTTP__BIND="$STACK_ADDR"
+    # Redis keys, exchanges and queues of this run's own: with the default "aries" the bench would
+    # share sessions, caches and locks with a `make run` on this machine and take its queued events.
+    ARIES__REDIS__KEY_PREFIX="aries-bench-$RUN_ID"
+    ARIES__RABBITMQ__NAMESPACE="aries-bench-$RUN_ID"
+    ARIES__RABBITMQ__QUEUE_EXPIRES_MS=600000
     ARIES__DATABASE__CATALOG_URL=postgres://127.0.0.1:5432/aries_bench_catalog
     ARIES__AUTH__OPERATOR_TOKEN="$TOKEN"
     ARIES__LOG__LEVEL=warn
