@@ -50,6 +50,7 @@ bash "$ARIES_ROOT/scripts/services.sh"
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v perf >/dev/null 2>&1 || need+=(linux-perf) # profiles of the stack's warm-ups
 command -v jq >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || need+=(jq)
 if ! pgbench --version >/dev/null 2>&1; then
     # pgbench ships in postgresql-client-<major> on Debian 12.
@@ -195,12 +196,34 @@ wrk_parse() {
     ' "$1"
 }
 
+# profile_pid PID NAME SECONDS (background): perf samples of the server while the warm-up runs (not
+# during the measured run, which it would slow down); the flat profile and the split by binary go to
+# $OUT/perf-NAME.txt.
+profile_pid() {
+    command -v perf >/dev/null 2>&1 || return 0
+    local data="$TMP/perf-$2.data"
+    perf record -F 499 -g -p "$1" -o "$data" -- sleep "$3" >/dev/null 2>&1 || return 0
+    {
+        echo "# perf record -F 499 -g -p <aries serve> during the warm-up of $2 (${3}s)"
+        echo "## by binary"
+        perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12
+        echo "## by symbol (self time, top 40)"
+        perf report -i "$data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40
+    } >"$OUT/perf-$2.txt"
+}
+
 run_wrk() { # run_wrk NAME URL [wrk args...]
     local name=$1 url=$2
     shift 2
     if ((WARMUP > 0)); then
         log "wrk warm-up $name (${WARMUP}s)"
+        local prof=""
+        if [[ -n ${PROFILE_PID:-} ]]; then
+            profile_pid "$PROFILE_PID" "$name" "$WARMUP" &
+            prof=$!
+        fi
         wrk -t2 -c32 "-d${WARMUP}s" "$@" "$url" >/dev/null
+        [[ -z $prof ]] || wait "$prof" || true
     fi
     log "wrk ${WRK_ARGS[*]} $url  [$name]"
     wrk "${WRK_ARGS[@]}" "$@" "$url" >"$OUT/wrk-$name.txt" || die "wrk $name failed (see $OUT/wrk-$name.txt)"
@@ -429,7 +452,7 @@ curl -s -D - -o /dev/null -H "Authorization: Bearer $TENANT_KEY" "$STACK_URL" | 
     die "the stack's answer carries no RateLimit-Limit header: is the limiter on?"
 
 reset_peak "$STACK_PID"
-run_wrk a-stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
+PROFILE_PID=$STACK_PID run_wrk a-stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
 A_STACK_MEM=$(peak_mib "$STACK_PID")
 reset_peak "$BARE_PID"
 run_wrk a-bare "$BARE_URL"
@@ -464,7 +487,7 @@ LUA
 orders_before=$(psql_su "$SHARD_DB" <<<"\\pset tuples_only on
 select count(*) from patient_order where tenant_id = '$TENANT_ID';" | tr -d ' ')
 reset_peak "$STACK_PID"
-run_wrk c-stack "$STACK_URL_BASE/v1/tenants/$SLUG/orders" -s "$TMP/order.lua"
+PROFILE_PID=$STACK_PID run_wrk c-stack "$STACK_URL_BASE/v1/tenants/$SLUG/orders" -s "$TMP/order.lua"
 C_STACK_MEM=$(peak_mib "$STACK_PID")
 printf '%s' "$ORDER_BODY" >"$TMP/order.json"
 aries_load c-half http --url "$STACK_URL_BASE/v1/tenants/$SLUG/orders" --method POST --body-file "$TMP/order.json" \
@@ -491,7 +514,7 @@ start_stack ARIES__CACHE__ENABLED=false
 grep -qi '^X-Cache: bypass' <(curl -s -D - -o /dev/null -H "Authorization: Bearer $TENANT_KEY" "$STACK_URL" | tr -d '\r') ||
     die "with cache.enabled=false the GET should answer X-Cache: bypass"
 reset_peak "$STACK_PID"
-run_wrk b-stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
+PROFILE_PID=$STACK_PID run_wrk b-stack "$STACK_URL" -H "Authorization: Bearer $TENANT_KEY"
 B_STACK_MEM=$(peak_mib "$STACK_PID")
 aries_load b-half http --url "$STACK_URL" --header "Authorization: Bearer $TENANT_KEY" \
     --rate "$(half "$B_STACK_RPS")" --duration "$DURATION" --warmup "$WARMUP"
