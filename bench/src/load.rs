@@ -113,6 +113,10 @@ enum Mode {
         duration: u64,
         #[arg(long, default_value_t = 3)]
         warmup: u64,
+        /// `api`: create the events here (POST locations at `--rate`); `none`: another process
+        /// commits them (make bench writes them straight into the outbox), only measure.
+        #[arg(long, default_value = "api")]
+        drive: String,
     },
 }
 
@@ -235,6 +239,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             rate,
             duration,
             warmup,
+            drive,
         } => {
             let mut all = read_tenants(&tenants)?;
             all.truncate(tenant_count);
@@ -245,6 +250,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rate,
                 duration: Duration::from_secs(duration),
                 warmup: Duration::from_secs(warmup),
+                drive_api: match drive.as_str() {
+                    "api" => true,
+                    "none" => false,
+                    other => return Err(format!("--drive api|none, not {other}").into()),
+                },
             })
             .await?
         }
@@ -494,6 +504,8 @@ struct WsLoad {
     rate: f64,
     duration: Duration,
     warmup: Duration,
+    /// Create the events here (else another process does).
+    drive_api: bool,
 }
 
 /// What the sockets saw, shared by their tasks.
@@ -649,32 +661,41 @@ async fn ws(load: WsLoad) -> Result<Value, Box<dyn std::error::Error>> {
     let slots = Arc::new(tokio::sync::Semaphore::new(256));
     let mut i: u64 = 0;
     let per_tenant = load.sockets / load.tenants.len();
-    loop {
-        let due = start + interval.mul_f64(i as f64);
-        if due >= end {
-            break;
+    if !load.drive_api {
+        // Ready: the driver (another process) may start. It runs for warm-up + duration.
+        eprintln!("sockets ready");
+        if let Some(ready) = std::env::var_os("ARIES_LOAD_READY_FILE") {
+            std::fs::write(ready, "ready\n")?;
         }
-        tokio::time::sleep_until(due.into()).await;
-        let (slug, key) = load.tenants[(i as usize) % load.tenants.len()].clone();
-        let permit = Arc::clone(&slots).acquire_owned().await?;
-        let req = client
+        tokio::time::sleep_until(end.into()).await;
+    } else {
+        loop {
+            let due = start + interval.mul_f64(i as f64);
+            if due >= end {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            let (slug, key) = load.tenants[(i as usize) % load.tenants.len()].clone();
+            let permit = Arc::clone(&slots).acquire_owned().await?;
+            let req = client
             .post(format!("{}/v1/tenants/{slug}/locations", load.base))
             .bearer_auth(key)
             .json(&json!({"code": format!("W{i}"), "name": format!("Branch {i}"),
                 "address": {"line1": "1 Main St", "city": "Austin", "state": "TX", "postal_code": "78701"}}));
-        let (posted, failed) = (Arc::clone(&posted_in_window), Arc::clone(&post_failed));
-        let in_window = due >= measure_from;
-        posts.spawn(async move {
-            let ok = matches!(req.send().await, Ok(r) if r.status() == 201);
-            drop(permit);
-            if !ok {
-                failed.fetch_add(1, Ordering::Relaxed);
-            } else if in_window {
-                posted.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        while posts.try_join_next().is_some() {}
-        i += 1;
+            let (posted, failed) = (Arc::clone(&posted_in_window), Arc::clone(&post_failed));
+            let in_window = due >= measure_from;
+            posts.spawn(async move {
+                let ok = matches!(req.send().await, Ok(r) if r.status() == 201);
+                drop(permit);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                } else if in_window {
+                    posted.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            while posts.try_join_next().is_some() {}
+            i += 1;
+        }
     }
     while posts.join_next().await.is_some() {}
     // Let the last events arrive, then stop the sockets.
@@ -683,14 +704,21 @@ async fn ws(load: WsLoad) -> Result<Value, Box<dyn std::error::Error>> {
     while sockets.join_next().await.is_some() {}
     let seen = std::mem::take(&mut *seen.lock().await);
     let posted = posted_in_window.load(Ordering::Relaxed);
-    // Approximate: the POSTs are counted by due time, the frames by commit time.
+    // Approximate: the POSTs are counted by due time, the frames by commit time. Unknown (0) when
+    // the events are driven elsewhere.
     let expected = posted * per_tenant as u64;
     let summary = seen.latency.summary();
     Ok(json!({
         "mode": "ws", "sockets": load.sockets, "tenants": load.tenants.len(),
         "sockets_per_tenant": per_tenant, "open_seconds": open_secs,
         "target_events_per_second": load.rate,
-        "events_posted": posted, "events_per_second": posted as f64 / load.duration.as_secs_f64(),
+        "events_posted": posted,
+        // Driven elsewhere: the events that reached the sockets (each reaches every socket of its tenant).
+        "events_per_second": if load.drive_api {
+            posted as f64 / load.duration.as_secs_f64()
+        } else {
+            seen.events as f64 / per_tenant.max(1) as f64 / load.duration.as_secs_f64()
+        },
         "post_failed": post_failed.load(Ordering::Relaxed),
         "frames_expected": expected, "frames_received": seen.events,
         "frames_per_second": seen.events as f64 / load.duration.as_secs_f64(),
