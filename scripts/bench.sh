@@ -212,6 +212,27 @@ profile_pid() {
     } >"$OUT/perf-$2.txt"
 }
 
+# profile_all NAME SECONDS (background): perf samples of the whole machine (every process: the
+# server, Postgres, RabbitMQ, Redis, the load generator) for SECONDS, into $TMP/perf-NAME.data;
+# report_all NAME then writes the split by process and the top symbols to $OUT/perf-NAME.txt (after
+# the measurement: the report itself takes CPU). For the scenarios whose cost is spread over many
+# processes.
+profile_all() {
+    command -v perf >/dev/null 2>&1 || return 0
+    perf record -F 199 -a -g -o "$TMP/perf-$1.data" -- sleep "$2" >/dev/null 2>&1 || return 0
+}
+report_all() {
+    local data="$TMP/perf-$1.data"
+    [[ -s $data ]] || return 0
+    {
+        echo "# perf record -F 199 -a -g (whole machine) during the warm-up of $1"
+        echo "## by process"
+        perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 16
+        echo "## by process and symbol (self time, top 50)"
+        perf report -i "$data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 50
+    } >"$OUT/perf-$1.txt" || true # head closing the pipe early is not a failure
+}
+
 run_wrk() { # run_wrk NAME URL [wrk args...]
     local name=$1 url=$2
     shift 2
@@ -666,8 +687,16 @@ for db in "${!WS_IDS[@]}"; do
     drive_events "$db" "${WS_IDS[$db]}" $((WARMUP + DURATION + 1)) "$WS_PER_TICK" &
     DRIVERS+=($!)
 done
+# The warm-up seconds (events flowing, not yet measured) are profiled, the whole machine.
+PROFILER=
+if ((WARMUP > 0)); then
+    profile_all d-ws "$WARMUP" &
+    PROFILER=$!
+fi
 wait "$WS_PID" || { cat "$OUT/load-d-ws.err" >&2; die "aries-load ws failed"; }
 for p in "${DRIVERS[@]}"; do wait "$p" || die "an event driver failed"; done
+[[ -z $PROFILER ]] || wait "$PROFILER" || true
+report_all d-ws
 read -r D_WS_P50 D_WS_P99 D_WS_MAX < <(python3 -c '
 import json, sys
 l = json.load(open(sys.argv[1]))["latency"]

@@ -9,7 +9,6 @@ use aries_tenants::auth::users::UserStatus;
 use aries_tenants::auth::{api_keys, clients, roles, users};
 use aries_tenants::ids::{ApiKeyId, UserId};
 use aries_tenants::{DomainError, LocationId, TenantId};
-use dashmap::DashMap;
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::fmt;
@@ -99,12 +98,17 @@ impl Principal {
 /// A tenant's custom roles by name.
 type CustomRoles = Arc<HashMap<String, Vec<Permission>>>;
 
+/// Credentials a tenant's cache holds at most (resolved and refused together).
+pub const CREDENTIALS_KEPT: usize = 1_024;
+
 /// Resolved credentials and the tenant's custom roles, each kept for `ttl`.
 pub struct CredentialCache {
     /// How long a resolution stands before it is checked again.
     ttl: Duration,
-    /// Resolved (or refused) credentials.
-    entries: DashMap<Credential, (Instant, Option<Principal>)>,
+    /// Resolved (or refused) credentials, at most [`CREDENTIALS_KEPT`]. A plain mutex, not a
+    /// `DashMap`: one exists per active tenant, and an empty `DashMap` costs ~1 KiB (8 cache-padded
+    /// shards) where its concurrency buys nothing (lookups are brief and per tenant).
+    entries: Mutex<HashMap<Credential, (Instant, Option<Principal>)>>,
     /// The tenant's custom roles (shared by every resolution).
     custom_roles: Mutex<Option<(Instant, CustomRoles)>>,
 }
@@ -113,14 +117,16 @@ impl CredentialCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: DashMap::new(),
+            entries: Mutex::new(HashMap::new()),
             custom_roles: Mutex::new(None),
         }
     }
 
     /// Forgets everything (after a change to users, keys, clients or roles made through this actor).
     pub fn clear(&self) {
-        self.entries.clear();
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
         if let Ok(mut roles) = self.custom_roles.lock() {
             *roles = None;
         }
@@ -148,13 +154,13 @@ impl CredentialCache {
     /// `Some(Ok(principal))`, `Some(Err(Unauthenticated))` for a refused credential, `None` when
     /// it must be looked up.
     pub fn cached(&self, credential: &Credential) -> Option<Result<Principal, DomainError>> {
-        let entry = self.entries.get(credential)?;
-        if entry.0.elapsed() >= self.ttl {
+        let entries = self.entries.lock().ok()?;
+        let (at, principal) = entries.get(credential)?;
+        if at.elapsed() >= self.ttl {
             return None;
         }
         Some(
-            entry
-                .1
+            principal
                 .clone()
                 .ok_or(DomainError::Unauthenticated("credential refused")),
         )
@@ -167,18 +173,39 @@ impl CredentialCache {
         tenant: TenantId,
         credential: &Credential,
     ) -> Result<Principal, DomainError> {
-        if let Some(entry) = self.entries.get(credential)
-            && entry.0.elapsed() < self.ttl
-        {
-            return entry
-                .1
-                .clone()
-                .ok_or(DomainError::Unauthenticated("credential refused"));
+        if let Some(cached) = self.cached(credential) {
+            return cached;
         }
         let resolved = self.lookup(conn, tenant, credential).await?;
-        self.entries
-            .insert(credential.clone(), (Instant::now(), resolved.clone()));
+        self.remember(credential, resolved.clone());
         resolved.ok_or(DomainError::Unauthenticated("credential refused"))
+    }
+
+    /// Keeps a resolution (`None`: refused) for `ttl`, within [`CREDENTIALS_KEPT`] entries.
+    fn remember(&self, credential: &Credential, resolved: Option<Principal>) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= CREDENTIALS_KEPT && !entries.contains_key(credential) {
+            // Many distinct credentials (e.g. a flood of bad keys): drop the stale ones, and
+            // everything if that is not enough; a dropped entry only costs a lookup.
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= CREDENTIALS_KEPT {
+                entries.clear();
+            }
+        }
+        entries.insert(credential.clone(), (Instant::now(), resolved));
+    }
+
+    /// Credentials held now (resolved and refused).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    /// Whether no credential is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     async fn lookup(
@@ -219,5 +246,42 @@ impl CredentialCache {
             permissions: PermissionSet::of_roles(&role_names, &custom),
             location_ids,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> Credential {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_be_bytes());
+        Credential::ApiKey(k)
+    }
+
+    #[test]
+    fn a_flood_of_distinct_credentials_keeps_the_cache_bounded() {
+        let cache = CredentialCache::new(Duration::from_secs(60));
+        cache.remember(&Credential::Operator, None);
+        for i in 0..3 * CREDENTIALS_KEPT as u32 {
+            cache.remember(&key(i), None);
+            assert!(cache.len() <= CREDENTIALS_KEPT, "{} kept", cache.len());
+        }
+        // The last one is still answered from the cache, as refused.
+        let last = key(3 * CREDENTIALS_KEPT as u32 - 1);
+        assert!(matches!(
+            cache.cached(&last),
+            Some(Err(DomainError::Unauthenticated(_)))
+        ));
+    }
+
+    #[test]
+    fn a_stale_resolution_is_looked_up_again() {
+        let cache = CredentialCache::new(Duration::ZERO);
+        cache.remember(&key(1), None);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.cached(&key(1)).is_none());
+        cache.clear();
+        assert!(cache.is_empty());
     }
 }

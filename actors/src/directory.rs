@@ -7,6 +7,10 @@
 //!
 //! Keyed by slug, not id: the slug is what every tenant URL carries and it is immutable, so
 //! keying by it saves a catalog lookup per request.
+//!
+//! Each entry keeps, beside the actor's address, what the actor publishes for
+//! [`Directory::authorize`]'s fast path (see [`crate::tenant`]): a cached read by a credential
+//! resolved a moment ago is authorized on the caller's thread, without a mailbox round trip.
 
 use crate::auth::Call;
 use crate::cache::ResponseCache;
@@ -14,7 +18,9 @@ use crate::error::TenantError;
 use crate::ops::Access;
 use crate::ops::TenantOp;
 use crate::shard::ShardRegistry;
-use crate::tenant::{Authorize, Authorized, Exec, Loaded, Reload, TenantActor, TenantTimers};
+use crate::tenant::{
+    Authorize, Authorized, Exec, Loaded, Published, Reload, TenantActor, TenantTimers,
+};
 use actix::prelude::*;
 use aries_shards::Catalog;
 use aries_tenants::TenantSlug;
@@ -47,7 +53,15 @@ impl Default for DirectorySettings {
     }
 }
 
-type Slot = Arc<OnceCell<Addr<TenantActor>>>;
+/// An activated tenant: its actor, and what the actor publishes for the fast path.
+struct Activated {
+    /// The actor.
+    addr: Addr<TenantActor>,
+    /// Written by the actor, read by [`Directory::authorize`].
+    published: Arc<Published>,
+}
+
+type Slot = Arc<OnceCell<Activated>>;
 
 struct Inner {
     /// One slot per active (or activating) tenant.
@@ -121,7 +135,7 @@ impl Directory {
         self.inner
             .actors
             .iter()
-            .filter(|e| e.value().get().is_some_and(Addr::connected))
+            .filter(|e| e.value().get().is_some_and(|a| a.addr.connected()))
             .count()
     }
 
@@ -141,7 +155,7 @@ impl Directory {
             let slot: Slot = self.inner.actors.entry(slug.clone()).or_default().clone();
             let activated = slot.get_or_try_init(|| self.activate(slug)).await;
             match activated {
-                Ok(addr) if addr.connected() => return Ok(addr.clone()),
+                Ok(a) if a.addr.connected() => return Ok(a.addr.clone()),
                 Ok(_) => {
                     tracing::warn!(tenant = %slug, "tenant actor found dead; activating a new one");
                 }
@@ -161,7 +175,7 @@ impl Directory {
         ))
     }
 
-    async fn activate(&self, slug: &TenantSlug) -> Result<Addr<TenantActor>, TenantError> {
+    async fn activate(&self, slug: &TenantSlug) -> Result<Activated, TenantError> {
         let loaded = self.load(slug).await?;
         let i = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed)
             % self.inner.arbiters.len().max(1);
@@ -176,16 +190,19 @@ impl Directory {
         let timers = self.inner.settings.timers;
         metrics::counter!("aries_tenant_activations_total").increment(1);
         tracing::debug!(tenant = %slug, arbiter = i, "activating tenant actor");
-        Ok(Supervisor::start_in_arbiter(&arbiter, move |_| {
-            TenantActor::new(slug, loaded, directory, timers)
-        }))
+        let published = Arc::new(Published::new(timers.credential_ttl));
+        let theirs = published.clone();
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| {
+            TenantActor::new(slug, loaded, directory, timers, theirs)
+        });
+        Ok(Activated { addr, published })
     }
 
     /// Removes the tenant's entry if it still points at `addr` (called by a passivating actor).
     pub(crate) fn forget(&self, slug: &TenantSlug, addr: &Addr<TenantActor>) {
         self.inner
             .actors
-            .remove_if(slug, |_, slot| slot.get().is_some_and(|a| a == addr));
+            .remove_if(slug, |_, slot| slot.get().is_some_and(|a| &a.addr == addr));
     }
 
     /// Whether the tenant has an actor now (tests and diagnostics).
@@ -193,7 +210,7 @@ impl Directory {
         self.inner
             .actors
             .get(slug)
-            .is_some_and(|s| s.get().is_some_and(Addr::connected))
+            .is_some_and(|s| s.get().is_some_and(|a| a.addr.connected()))
     }
 
     /// Runs `op` for the tenant with no caller (operations with `Access::Anonymous` or
@@ -241,6 +258,9 @@ impl Directory {
         call: Call,
         access: Access,
     ) -> Result<Authorized, TenantError> {
+        if let Some(done) = self.authorize_here(slug, access, &call) {
+            return Ok(done);
+        }
         let addr = self.get(slug).await?;
         addr.send(Authorize {
             access,
@@ -250,9 +270,25 @@ impl Directory {
         .await?
     }
 
+    /// [`Self::authorize`]'s fast path: answered from what the tenant's running actor published,
+    /// or `None` (ask the actor).
+    fn authorize_here(&self, slug: &TenantSlug, access: Access, call: &Call) -> Option<Authorized> {
+        let slot = self.inner.actors.get(slug)?;
+        let activated = slot.get().filter(|a| a.addr.connected())?;
+        let done = activated.published.authorize(access, call);
+        if done.is_some() {
+            metrics::counter!("aries_authorize_fast_total").increment(1);
+        }
+        done
+    }
+
     /// Tells the tenant's actor, if it is active here, to re-read its profile now.
     pub async fn reload(&self, slug: &TenantSlug) {
-        let addr = self.inner.actors.get(slug).and_then(|s| s.get().cloned());
+        let addr = self
+            .inner
+            .actors
+            .get(slug)
+            .and_then(|s| s.get().map(|a| a.addr.clone()));
         if let Some(addr) = addr {
             let _ = addr.send(Reload).await;
         }

@@ -22,6 +22,7 @@ use crate::events::counters::LiveCounters;
 use crate::events::instance::InstanceSink;
 use crate::ops::dashboard::{Dashboard, DashboardKpisInternal, Kpis, LiveEvent, summary};
 use aries_tenants::{TenantId, TenantSlug};
+use bytestring::ByteString;
 use dashmap::DashMap;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -58,6 +59,32 @@ impl Default for LiveSettings {
     }
 }
 
+/// The `event` message of the live protocol:
+/// `{"type":"event","seq":n,"event":{…},"kpis":{…}}` (`kpis` only when given).
+#[derive(serde::Serialize)]
+struct EventFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: i64,
+    event: &'a LiveEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kpis: Option<&'a Kpis>,
+}
+
+/// The text frame of an `event` message (see [`EventFrame`]).
+pub fn event_frame(
+    event: &LiveEvent,
+    kpis: Option<&Kpis>,
+) -> Result<ByteString, serde_json::Error> {
+    serde_json::to_string(&EventFrame {
+        kind: "event",
+        seq: event.seq,
+        event,
+        kpis,
+    })
+    .map(ByteString::from)
+}
+
 /// What the hub queues for a socket.
 #[derive(Debug, Clone)]
 pub enum Push {
@@ -66,6 +93,9 @@ pub enum Push {
         event: Arc<LiveEvent>,
         /// The tenant's KPIs when they changed with this event.
         kpis: Option<Arc<Kpis>>,
+        /// The event's message ([`event_frame`] of `event` and `kpis`), serialized once by the
+        /// hub and shared by every socket of the tenant (a clone is a reference count).
+        frame: ByteString,
     },
     /// The tenant's KPIs changed after events already sent without them.
     Kpis {
@@ -377,20 +407,22 @@ async fn run_pump(
             None
         };
         let n = batch.len();
-        let pushes: Vec<Push> = batch
-            .into_iter()
-            .enumerate()
-            .map(|(i, env)| Push::Event {
-                event: Arc::new(LiveEvent {
-                    id: env.id,
-                    summary: summary(&env.event_type, &env.data),
-                    event_type: env.event_type.clone(),
-                    occurred_at: env.occurred_at,
-                    seq: env.sequence,
-                }),
-                kpis: if i + 1 == n { kpis.clone() } else { None },
-            })
-            .collect();
+        let mut pushes = Vec::with_capacity(n);
+        for (i, env) in batch.into_iter().enumerate() {
+            let event = Arc::new(LiveEvent {
+                id: env.id,
+                summary: summary(&env.event_type, &env.data),
+                event_type: env.event_type.clone(),
+                occurred_at: env.occurred_at,
+                seq: env.sequence,
+            });
+            let kpis = if i + 1 == n { kpis.clone() } else { None };
+            match event_frame(&event, kpis.as_deref()) {
+                Ok(frame) => pushes.push(Push::Event { event, kpis, frame }),
+                // Not expected (plain structs); the sockets fill the gap from the outbox.
+                Err(e) => tracing::error!(error = %e, seq = event.seq, "live event not serialized"),
+            }
+        }
         fan_out(&inner, &room, &pushes);
     }
 }

@@ -26,9 +26,10 @@ use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{Message, MessageStream, Session};
 use aries_actors::auth::Call;
-use aries_actors::live::{Push, Subscription};
-use aries_actors::ops::dashboard::{Dashboard, DashboardKpis, LiveEvent, LiveOutbox};
+use aries_actors::live::{Push, Subscription, event_frame};
+use aries_actors::ops::dashboard::{Dashboard, DashboardKpis, LiveOutbox};
 use aries_tenants::{TenantId, TenantSlug};
+use bytestring::ByteString;
 use serde_json::json;
 use std::time::Duration;
 
@@ -110,14 +111,6 @@ fn snapshot_message(d: &Dashboard) -> String {
     json!({"type": "snapshot", "seq": d.seq, "kpis": d.kpis, "recent": d.recent}).to_string()
 }
 
-fn event_message(e: &LiveEvent, kpis: Option<&aries_actors::ops::dashboard::Kpis>) -> String {
-    let mut m = json!({"type": "event", "seq": e.seq, "event": e});
-    if let Some(k) = kpis {
-        m["kpis"] = json!(k);
-    }
-    m.to_string()
-}
-
 /// The live socket (see the module documentation).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/live", tag = "reports", security(("bearer" = [])),
     params(("tenant" = String, Path, description = "tenant slug"),
@@ -172,17 +165,24 @@ pub async fn live(
                 )
             };
             let k = page.events.len();
-            for (i, e) in page.events.iter().enumerate() {
-                first.push(event_message(e, kpis.as_ref().filter(|_| i + 1 == k)));
+            // A frame that does not serialize (not expected) makes it a snapshot instead.
+            let frames: Result<Vec<ByteString>, _> = page
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| event_frame(e, kpis.as_ref().filter(|_| i + 1 == k)))
+                .collect();
+            if let Ok(frames) = frames {
+                first = frames;
+                last = Some(page.events.last().map_or(n, |e| e.seq));
             }
-            last = Some(page.events.last().map_or(n, |e| e.seq));
         }
     }
     let last = match last {
         Some(l) => l,
         None => {
             let d = snapshot(&state, &caller.slug, tenant, caller.call()).await?;
-            first.push(snapshot_message(&d));
+            first.push(snapshot_message(&d).into());
             d.seq
         }
     };
@@ -225,7 +225,7 @@ struct Socket {
 struct Gone;
 
 impl Socket {
-    async fn send(session: &mut Session, text: String) -> Result<(), Gone> {
+    async fn send(session: &mut Session, text: impl Into<ByteString>) -> Result<(), Gone> {
         session.text(text).await.map_err(|_| Gone)?;
         metrics::counter!("aries_live_messages_sent_total").increment(1);
         Ok(())
@@ -236,7 +236,7 @@ impl Socket {
         mut session: Session,
         mut stream: MessageStream,
         mut sub: Subscription,
-        first: Vec<String>,
+        first: Vec<ByteString>,
     ) {
         metrics::gauge!("aries_live_sockets_open").increment(1.0);
         let _ = self.serve(&mut session, &mut stream, &mut sub, first).await;
@@ -249,7 +249,7 @@ impl Socket {
         session: &mut Session,
         stream: &mut MessageStream,
         sub: &mut Subscription,
-        first: Vec<String>,
+        first: Vec<ByteString>,
     ) -> Result<(), Gone> {
         for m in first {
             Self::send(session, m).await?;
@@ -305,8 +305,8 @@ impl Socket {
     /// Sends an event after filling any gap before it (skips what was sent already), or a KPI
     /// update.
     async fn event(&mut self, session: &mut Session, p: Push) -> Result<(), Gone> {
-        let (event, kpis) = match p {
-            Push::Event { event, kpis } => (event, kpis),
+        let (event, frame) = match p {
+            Push::Event { event, frame, .. } => (event, frame),
             Push::Kpis { seq, kpis } => {
                 let m = json!({"type": "kpis", "seq": seq, "kpis": kpis.as_ref()});
                 return Self::send(session, m.to_string()).await;
@@ -336,11 +336,14 @@ impl Socket {
                 return self.resync(session).await;
             }
             for e in page.events.iter().filter(|e| e.seq < seq) {
-                Self::send(session, event_message(e, None)).await?;
+                let Ok(frame) = event_frame(e, None) else {
+                    return self.resync(session).await;
+                };
+                Self::send(session, frame).await?;
                 self.last = e.seq;
             }
         }
-        Self::send(session, event_message(&event, kpis.as_deref())).await?;
+        Self::send(session, frame).await?;
         self.last = seq;
         Ok(())
     }
@@ -349,6 +352,7 @@ impl Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aries_actors::ops::dashboard::LiveEvent;
 
     #[test]
     fn after_is_the_only_query_parameter_read() {
@@ -359,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_message_carries_its_sequence_beside_the_event() {
+    fn an_event_message_carries_its_sequence_beside_the_event() -> Result<(), serde_json::Error> {
         let e = LiveEvent {
             id: uuid::Uuid::nil(),
             event_type: "order.created".into(),
@@ -367,11 +371,18 @@ mod tests {
             summary: "order.created O1".into(),
             seq: 7,
         };
-        let m: serde_json::Value =
-            serde_json::from_str(&event_message(&e, None)).unwrap_or_default();
+        let m: serde_json::Value = serde_json::from_str(&event_frame(&e, None)?)?;
+        assert_eq!(m["type"], "event");
         assert_eq!(m["seq"], 7);
         assert_eq!(m["event"]["type"], "order.created");
         assert_eq!(m["event"].get("seq"), None);
         assert_eq!(m.get("kpis"), None);
+        let kpis = aries_actors::ops::dashboard::Kpis {
+            orders_today: 3,
+            ..Default::default()
+        };
+        let m: serde_json::Value = serde_json::from_str(&event_frame(&e, Some(&kpis))?)?;
+        assert_eq!(m["kpis"]["orders_today"], 3);
+        Ok(())
     }
 }
