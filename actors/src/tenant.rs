@@ -217,6 +217,8 @@ pub struct TenantActor {
     timers: TenantTimers,
     /// Last message, for passivation.
     last_used: Instant,
+    /// Last profile refresh started (one timer drives refresh and idle check).
+    refreshed: Instant,
     /// Supervisor restarts so far.
     restarts: u32,
     /// Set once the actor has left the directory; from then on it only drains in-flight senders.
@@ -246,6 +248,7 @@ impl TenantActor {
             directory,
             timers,
             last_used: Instant::now(),
+            refreshed: Instant::now(),
             restarts: 0,
             passivated: false,
             reloading: false,
@@ -317,10 +320,19 @@ impl Actor for TenantActor {
         if self.state.is_none() && !self.passivated {
             self.reload_blocking(ctx);
         }
+        // One timer for both duties (a timer costs a few hundred bytes, per active tenant): the
+        // idle check every tick, the profile refresh on the ticks where it is due.
         let check_every =
             (self.timers.idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        ctx.run_interval(check_every, Self::check_idle);
-        ctx.run_interval(self.timers.profile_refresh, Self::refresh);
+        let tick = check_every.min(self.timers.profile_refresh.max(Duration::from_millis(10)));
+        ctx.run_interval(tick, move |act, ctx| {
+            // Half a tick early counts as due: ticks jitter, and a refresh a tick late is worse.
+            if act.refreshed.elapsed() + tick / 2 >= act.timers.profile_refresh {
+                act.refreshed = Instant::now();
+                act.refresh(ctx);
+            }
+            act.check_idle(ctx);
+        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
