@@ -208,9 +208,9 @@ profile_pid() {
     {
         echo "# perf record -F 499 -g -p <aries serve> during the warm-up of $2 (${3}s)"
         echo "## by binary"
-        perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12
+        perf report -i "$data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12 || true
         echo "## by symbol (self time, top 40)"
-        perf report -i "$data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40
+        perf report -i "$data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40 || true
     } >"$OUT/perf-$2.txt"
 }
 
@@ -229,9 +229,9 @@ report_all() {
     {
         echo "# perf record -F 199 -a -g (whole machine) during the warm-up of $1"
         echo "## by process"
-        perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 16
+        perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 16 || true
         echo "## by process and symbol (self time, top 50)"
-        perf report -i "$data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 50
+        perf report -i "$data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 50 || true
     } >"$OUT/perf-$1.txt" || true # head closing the pipe early is not a failure
 }
 
