@@ -739,7 +739,28 @@ print(l["p50_ms"], l["p99_ms"], l["max_ms"])' "$out")
     printf -v "D_${u}_RATE" %s "$(awk -v p="$per" -v t="$tick_us" -v n="$WS_TENANTS" 'BEGIN { printf "%.0f", p * n * 1e6 / t }')"
     printf -v "D_${u}_SCHEDULE" %s "$per per tenant every $((tick_us / 1000)) ms"
 }
+# settle_events: waits (up to 180 s) until every event committed so far is published and the
+# run's RabbitMQ queues are empty, so a round does not measure the previous round's backlog.
+settle_events() {
+    local deadline=$((SECONDS + 180)) left db queued
+    while ((SECONDS < deadline)); do
+        left=0
+        for db in "${!WS_IDS[@]}"; do
+            left=$((left + $(psql_su "$db" <<<"\pset tuples_only on
+select count(*) from outbox_event where published_at is null;" | tr -d '[:space:]')))
+        done
+        queued=$(rabbitmqctl -q list_queues name messages 2>/dev/null |
+            awk -v ns="aries-bench-$RUN_ID" 'index($1, ns) == 1 && $2 ~ /^[0-9]+$/ { n += $2 } END { print n + 0 }')
+        if ((left == 0 && queued == 0)); then
+            log "events settled (outboxes published, queues empty)"
+            return 0
+        fi
+        sleep 1
+    done
+    warn "events did not settle in 180 s ($left unpublished, $queued queued)"
+}
 ws_round ws "$WS_RATE" profile
+settle_events
 # Half of the rate the sockets sustained: the fan-out's latency below saturation.
 ws_round half "$(awk -v r="$D_WS_EVENTS_PS" -v n="$WS_TENANTS" 'BEGIN { h = r / 2; printf "%.0f", (h < n / 10 ? n / 10 : h) }')"
 stop_stack

@@ -577,10 +577,27 @@ async fn ws(load: WsLoad) -> Result<Value, Box<dyn std::error::Error>> {
             // before each read, which at 5,000 sockets cost the generator more than the parsing.
             let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
                 .read_buffer_size(8 * 1024);
-            let (mut stream, _) =
-                tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            // As the console's dashboard does: an overloaded server (503, 429) is asked again
+            // after a pause, until the open deadline; anything else fails the socket.
+            let give_up = Instant::now() + Duration::from_secs(110);
+            let mut stream = loop {
+                match tokio_tungstenite::connect_async_with_config(
+                    request.clone(),
+                    Some(config),
+                    false,
+                )
+                .await
+                {
+                    Ok((stream, _)) => break stream,
+                    Err(tokio_tungstenite::tungstenite::Error::Http(res))
+                        if matches!(res.status().as_u16(), 429 | 503)
+                            && Instant::now() < give_up =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            };
             let mut snapshots = 0u64;
             let mut local = Vec::new();
             let mut events = 0u64;
