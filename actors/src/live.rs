@@ -3,11 +3,11 @@
 //!
 //! - **Per tenant** (a room, alive while it has subscribers): the highest sequence seen (a
 //!   duplicate or older event from the instance queue is dropped), and a pump task that fans the
-//!   tenant's events out **at once** and recomputes its KPIs at most every `kpi_interval_ms`: when
-//!   the interval has passed, the KPIs are read before the batch goes out and ride on its last
-//!   event (only when they changed); within the interval the batch goes out without them and one
-//!   trailing read at the interval's end sends them as a `kpis` message (only when they changed).
-//!   So an event never waits for the KPI interval, and a burst costs one KPI read per interval.
+//!   tenant's events out **at once** and recomputes its KPIs at most every `kpi_interval_ms`: right
+//!   after a batch went out when the interval has passed, else by one trailing read at the
+//!   interval's end; new KPIs (only when they changed) go out as a `kpis` message. So an event
+//!   never waits for the KPI interval nor for a KPI read (a database transaction), and a burst
+//!   costs one KPI read per interval.
 //! - **Per socket**: a bounded queue (`queue_bound` messages). When it is full the hub never
 //!   waits nor grows it: it marks the socket for a resync (one flag, so many overflows make one
 //!   snapshot); the socket then drops its queue and sends a fresh snapshot.
@@ -91,10 +91,8 @@ pub enum Push {
     /// An event, in the dashboard's shape.
     Event {
         event: Arc<LiveEvent>,
-        /// The tenant's KPIs when they changed with this event.
-        kpis: Option<Arc<Kpis>>,
-        /// The event's message ([`event_frame`] of `event` and `kpis`), serialized once by the
-        /// hub and shared by every socket of the tenant (a clone is a reference count).
+        /// The event's message ([`event_frame`] of `event`), serialized once by the hub and
+        /// shared by every socket of the tenant (a clone is a reference count).
         frame: ByteString,
     },
     /// The tenant's KPIs changed after events already sent without them.
@@ -392,23 +390,10 @@ async fn run_pump(
         while let Ok(e) = input.try_recv() {
             batch.push(e);
         }
-        let kpis = if tokio::time::Instant::now() >= next {
-            owed = false;
-            next = tokio::time::Instant::now() + interval;
-            match read_internal(&inner, tenant, &slug).await.map(|d| d.kpis) {
-                Some(k) if last_kpis.as_ref() != Some(&k) => {
-                    last_kpis = Some(k.clone());
-                    Some(Arc::new(k))
-                }
-                _ => None,
-            }
-        } else {
-            owed = true;
-            None
-        };
-        let n = batch.len();
-        let mut pushes = Vec::with_capacity(n);
-        for (i, env) in batch.into_iter().enumerate() {
+        // The events go out first, whatever the KPIs: a KPI read is a database transaction, and
+        // under load it would hold every event of the batch for as long as it takes.
+        let mut pushes = Vec::with_capacity(batch.len());
+        for env in batch {
             let event = Arc::new(LiveEvent {
                 id: env.id,
                 summary: summary(&env.event_type, &env.data),
@@ -416,14 +401,34 @@ async fn run_pump(
                 occurred_at: env.occurred_at,
                 seq: env.sequence,
             });
-            let kpis = if i + 1 == n { kpis.clone() } else { None };
-            match event_frame(&event, kpis.as_deref()) {
-                Ok(frame) => pushes.push(Push::Event { event, kpis, frame }),
+            match event_frame(&event, None) {
+                Ok(frame) => pushes.push(Push::Event { event, frame }),
                 // Not expected (plain structs); the sockets fill the gap from the outbox.
                 Err(e) => tracing::error!(error = %e, seq = event.seq, "live event not serialized"),
             }
         }
         fan_out(&inner, &room, &pushes);
+        drop(pushes);
+        if tokio::time::Instant::now() < next {
+            // Read at the interval's end (the trailing read above).
+            owed = true;
+            continue;
+        }
+        owed = false;
+        next = tokio::time::Instant::now() + interval;
+        if let Some(d) = read_internal(&inner, tenant, &slug).await
+            && last_kpis.as_ref() != Some(&d.kpis)
+        {
+            last_kpis = Some(d.kpis.clone());
+            fan_out(
+                &inner,
+                &room,
+                &[Push::Kpis {
+                    seq: d.seq,
+                    kpis: Arc::new(d.kpis),
+                }],
+            );
+        }
     }
 }
 

@@ -9,10 +9,10 @@
 //! - Server → client JSON text frames:
 //!   `{"type":"snapshot","seq":S,"kpis":{…},"recent":[event…]}` first;
 //!   `{"type":"event","seq":n,"event":{"id","type","occurred_at","summary"},"kpis":{…}}` for each
-//!   event after S, in order, no gaps, each once, sent as soon as it arrives (`kpis` when they
-//!   changed and were read with it); `{"type":"kpis","seq":S,"kpis":{…}}` when the KPIs changed
-//!   after events sent without them (read at most every `[live] kpi_interval_ms`, so a burst of
-//!   events is not held back for them);
+//!   event after S, in order, no gaps, each once, sent as soon as it arrives (`kpis` only on the
+//!   last event a resume replays); `{"type":"kpis","seq":S,"kpis":{…}}` when the KPIs changed
+//!   after events already sent (read at most every `[live] kpi_interval_ms`, after the events
+//!   went out, so no event waits for them);
 //!   `{"type":"heartbeat","seq":S}` every `[live] heartbeat_ms` (plus pings; a client silent for
 //!   `client_timeout_ms` is closed). A client too slow for its bounded queue gets a fresh
 //!   snapshot instead of the dropped queue.
