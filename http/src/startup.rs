@@ -389,6 +389,7 @@ fn start_events(
         RelayConfig {
             poll_interval: Duration::from_millis(events.relay_poll_ms.max(10)),
             batch: events.relay_batch.max(1),
+            tenants_in_flight: events.relay_tenants_in_flight.max(1),
             priority: notifications::priority_of,
             queues: handlers.iter().map(|h| QueueSpec::of(h.as_ref())).collect(),
         },

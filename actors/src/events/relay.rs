@@ -22,6 +22,7 @@ use crate::shard::{ShardHandle, ShardRegistry};
 use aries_shards::ShardId;
 use aries_shards::begin_tenant_tx;
 use aries_tenants::outbox::{self, RelayEvent};
+use futures::StreamExt as _;
 use lapin::Channel;
 use lapin::types::{AMQPValue, FieldTable};
 use sqlx::postgres::PgListener;
@@ -42,6 +43,8 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Events read and published per tenant transaction.
     pub batch: i64,
+    /// Tenants published at once (see `[events] relay_tenants_in_flight`).
+    pub tenants_in_flight: usize,
     /// The message priority of an event type (read by the notifications' priority queue).
     pub priority: fn(&str) -> u8,
     /// The consumers' queues, declared (with their bindings) before anything is published: a
@@ -184,7 +187,48 @@ async fn drain(
     };
     metrics::gauge!("aries_outbox_pending_tenants", "shard" => handle.name.clone())
         .set(pending.len() as f64);
-    for tenant in pending {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let ch = match channel {
+        Some(ch) if ch.status().connected() => ch.clone(),
+        _ => {
+            let ch = broker.confirm_channel().await?;
+            broker
+                .names
+                .declare_events(&ch)
+                .await
+                .map_err(BrokerError::from)?;
+            // Bound before the first publish: a message no queue is bound for is dropped.
+            for q in &config.queues {
+                broker
+                    .names
+                    .declare_consumer(&ch, q.name, &q.bindings, q.max_priority)
+                    .await
+                    .map_err(BrokerError::from)?;
+            }
+            channel.insert(ch).clone()
+        }
+    };
+    // Tenants in parallel (each one's events in order, by one task); the first failure is
+    // returned once the others in flight are done (what they marked was confirmed).
+    let results: Vec<Result<(), RelayError>> = futures::stream::iter(pending)
+        .map(|tenant| drain_tenant(handle, broker, &ch, config, tenant))
+        .buffer_unordered(config.tenants_in_flight.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Publishes every pending event of one tenant, a batch per tenant transaction.
+async fn drain_tenant(
+    handle: &ShardHandle,
+    broker: &Broker,
+    ch: &Channel,
+    config: &RelayConfig,
+    tenant: outbox::PendingTenant,
+) -> Result<(), RelayError> {
+    {
         let mut after = tenant.published_seq;
         loop {
             let mut tx = begin_tenant_tx(&handle.pool, tenant.tenant_id).await?;
@@ -201,26 +245,6 @@ async fn drain(
             let Some(last) = events.last().map(|e| e.seq) else {
                 tx.commit().await?;
                 break;
-            };
-            let ch = match channel {
-                Some(ch) if ch.status().connected() => ch,
-                _ => {
-                    let ch = broker.confirm_channel().await?;
-                    broker
-                        .names
-                        .declare_events(&ch)
-                        .await
-                        .map_err(BrokerError::from)?;
-                    // Bound before the first publish: a message no queue is bound for is dropped.
-                    for q in &config.queues {
-                        broker
-                            .names
-                            .declare_consumer(&ch, q.name, &q.bindings, q.max_priority)
-                            .await
-                            .map_err(BrokerError::from)?;
-                    }
-                    channel.insert(ch)
-                }
             };
             publish_batch(ch, broker, tenant.tenant_id, &events, config).await?;
             outbox::mark_published(&mut tx, tenant.tenant_id, last).await?;

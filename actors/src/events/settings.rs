@@ -15,6 +15,11 @@ pub struct EventSettings {
     pub relay_poll_ms: u64,
     /// Events per tenant transaction of the relay.
     pub relay_batch: i64,
+    /// Tenants the relay publishes at once (each tenant's events stay in order: one tenant is
+    /// never published by two tasks). Each in flight holds a shard connection and waits for the
+    /// broker's confirms and its own commit, so one at a time caps a shard at a few hundred
+    /// tenant-batches per second; several let the broker's and Postgres's flushes serve many.
+    pub relay_tenants_in_flight: usize,
     /// Attempts of a consumer before a message is dead-lettered.
     pub max_attempts: u32,
     /// Backoff before the first retry (ms); doubles with each attempt.
@@ -31,6 +36,7 @@ impl Default for EventSettings {
             enabled: true,
             relay_poll_ms: 1000,
             relay_batch: 500,
+            relay_tenants_in_flight: 8,
             max_attempts: 8,
             retry_base_ms: 2000,
             retry_max_ms: 10 * 60 * 1000,
