@@ -371,19 +371,7 @@ async fn run_pump(
             // The trailing read for events sent without KPIs.
             owed = false;
             next = tokio::time::Instant::now() + interval;
-            if let Some(d) = read_internal(&inner, tenant, &slug).await
-                && last_kpis.as_ref() != Some(&d.kpis)
-            {
-                last_kpis = Some(d.kpis.clone());
-                fan_out(
-                    &inner,
-                    &room,
-                    &[Push::Kpis {
-                        seq: d.seq,
-                        kpis: Arc::new(d.kpis),
-                    }],
-                );
-            }
+            send_kpis(&inner, &room, tenant, &slug, &mut last_kpis).await;
             continue;
         };
         let mut batch = vec![first];
@@ -416,19 +404,31 @@ async fn run_pump(
         }
         owed = false;
         next = tokio::time::Instant::now() + interval;
-        if let Some(d) = read_internal(&inner, tenant, &slug).await
-            && last_kpis.as_ref() != Some(&d.kpis)
-        {
-            last_kpis = Some(d.kpis.clone());
-            fan_out(
-                &inner,
-                &room,
-                &[Push::Kpis {
-                    seq: d.seq,
-                    kpis: Arc::new(d.kpis),
-                }],
-            );
-        }
+        send_kpis(&inner, &room, tenant, &slug, &mut last_kpis).await;
+    }
+}
+
+/// Reads the tenant's KPIs and, when they differ from `last` (the last sent), sends them to every
+/// socket of the room as a `kpis` message.
+async fn send_kpis(
+    inner: &Inner,
+    room: &Room,
+    tenant: TenantId,
+    slug: &TenantSlug,
+    last: &mut Option<Kpis>,
+) {
+    if let Some(d) = read_internal(inner, tenant, slug).await
+        && last.as_ref() != Some(&d.kpis)
+    {
+        *last = Some(d.kpis.clone());
+        fan_out(
+            inner,
+            room,
+            &[Push::Kpis {
+                seq: d.seq,
+                kpis: Arc::new(d.kpis),
+            }],
+        );
     }
 }
 
