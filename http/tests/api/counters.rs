@@ -38,6 +38,7 @@ async fn counters_of(app: &TestApp, slug: &str, query: &str) -> Value {
 
 #[actix_web::test]
 async fn each_event_counts_once_per_tenant_and_day() -> TestResult {
+    clear_of_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     let a = app.create_tenant("count-a").await;
     let b = app.create_tenant("count-b").await;

@@ -616,6 +616,25 @@ where
     false
 }
 
+/// When UTC midnight is less than `margin` away, waits until it has passed: a test that takes
+/// "today" at its start and checks a per-day figure later ("orders today", the day's counters)
+/// must not straddle a change of date (it did once, at 23:59:58).
+pub async fn clear_of_midnight(margin: Duration) {
+    let now = chrono::Utc::now();
+    let Some(midnight) = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+    else {
+        return;
+    };
+    let left = (midnight - now).to_std().unwrap_or_default();
+    if left < margin {
+        tokio::time::sleep(left + Duration::from_secs(1)).await;
+    }
+}
+
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }

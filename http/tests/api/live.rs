@@ -485,6 +485,7 @@ async fn a_slow_client_is_bounded_then_resynced() -> TestResult {
 
 #[actix_web::test]
 async fn an_order_created_through_the_api_moves_the_kpis_live() -> TestResult {
+    clear_of_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     app.create_tenant("live-k").await;
     consuming(&app).await;

@@ -378,6 +378,7 @@ fn as_cells(row: &Value, columns: &[String]) -> Vec<String> {
 
 #[actix_web::test]
 async fn each_report_on_a_seeded_tenant() -> TestResult {
+    clear_of_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     let s = seed(&app, "report-co").await?;
     let t = &s.t;
