@@ -162,13 +162,8 @@ impl Published {
     pub(crate) fn authorize(&self, access: Access, call: &Call) -> Option<Authorized> {
         let (tenant, shard) = self.serving.read().ok()?.clone()?;
         shard.breaker.check().ok()?;
-        let principal = match (access, &call.credential) {
-            (Access::Anonymous | Access::Internal, _) => None,
-            (_, None) => return None,
-            (access, Some(c)) => {
-                Some(check_access(access, self.credentials.cached(c)?.ok()?).ok()?)
-            }
-        };
+        // Only a clean yes is answered here; a refusal is the actor's to explain.
+        let principal = cached_access(&self.credentials, access, call)?.ok()?;
         let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_used_ms.fetch_max(ms, Ordering::Relaxed);
         Some(Authorized {
@@ -603,6 +598,27 @@ async fn resolve_principal(
 }
 
 /// Whether `principal` may run an operation needing `access`.
+/// What `call` may do for `access`, decided from `credentials` alone: `Some(Ok(None))` needs no
+/// principal, `Some(Ok(Some(p)))` allowed, `Some(Err(_))` refused, `None` the credential must be
+/// looked up. Shared by [`Authorize`] and the directory's fast path ([`Published::authorize`]).
+fn cached_access(
+    credentials: &CredentialCache,
+    access: Access,
+    call: &Call,
+) -> Option<Result<Option<Principal>, TenantError>> {
+    match (access, &call.credential) {
+        (Access::Anonymous | Access::Internal, _) => Some(Ok(None)),
+        (_, None) => Some(Err(TenantError::Domain(DomainError::Unauthenticated(
+            "no credential",
+        )))),
+        (access, Some(c)) => credentials.cached(c).map(|r| {
+            r.map_err(TenantError::Domain)
+                .and_then(|p| check_access(access, p))
+                .map(Some)
+        }),
+    }
+}
+
 fn check_access(access: Access, principal: Principal) -> Result<Principal, TenantError> {
     if let Access::Requires(needed) = access {
         principal.require(needed).map_err(TenantError::Domain)?;
@@ -684,17 +700,7 @@ impl Handler<Authorize> for TenantActor {
             location_scope: p.and_then(|p| p.location_ids),
         };
         // The common case: the credential was resolved a moment ago; no database.
-        let cached = match (msg.access, &msg.call.credential) {
-            (Access::Anonymous | Access::Internal, _) => Some(Ok(None)),
-            (_, None) => Some(Err(TenantError::Domain(DomainError::Unauthenticated(
-                "no credential",
-            )))),
-            (access, Some(c)) => self.credentials.cached(c).map(|r| {
-                r.map_err(TenantError::Domain)
-                    .and_then(|p| check_access(access, p))
-                    .map(Some)
-            }),
-        };
+        let cached = cached_access(&self.credentials, msg.access, &msg.call);
         if let Some(result) = cached {
             return Box::pin(async move { result.map(answer) });
         }
