@@ -83,25 +83,24 @@ async fn next(ws: &mut Ws, within: Duration) -> Option<Value> {
     }
 }
 
-/// The next message that is not a heartbeat, within `within` in all.
+/// The next message that is neither a heartbeat nor a KPI update (those may follow any event),
+/// within `within` in all.
 async fn next_update(ws: &mut Ws, within: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let m = next(ws, left).await?;
-        if m["type"] != "heartbeat" && m["type"] != "kpis" {
-            return Some(m);
-        }
-    }
+    next_but(ws, within, &["heartbeat", "kpis"]).await
 }
 
 /// The next message but a heartbeat (a `kpis` update included).
 async fn next_message(ws: &mut Ws, within: Duration) -> Option<Value> {
+    next_but(ws, within, &["heartbeat"]).await
+}
+
+/// The next message whose type is not in `skip`.
+async fn next_but(ws: &mut Ws, within: Duration, skip: &[&str]) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let m = next(ws, left).await?;
-        if m["type"] != "heartbeat" {
+        if !skip.iter().any(|t| m["type"] == *t) {
             return Some(m);
         }
     }
