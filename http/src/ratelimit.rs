@@ -5,11 +5,17 @@
 //! **Leases.** A Redis round trip per request would cost more than the rest of a cached read, so
 //! an instance takes cells from both buckets in batches (a *lease*, at most `lease_max` cells and at
 //! most what the tighter limit earns in `lease_ms / 2`) and hands them out from memory; it takes the
-//! next batch in the background when half of the current one is used, and drops what is left after
-//! `lease_ms`. A cell is counted in Redis before any instance serves it, so the limits are never
-//! exceeded across instances; an instance that stops or idles merely wastes the rest of its lease
-//! (callers are then limited a little early, never late). At low rates (the defaults: 50 a second
-//! per credential) a lease is one or two cells and the limiter behaves as a per-request check.
+//! next batch in the background when half of the current one is used, and drops what is left
+//! `lease_ms` after the last grant. A cell is counted in Redis before any instance serves it, so the
+//! limits are never exceeded across instances; an instance that stops or idles merely wastes the
+//! rest of its lease, at most one and a half batches (callers are then limited a little early, never
+//! late). At low rates (the defaults: 50 a second per credential) a lease is one or two cells and the
+//! limiter behaves as a per-request check.
+//!
+//! **One ask at a time.** Per (tenant, credential) and instance, at most one request to Redis is in
+//! flight: a request that finds the lease empty while another asks waits for that answer and is
+//! served from it. Were each of them to lease a whole batch, concurrent callers would take several
+//! batches for a few requests and a burst well inside the limit would be refused.
 //! Once Redis refuses a credential, the instance refuses it locally until the `Retry-After` it was
 //! given has passed.
 //!
@@ -95,15 +101,41 @@ pub struct RateLimitInfo {
 struct Lease {
     /// Cells left to hand out (each is one request already counted in Redis).
     cells: u64,
-    /// When the cells left are dropped, so an idle instance does not sit on a budget.
+    /// When the cells left are dropped (`lease_ms` after the last grant), so an idle instance does
+    /// not sit on a budget other instances could use, and cells counted long ago are not served.
     expires: Option<Instant>,
-    /// A background refill is in flight (at most one per lease).
+    /// A background refill has been started and has not landed yet (at most one per lease).
     refilling: bool,
     /// Redis refused this caller: refuse locally until then, with that answer.
     refused_until: Option<(Instant, RateLimitInfo)>,
     /// Redis's answer at the last grant, for the headers (`remaining` is what Redis had left
     /// then; the cells still held here are added to it).
     info: Option<RateLimitInfo>,
+    /// Asks to Redis that have landed, so a request that waited for another's ask can tell that
+    /// one landed while it waited.
+    asks_landed: u64,
+    /// The last ask that landed found Redis unreachable.
+    last_ask_failed: bool,
+}
+
+/// A lease and the gate that lets one request at a time ask Redis for it.
+#[derive(Debug, Default)]
+struct LeaseSlot {
+    /// The cells and what Redis last said; locked only briefly, never across an await.
+    held: Mutex<Lease>,
+    /// Held while asking Redis for this lease (foreground or background); fair, so waiters are
+    /// served in arrival order.
+    asking: tokio::sync::Mutex<()>,
+}
+
+/// What the cells held in memory could do for one request.
+enum FromHeld {
+    /// A held cell was taken.
+    Served(Option<RateLimitInfo>),
+    /// Redis refused this caller a moment ago and the wait it named has not passed.
+    Refused(ApiError),
+    /// Nothing is held; `asks_landed` as it was then.
+    Empty { asks_landed: u64 },
 }
 
 /// What Redis answered to a lease.
@@ -130,7 +162,7 @@ pub struct RateLimiter {
     /// Start of every key (`redis.key_prefix`), so deployments can share a Redis.
     prefix: String,
     /// This instance's leases, by (tenant id, credential key).
-    leases: DashMap<(String, String), Arc<Mutex<Lease>>>,
+    leases: DashMap<(String, String), Arc<LeaseSlot>>,
     /// When the leases were last swept, in milliseconds since `started`.
     last_sweep_ms: AtomicU64,
     /// The zero of `last_sweep_ms`.
@@ -232,74 +264,127 @@ impl RateLimiter {
             format!("{}:rl:tenant:{tenant}", self.prefix),
         ];
         self.sweep();
-        let lease = self
+        let slot = self
             .leases
             .entry((tenant.to_owned(), credential_key.to_owned()))
             .or_default()
             .clone();
-        let now = Instant::now();
+        let seen = match self.take_held(&slot, &keys, limits, batch) {
+            FromHeld::Served(info) => return Ok(info),
+            FromHeld::Refused(e) => return Err(e),
+            FromHeld::Empty { asks_landed } => asks_landed,
+        };
+        // Nothing held: wait for the ask in flight, if any, then ask unless it left us a cell.
+        let _asking = slot.asking.lock().await;
         {
-            let mut held = lock(&lease);
-            if let Some((until, info)) = held.refused_until {
-                if now < until {
-                    return Err(refused(info, until - now));
+            let landed_meanwhile = lock(&slot.held).asks_landed != seen;
+            if landed_meanwhile {
+                match self.take_held(&slot, &keys, limits, batch) {
+                    FromHeld::Served(info) => return Ok(info),
+                    FromHeld::Refused(e) => return Err(e),
+                    FromHeld::Empty { .. } => {
+                        if lock(&slot.held).last_ask_failed {
+                            return self.when_redis_down();
+                        }
+                    }
                 }
-                held.refused_until = None;
-            }
-            if held.expires.is_some_and(|e| e <= now) {
-                held.cells = 0;
-                held.expires = None;
-            }
-            if held.cells > 0 {
-                held.cells -= 1;
-                let info = held.info.map(|i| RateLimitInfo {
-                    remaining: i.remaining + held.cells,
-                    ..i
-                });
-                if held.cells * 2 < batch && !held.refilling {
-                    held.refilling = true;
-                    drop(held);
-                    self.refill_in_background(lease, keys, limits, batch);
-                }
-                return Ok(info);
             }
         }
-        match self.ask(&keys, limits, batch).await {
+        let answer = self.ask(&keys, limits, batch).await;
+        let now = Instant::now();
+        let mut held = lock(&slot.held);
+        held.asks_landed += 1;
+        held.last_ask_failed = answer.is_err();
+        match answer {
             Ok(Answer::Granted { cells, info }) => {
-                let mut held = lock(&lease);
                 held.cells += cells - 1;
                 held.expires = Some(now + Duration::from_millis(self.settings.lease_ms));
                 held.info = Some(info);
+                held.refused_until = None;
                 Ok(Some(RateLimitInfo {
                     remaining: info.remaining + held.cells,
                     ..info
                 }))
             }
             Ok(Answer::Refused { info, retry }) => {
-                lock(&lease).refused_until = Some((now + retry, info));
+                held.refused_until = Some((now + retry, info));
                 Err(refused(info, retry))
             }
-            Err(()) => self.when_redis_down(),
+            Err(()) => {
+                drop(held);
+                self.when_redis_down()
+            }
         }
     }
 
-    /// Takes the next batch while the current one still serves.
+    /// Serves one request from the cells held, starting a background refill when they run low.
+    fn take_held(
+        self: &Arc<Self>,
+        slot: &Arc<LeaseSlot>,
+        keys: &[String; 2],
+        limits: [(u64, u64, u64); 2],
+        batch: u64,
+    ) -> FromHeld {
+        let now = Instant::now();
+        let mut held = lock(&slot.held);
+        if held.expires.is_some_and(|e| e <= now) {
+            held.cells = 0;
+            held.expires = None;
+        }
+        if held.cells > 0 {
+            held.cells -= 1;
+            let info = held.info.map(|i| RateLimitInfo {
+                remaining: i.remaining + held.cells,
+                ..i
+            });
+            if held.cells * 2 < batch && !held.refilling {
+                held.refilling = true;
+                drop(held);
+                self.refill_in_background(Arc::clone(slot), keys.clone(), limits, batch);
+            }
+            return FromHeld::Served(info);
+        }
+        if let Some((until, info)) = held.refused_until {
+            if now < until {
+                return FromHeld::Refused(refused(info, until - now));
+            }
+            held.refused_until = None;
+        }
+        FromHeld::Empty {
+            asks_landed: held.asks_landed,
+        }
+    }
+
+    /// Takes the next batch while the current one still serves (through the same gate as a
+    /// foreground ask, so the two never both lease).
     fn refill_in_background(
         self: &Arc<Self>,
-        lease: Arc<Mutex<Lease>>,
+        slot: Arc<LeaseSlot>,
         keys: [String; 2],
         limits: [(u64, u64, u64); 2],
         batch: u64,
     ) {
         let me = Arc::clone(self);
         actix_web::rt::spawn(async move {
-            let answer = me.ask(&keys, limits, batch).await;
-            let mut held = lock(&lease);
+            let _asking = slot.asking.lock().await;
+            let still_low = lock(&slot.held).cells * 2 < batch;
+            let answer = if still_low {
+                Some(me.ask(&keys, limits, batch).await)
+            } else {
+                None
+            };
+            let mut held = lock(&slot.held);
             held.refilling = false;
-            if let Ok(Answer::Granted { cells, info }) = answer {
-                held.cells += cells;
-                held.expires = Some(Instant::now() + Duration::from_millis(me.settings.lease_ms));
-                held.info = Some(info);
+            if let Some(answer) = answer {
+                held.asks_landed += 1;
+                held.last_ask_failed = answer.is_err();
+                if let Ok(Answer::Granted { cells, info }) = answer {
+                    held.cells += cells;
+                    held.expires =
+                        Some(Instant::now() + Duration::from_millis(me.settings.lease_ms));
+                    held.info = Some(info);
+                    held.refused_until = None;
+                }
             }
         });
     }
@@ -317,7 +402,10 @@ impl RateLimiter {
             return;
         }
         let now = Instant::now();
-        self.leases.retain(|_, lease| match lease.try_lock() {
+        self.leases.retain(|_, slot| match slot.held.try_lock() {
+            // A request still using the slot (e.g. waiting at its gate) must find the same slot
+            // as the ones after it, or two asks could lease at once.
+            Ok(_) if Arc::strong_count(slot) > 1 => true,
             Ok(held) => {
                 held.refilling
                     || held.refused_until.is_some_and(|(until, _)| until > now)

@@ -272,3 +272,52 @@ async fn cells_are_leased_in_batches_and_the_limit_still_holds() -> TestResult {
     assert!(refused > 0, "then it refuses ({elapsed:.2} s)");
     Ok(())
 }
+
+/// Many requests of one caller arriving at once while its lease is empty take one lease between
+/// them, not one each: a burst inside the limit is served whole however concurrent it is (when
+/// each of 32 concurrent requests leased a batch of 20 from a bucket of 100, most were refused).
+#[actix_web::test]
+async fn a_concurrent_burst_inside_the_limit_is_served_whole() -> TestResult {
+    let redis = RedisServer::start()?;
+    // 100 a second, a burst of 100, leases of 20 (100 × 0.4 s / 2).
+    let mut settings = limits(100, 100_000, RedisDownPolicy::Allow);
+    settings.lease_ms = 400;
+    let app = TestApp::spawn_with(AppOptions {
+        rate_limit: Some(settings),
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    })
+    .await;
+    app.create_tenant("bursty").await;
+    let get_all = |n: usize, at_once: usize| {
+        let app = &app;
+        futures::stream::iter(0..n)
+            .map(move |_| async move {
+                app.get("/v1/tenants/bursty/locations")
+                    .await
+                    .status()
+                    .as_u16()
+            })
+            .buffer_unordered(at_once)
+            .collect::<Vec<u16>>()
+    };
+    let started = std::time::Instant::now();
+    let burst = get_all(90, 32).await;
+    assert!(
+        burst.iter().all(|s| *s == 200),
+        "90 of a burst of 100, 32 at a time: {burst:?}"
+    );
+    // The limit still holds: the rest of the bucket and what the rate earned, then refusals.
+    let after = get_all(300, 32).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 90 + after.iter().filter(|s| **s == 200).count() as u64;
+    let refused = after.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(allowed + refused, 390, "only 200s and 429s: {after:?}");
+    let ceiling = 100.0 + 100.0 * elapsed;
+    assert!(
+        (allowed as f64) <= ceiling,
+        "{allowed} allowed in {elapsed:.2} s, at most {ceiling:.0}"
+    );
+    assert!(refused > 0, "then it refuses ({elapsed:.2} s)");
+    Ok(())
+}
