@@ -197,6 +197,9 @@ pub struct CacheStats {
     pub redis_lookups: u64,
     /// L1 hits.
     pub local_hits: u64,
+    /// L1 epochs moved on (a tenant's by a write or an event, or all of them by a reset): fills
+    /// in flight across one are not shared with requests after it.
+    pub local_epochs: u64,
     /// Fills in flight now (single flight); zero when the instance is idle.
     pub in_flight: usize,
     /// Redis calls attempted (every kind); they pause during a back-off.
@@ -276,6 +279,8 @@ struct Inner {
     redis_lookups: AtomicU64,
     /// See [`CacheStats`].
     local_hits: AtomicU64,
+    /// See [`CacheStats::local_epochs`].
+    local_epochs: AtomicU64,
     /// See [`CacheStats`].
     redis_calls: AtomicU64,
 }
@@ -326,6 +331,7 @@ impl ResponseCache {
                 fills: AtomicU64::new(0),
                 redis_lookups: AtomicU64::new(0),
                 local_hits: AtomicU64::new(0),
+                local_epochs: AtomicU64::new(0),
                 redis_calls: AtomicU64::new(0),
             }),
         }
@@ -342,6 +348,7 @@ impl ResponseCache {
             fills: self.inner.fills.load(Ordering::Relaxed),
             redis_lookups: self.inner.redis_lookups.load(Ordering::Relaxed),
             local_hits: self.inner.local_hits.load(Ordering::Relaxed),
+            local_epochs: self.inner.local_epochs.load(Ordering::Relaxed),
             in_flight: self.inner.flights.len(),
             redis_calls: self.inner.redis_calls.load(Ordering::Relaxed),
         }
@@ -568,6 +575,7 @@ impl ResponseCache {
     pub fn invalidate_local(&self, tenant: TenantId) {
         let mut t = self.inner.local.entry(tenant).or_default();
         t.epoch += 1;
+        self.inner.local_epochs.fetch_add(1, Ordering::Relaxed);
         let n = t.entries.len();
         t.entries.clear();
         self.inner.local_total.fetch_sub(n, Ordering::Relaxed);
@@ -577,6 +585,7 @@ impl ResponseCache {
     pub fn clear_local(&self) {
         for mut t in self.inner.local.iter_mut() {
             t.epoch += 1;
+            self.inner.local_epochs.fetch_add(1, Ordering::Relaxed);
             let n = t.entries.len();
             t.entries.clear();
             self.inner.local_total.fetch_sub(n, Ordering::Relaxed);
