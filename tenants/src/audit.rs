@@ -277,10 +277,6 @@ struct Row {
     hash: Vec<u8>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 const COLUMNS: &str = "seq, occurred_at, actor, action, target_type, target_id, request_id, source_ip, details, \
                        tenant_id, prev_hash, hash";
 
@@ -315,8 +311,8 @@ pub async fn list(
     Ok(rows
         .into_iter()
         .map(|r| AuditEvent {
-            prev_hash: hex(&r.prev_hash),
-            hash: hex(&r.hash),
+            prev_hash: hex::encode(&r.prev_hash),
+            hash: hex::encode(&r.hash),
             ..r.event
         })
         .collect())

@@ -1065,7 +1065,7 @@ pub async fn import_fee_schedule(
         file_sha256: {
             use sha2::Digest as _;
             let digest = sha2::Sha256::digest(input.csv.as_bytes());
-            digest.iter().map(|b| format!("{b:02x}")).collect()
+            hex::encode(digest)
         },
         rows_read: schedule.rows,
         rows_ignored: schedule.ignored,

@@ -207,31 +207,11 @@ fn mac(secret: &str, t: i64, body: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
-}
-
 /// The `Aries-Signature` header value for `body` sent at `t` (unix seconds):
 /// `t=<t>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the secret>`.
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     let tag = mac(secret, t, body).finalize().into_bytes();
-    format!("t={t},v1={}", hex(&tag))
+    format!("t={t},v1={}", hex::encode(tag))
 }
 
 /// Why a signature was refused.
@@ -274,7 +254,7 @@ pub fn verify(
                 }
                 t = Some(v.parse().map_err(|_| SignatureError::Malformed)?);
             }
-            "v1" => match unhex(v) {
+            "v1" => match hex::decode(v).ok() {
                 Some(bytes) if bytes.len() == 32 => candidates.push(bytes),
                 _ => return Err(SignatureError::Malformed),
             },

@@ -90,9 +90,7 @@ impl FromRequest for TenantCaller {
                 other => ApiError::from(other),
             })?;
             let key = match &caller.credential {
-                Credential::ApiKey(hash) => {
-                    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
-                }
+                Credential::ApiKey(hash) => hex::encode(&hash[..8]),
                 Credential::User(id) => format!("u:{id}"),
                 Credential::Client(id) => format!("c:{id}"),
                 Credential::Operator => "operator".to_owned(),

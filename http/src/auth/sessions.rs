@@ -49,10 +49,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The session store.
 pub struct SessionStore {
     /// Where sessions live.
@@ -114,7 +110,11 @@ impl SessionStore {
     }
 
     fn session_key(&self, cookie: &str) -> String {
-        format!("{}:session:{}", self.prefix, hex(&secrets::sha256(cookie)))
+        format!(
+            "{}:session:{}",
+            self.prefix,
+            hex::encode(secrets::sha256(cookie))
+        )
     }
 
     fn index_key(&self, kind: &str, subject: uuid::Uuid) -> String {

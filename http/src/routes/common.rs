@@ -99,11 +99,7 @@ pub fn request_key(req: &HttpRequest, scope: Option<&[aries_tenants::LocationId]
             digest.update(ids.join(",").as_bytes());
         }
     }
-    digest
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(digest.finalize())
 }
 
 /// Runs a read-only operation through the response cache: authorizes the caller for `O::ACCESS`,

@@ -87,8 +87,7 @@ fn etags() -> &'static [String] {
             .iter()
             .map(|a| {
                 let sum = <sha2::Sha256 as sha2::Digest>::digest(a.body);
-                let hex: String = sum[..16].iter().map(|b| format!("{b:02x}")).collect();
-                format!("\"{hex}\"")
+                format!("\"{}\"", hex::encode(&sum[..16]))
             })
             .collect()
     })
