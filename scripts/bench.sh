@@ -686,10 +686,11 @@ from c, generate_series(1, $per) k;"
 }
 READY_FILE="$TMP/ws.ready"
 # ws_round NAME RATE [profile]: opens the sockets, drives RATE events/s over the tenants into their
-# outboxes for warm-up + duration, measures; sets D_<NAME>_{P50,P99,MAX,MEM,EVENTS_PS,FRAMES_PS,
-# RESYNCS,DROPPED,EXPECTED,RECEIVED,OPEN,RATE,SCHEDULE}.
+# outboxes for warm-up + duration, measures; writes $OUT/d-NAME.json: aries-load's summary with the
+# latency flattened (p50_ms, p99_ms, max_ms) and what the script knows (peak_mib, rate, expected
+# frames, schedule). `d_field NAME FIELD` reads it back.
 ws_round() {
-    local name=$1 rate=$2 profile=${3:-} per tick_us pid p db profiler="" out="$OUT/load-d-$1.json" v
+    local name=$1 rate=$2 profile=${3:-} per tick_us pid p db profiler="" out="$OUT/load-d-$1.json"
     # Up to 10 events per tenant per second: one per tenant per tick, the tick stretched; above,
     # several per tenant every 100 ms.
     read -r per tick_us < <(awk -v r="$rate" -v n="$WS_TENANTS" 'BEGIN {
@@ -719,26 +720,21 @@ ws_round() {
     for p in "${drivers[@]}"; do wait "$p" || die "an event driver failed"; done
     [[ -z $profiler ]] || wait "$profiler" || true
     [[ -z $profile ]] || report_all "d-$name"
-    local u=${name^^}
-    read -r v p db < <(python3 -c '
+    python3 - "$out" "$OUT/d-$name.json" "$(peak_mib "$STACK_PID")" "$per" "$tick_us" "$WS_TENANTS" "$DURATION" \
+        "$((WS_SOCKETS / WS_TENANTS))" <<'PY'
 import json, sys
-l = json.load(open(sys.argv[1]))["latency"]
-print(l["p50_ms"], l["p99_ms"], l["max_ms"])' "$out")
-    printf -v "D_${u}_P50" %s "$v"
-    printf -v "D_${u}_P99" %s "$p"
-    printf -v "D_${u}_MAX" %s "$db"
-    printf -v "D_${u}_MEM" %s "$(peak_mib "$STACK_PID")"
-    printf -v "D_${u}_EVENTS_PS" %s "$(json_field "$out" events_per_second)"
-    printf -v "D_${u}_FRAMES_PS" %s "$(json_field "$out" frames_per_second)"
-    printf -v "D_${u}_RESYNCS" %s "$(json_field "$out" resyncs)"
-    printf -v "D_${u}_DROPPED" %s "$(json_field "$out" sockets_dropped)"
-    printf -v "D_${u}_RECEIVED" %s "$(json_field "$out" frames_received)"
-    printf -v "D_${u}_OPEN" %s "$(json_field "$out" open_seconds)"
-    printf -v "D_${u}_EXPECTED" %s "$(awk -v p="$per" -v t="$tick_us" -v n="$WS_TENANTS" -v d="$DURATION" -v s="$((WS_SOCKETS / WS_TENANTS))" \
-        'BEGIN { printf "%d", p * n * (1e6 / t) * d * s }')"
-    printf -v "D_${u}_RATE" %s "$(awk -v p="$per" -v t="$tick_us" -v n="$WS_TENANTS" 'BEGIN { printf "%.0f", p * n * 1e6 / t }')"
-    printf -v "D_${u}_SCHEDULE" %s "$per per tenant every $((tick_us / 1000)) ms"
+src, dst, peak, per, tick_us, tenants, duration, per_tenant = sys.argv[1:]
+per, tick_us, tenants, duration, per_tenant = int(per), int(tick_us), int(tenants), int(duration), int(per_tenant)
+d = json.load(open(src))
+d.update({k: d["latency"][k] for k in ("p50_ms", "p99_ms", "max_ms")})
+rate = per * tenants * 1e6 / tick_us
+d.update(peak_mib=peak, rate=f"{rate:.0f}", expected=int(rate * duration * per_tenant),
+         schedule=f"{per} per tenant every {tick_us // 1000} ms")
+json.dump(d, open(dst, "w"))
+PY
 }
+# d_field NAME FIELD: a field of ws_round NAME's summary.
+d_field() { json_field "$OUT/d-$1.json" "$2"; }
 # settle_events: waits (up to 180 s) until every event committed so far is published and the
 # run's RabbitMQ queues are empty, so a round does not measure the previous round's backlog.
 settle_events() {
@@ -762,7 +758,7 @@ select count(*) from outbox_event where published_at is null;" | tr -d '[:space:
 ws_round ws "$WS_RATE" profile
 settle_events
 # Half of the rate the sockets sustained: the fan-out's latency below saturation.
-ws_round half "$(awk -v r="$D_WS_EVENTS_PS" -v n="$WS_TENANTS" 'BEGIN { h = r / 2; printf "%.0f", (h < n / 10 ? n / 10 : h) }')"
+ws_round half "$(awk -v r="$(d_field ws events_per_second)" -v n="$WS_TENANTS" 'BEGIN { h = r / 2; printf "%.0f", (h < n / 10 ? n / 10 : h) }')"
 stop_stack
 # --- (f) tenant move under load ------------------------------------------------------------------
 
@@ -912,8 +908,8 @@ E_COLD_RPS=$(json_field "$OUT/load-e-cold.json" rps)
     row c stack "POST order (+ outbox, audit, Idempotency-Key)" wrk "$C_STACK_RPS" "$C_STACK_P50" "$C_STACK_P99" "$C_STACK_MAX" "$C_STACK_MEM" "$C_RATIO"
     row c pg-order "ceiling: the same statements in one tx (bench/sql)" pgbench "$PG_ORDER_RPS" "$PG_ORDER_P50" "$PG_ORDER_P99" "$PG_ORDER_MAX" "" "1"
     row c "stack ½" "POST order at half the peak rate (open loop)" aries-load "$C_HALF_RPS" "$C_HALF_P50" "$C_HALF_P99" "$C_HALF_MAX" "" ""
-    row d sockets "$WS_SOCKETS sockets / $WS_TENANTS tenants, event → socket; rate = events/s" aries-load "$D_WS_EVENTS_PS" "$D_WS_P50" "$D_WS_P99" "$D_WS_MAX" "$D_WS_MEM" ""
-    row d "sockets ½" "the same at half the events/s the sockets sustained" aries-load "$D_HALF_EVENTS_PS" "$D_HALF_P50" "$D_HALF_P99" "$D_HALF_MAX" "$D_HALF_MEM" ""
+    row d sockets "$WS_SOCKETS sockets / $WS_TENANTS tenants, event → socket; rate = events/s" aries-load "$(d_field ws events_per_second)" "$(d_field ws p50_ms)" "$(d_field ws p99_ms)" "$(d_field ws max_ms)" "$(d_field ws peak_mib)" ""
+    row d "sockets ½" "the same at half the events/s the sockets sustained" aries-load "$(d_field half events_per_second)" "$(d_field half p50_ms)" "$(d_field half p99_ms)" "$(d_field half max_ms)" "$(d_field half peak_mib)" ""
     row e cold "first GET …/api-keys of each of $COLD_TENANTS tenants (actor start)" aries-load "$E_COLD_RPS" "$E_COLD_P50" "$E_COLD_P99" "$E_COLD_MAX" "$E_COLD_MEM" "$(ratio "$E_COLD_P99" "$E_WARM_P99") p99"
     row e warm "ceiling: the same requests, actors running" aries-load "$E_WARM_RPS" "$E_WARM_P50" "$E_WARM_P99" "$E_WARM_MAX" "" "1"
     row f writer "POST locations of bench-move during its move" python "$MOVE_W_RPS" "$MOVE_W_P50" "$MOVE_W_P99" "$MOVE_W_MAX" "" ""
@@ -925,14 +921,17 @@ E_COLD_RPS=$(json_field "$OUT/load-e-cold.json" rps)
     echo "| (b) uncached GET ≥ 0.7 × pgbench tps | $B_RATIO | $(meets "$B_STACK_RPS" ">=" "$(awk -v b="$B_CEIL_RPS" 'BEGIN { print b * 0.7 }')") |"
     echo "| (c) POST order ≥ 0.6 × pgbench tps | $C_RATIO | $(meets "$C_STACK_RPS" ">=" "$(awk -v b="$PG_ORDER_RPS" 'BEGIN { print b * 0.6 }')") |"
     echo "| (a)–(c) p99 < 10 ms at half of peak | ${A_HALF_P99} / ${B_HALF_P99} / ${C_HALF_P99} ms | $(meets "$(printf '%s\n' "$A_HALF_P99" "$B_HALF_P99" "$C_HALF_P99" | sort -g | tail -n1)" "<" 10) |"
-    echo "| (d) p99 event → socket < 100 ms at $WS_RATE events/s | $D_WS_P99 ms at $D_WS_EVENTS_PS events/s delivered of $D_WS_RATE ($D_WS_FRAMES_PS frames/s); $D_HALF_P99 ms at $D_HALF_EVENTS_PS events/s | $(meets "$D_WS_P99" "<" 100) |"
+    echo "| (d) p99 event → socket < 100 ms at $WS_RATE events/s | $(d_field ws p99_ms) ms at $(d_field ws events_per_second) events/s delivered of $(d_field ws rate) ($(d_field ws frames_per_second) frames/s); $(d_field half p99_ms) ms at $(d_field half events_per_second) events/s | $(meets "$(d_field ws p99_ms)" "<" 100) |"
     echo "| (e) cold activation p99 < 10 ms | $E_COLD_P99 ms | $(meets "$E_COLD_P99" "<" 10) |"
     echo "| (e) < 4 KiB per idle active tenant actor | $E_PER_ACTOR_KIB KiB (RSS $E_RSS_BEFORE → $E_RSS_AFTER KiB for $COLD_TENANTS tenants); + $E_PER_ENTRY_KIB KiB with one cached answer each | $(meets "$E_PER_ACTOR_KIB" "<" 4) |"
 } >"$TMP/targets.md"
 {
     echo "- (c) rows per order (policies/outbox/audit/idempotency keys): API $C_APP_ROWS, pgbench $C_PG_ROWS"
-    echo "- (d) sockets opened in ${D_WS_OPEN} s; frames received $D_WS_RECEIVED of ~$D_WS_EXPECTED expected; resyncs $D_WS_RESYNCS; sockets dropped $D_WS_DROPPED; events committed straight into the outboxes ($D_WS_SCHEDULE)"
-    echo "- (d ½) sockets opened in ${D_HALF_OPEN} s; frames received $D_HALF_RECEIVED of ~$D_HALF_EXPECTED expected; resyncs $D_HALF_RESYNCS; sockets dropped $D_HALF_DROPPED; $D_HALF_SCHEDULE"
+    for n in ws half; do
+        label="(d)"
+        [[ $n == half ]] && label="(d ½)"
+        echo "- $label sockets opened in $(d_field $n open_seconds) s; frames received $(d_field $n frames_received) of ~$(d_field $n expected) expected; resyncs $(d_field $n resyncs); sockets dropped $(d_field $n sockets_dropped); events committed straight into the outboxes ($(d_field $n schedule))"
+    done
     echo "- (e) $COLD_TENANTS tenants provisioned through the API in ${E_PROVISION_SECS} s (tenant + API key each, 8 in flight)"
 } >"$TMP/notes.md"
 {
@@ -956,7 +955,7 @@ for k in A_HALF B_HALF C_HALF E_COLD E_WARM E_CACHE; do
     n="${k}_FAILED"
     ((${!n} == 0)) || problems+=("${k,,}: ${!n} failed requests (see $OUT/load-*.json)")
 done
-((D_WS_DROPPED == 0 && D_HALF_DROPPED == 0)) || problems+=("sockets: $D_WS_DROPPED and $D_HALF_DROPPED dropped")
+(($(d_field ws sockets_dropped) == 0 && $(d_field half sockets_dropped) == 0)) || problems+=("sockets: $(d_field ws sockets_dropped) and $(d_field half sockets_dropped) dropped")
 ((MOVE_W_FAILED == 0)) || problems+=("$MOVE_W_FAILED writes failed during the move (see $OUT/move-writer.json)")
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
