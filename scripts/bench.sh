@@ -663,11 +663,14 @@ done < <(psql_su aries_bench_catalog <<SQL
 \pset tuples_only on
 \pset format unaligned
 select regexp_replace(split_part(s.dsn, '?', 1), '^.*/', ''), t.tenant_id
-from placement p join shard s using (shard_id) join tenant t using (tenant_id) where t.slug in ($ws_slugs);
+from placement p join shard s using (shard_id) join tenant t using (tenant_id) where t.slug in ($ws_slugs)
+order by t.tenant_id;
 SQL
 )
 # drive_events DB IDS SECONDS PER_TICK TICK_US: PER_TICK events for each tenant of IDS every
-# TICK_US µs, one statement per tick on one connection, ticks on a fixed schedule.
+# TICK_US µs, one statement per tick on one connection, ticks on a fixed schedule. IDS are in
+# tenant-id order, the order the relay locks cursors in (a statement locking several tenants'
+# cursors in another order can deadlock with it).
 drive_events() {
     local db=$1 ids=$2 secs=$3 per=$4 tick_us=$5 ticks i start due now
     local stmt="with c as (insert into outbox_cursor (tenant_id, last_seq) select t, $per from unnest('{$ids}'::uuid[]) t

@@ -277,6 +277,9 @@ async fn drain_lane(
             continue;
         }
         publish_round(ch, broker, &round, config).await?;
+        // Marked in tenant-id order: the cursor rows are locked as they are updated, and one
+        // order for every transaction that touches several tenants' cursors rules out deadlocks.
+        round.sort_by_key(|(tenant, _, _)| tenant.tenant_id);
         for (tenant, events, more) in round {
             let Some(last) = events.last().map(|e| e.seq) else {
                 continue;
