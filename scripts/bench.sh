@@ -669,8 +669,7 @@ SQL
 )
 # drive_events DB IDS SECONDS PER_TICK TICK_US: PER_TICK events for each tenant of IDS every
 # TICK_US µs, one statement per tick on one connection, ticks on a fixed schedule. IDS are in
-# tenant-id order, the order the relay locks cursors in (a statement locking several tenants'
-# cursors in another order can deadlock with it).
+# tenant-id order, so every tick locks the cursors in one order.
 drive_events() {
     local db=$1 ids=$2 secs=$3 per=$4 tick_us=$5 ticks i start due now
     local stmt="with c as (insert into outbox_cursor (tenant_id, last_seq) select t, $per from unnest('{$ids}'::uuid[]) t
@@ -709,7 +708,8 @@ ws_round() {
         kill -0 "$pid" 2>/dev/null || { cat "$OUT/load-d-$name.err" >&2; die "aries-load ws failed before its sockets were open"; }
         sleep 0.1
     done
-    local drivers=()
+    local drivers=() since relay=()
+    since=$(date -u +%FT%T.%6NZ)
     for db in "${!WS_IDS[@]}"; do
         drive_events "$db" "${WS_IDS[$db]}" $((WARMUP + DURATION + 1)) "$per" "$tick_us" &
         drivers+=($!)
@@ -723,12 +723,27 @@ ws_round() {
     for p in "${drivers[@]}"; do wait "$p" || die "an event driver failed"; done
     [[ -z $profiler ]] || wait "$profiler" || true
     [[ -z $profile ]] || report_all "d-$name"
+    # The relay's share of the latency: commit → broker confirmed and marked (`published_at`),
+    # per shard, over this round's events.
+    for db in "${!WS_IDS[@]}"; do
+        relay+=("$(psql_su "$db" <<SQL
+\pset tuples_only on
+\pset format unaligned
+select round((1000 * percentile_cont(0.5) within group (order by extract(epoch from published_at - occurred_at)))::numeric, 1)
+    || ' ' || round((1000 * percentile_cont(0.99) within group (order by extract(epoch from published_at - occurred_at)))::numeric, 1)
+from outbox_event where occurred_at >= '$since' and published_at is not null;
+SQL
+)")
+    done
     python3 - "$out" "$OUT/d-$name.json" "$(peak_mib "$STACK_PID")" "$per" "$tick_us" "$WS_TENANTS" "$DURATION" \
-        "$((WS_SOCKETS / WS_TENANTS))" <<'PY'
+        "$((WS_SOCKETS / WS_TENANTS))" "${relay[*]}" <<'PY'
 import json, sys
-src, dst, peak, per, tick_us, tenants, duration, per_tenant = sys.argv[1:]
-per, tick_us, tenants, duration, per_tenant = int(per), int(tick_us), int(tenants), int(duration), int(per_tenant)
+src, dst, peak, per, tick_us, tenants, duration, per_tenant, relay = sys.argv[1:]
 d = json.load(open(src))
+# "p50 p99" per shard: the worst shard's figures.
+shards = [tuple(float(x) for x in relay.split()[i:i + 2]) for i in range(0, len(relay.split()) - 1, 2)]
+d.update(relay_p50_ms=max((s[0] for s in shards), default=""), relay_p99_ms=max((s[1] for s in shards), default=""))
+per, tick_us, tenants, duration, per_tenant = int(per), int(tick_us), int(tenants), int(duration), int(per_tenant)
 d.update({k: d["latency"][k] for k in ("p50_ms", "p99_ms", "max_ms")})
 rate = per * tenants * 1e6 / tick_us
 d.update(peak_mib=peak, rate=f"{rate:.0f}", expected=int(rate * duration * per_tenant),
@@ -933,7 +948,7 @@ E_COLD_RPS=$(json_field "$OUT/load-e-cold.json" rps)
     for n in ws half; do
         label="(d)"
         [[ $n == half ]] && label="(d ½)"
-        echo "- $label sockets opened in $(d_field $n open_seconds) s; frames received $(d_field $n frames_received) of ~$(d_field $n expected) expected; resyncs $(d_field $n resyncs); sockets dropped $(d_field $n sockets_dropped); events committed straight into the outboxes ($(d_field $n schedule))"
+        echo "- $label sockets opened in $(d_field $n open_seconds) s; frames received $(d_field $n frames_received) of ~$(d_field $n expected) expected; resyncs $(d_field $n resyncs); sockets dropped $(d_field $n sockets_dropped); of the latency, commit → broker confirmed (the relay, worst shard) p50 $(d_field $n relay_p50_ms) ms, p99 $(d_field $n relay_p99_ms) ms; events committed straight into the outboxes ($(d_field $n schedule))"
     done
     echo "- (e) $COLD_TENANTS tenants provisioned through the API in ${E_PROVISION_SECS} s (tenant + API key each, 8 in flight)"
 } >"$TMP/notes.md"

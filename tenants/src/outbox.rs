@@ -132,34 +132,14 @@ pub async fn pending_tenants(
     .await
 }
 
-/// Binds row-level security to `tenant` for the rest of the transaction, or until the next call:
-/// the relay reads and marks several tenants' events in one transaction, one tenant at a time
-/// (`set_config(…, true)` is transaction-local, so a pooled connection never carries it on).
-pub async fn bind_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), sqlx::Error> {
-    sqlx::query("select set_config('aries.tenant_id', $1, true)")
-        .bind(tenant.as_uuid().hyphenated().to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Whether the relay may publish `tenant` now: the shard serves it (a move has not frozen it or
-/// moved it away) and no move is freezing it this moment. Takes the tenant's move-fence lock
-/// shared (as every write does, see `aries_enter`), held until the transaction ends, so a move's
-/// freeze waits for the caller; but only if it is free at once: a relay transaction holds several
-/// tenants, and one frozen by a move must not hold up the others (it is published on a later
-/// drain, or by the move's target). Runs in a tenant transaction.
+/// Whether this shard serves `tenant` now (a move has not frozen it or moved it away). Takes the
+/// tenant's move-fence lock shared first (as every write does, see `aries_enter`), held until the
+/// transaction ends, so a move's freeze waits for the caller. Runs in a tenant transaction.
 pub async fn serves(conn: &mut PgConnection, tenant: TenantId) -> Result<bool, sqlx::Error> {
-    let (locked,): (bool,) =
-        sqlx::query_as("select pg_try_advisory_xact_lock_shared(hashtextextended($1::text, 0))")
-            .bind(tenant)
-            .fetch_one(&mut *conn)
-            .await?;
-    if !locked {
-        return Ok(false);
-    }
-    // A statement of its own, so its snapshot is taken after the lock: a freeze that committed
-    // before the lock was granted is seen.
+    sqlx::query("select pg_advisory_xact_lock_shared(hashtextextended($1::text, 0))")
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
     let row: Option<(i32,)> =
         sqlx::query_as("select 1 from tenant where tenant_id = $1 and serving")
             .bind(tenant)
@@ -199,15 +179,18 @@ pub async fn unpublished(
     .await
 }
 
-/// Marks the tenant's events up to `up_to_seq` published (the broker confirmed them). Runs in a
-/// tenant transaction; the cursor's row lock is held only until that transaction commits.
+/// Marks the tenant's events up to `up_to_seq` published (the broker confirmed them).
+/// `published_at` is the clock at this statement, after the confirms (not the transaction's start),
+/// so `published_at - occurred_at` is the relay's share of an event's delay (`make bench` (d)
+/// reports it). Runs in a tenant transaction; the cursor's row lock is held only until that
+/// transaction commits.
 pub async fn mark_published(
     conn: &mut PgConnection,
     tenant_id: TenantId,
     up_to_seq: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update outbox_event set published_at = now() \
+        "update outbox_event set published_at = clock_timestamp() \
          where tenant_id = $1 and seq <= $2 and published_at is null",
     )
     .bind(tenant_id)

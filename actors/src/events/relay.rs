@@ -9,11 +9,6 @@
 //!   shard to be up (Redis may be down).
 //! - **Woken by commits.** A trigger on `outbox_event` sends `NOTIFY aries_outbox`; the leader
 //!   LISTENs on the same connection and drains at once, and at least every `poll_interval`.
-//! - **Rounds over many tenants.** The pending tenants are dealt to `tenants_in_flight` lanes; a
-//!   lane's round is one transaction that switches row-level security from tenant to tenant
-//!   ([`outbox::bind_tenant`]), passes each one's move fence and reads its events (up to `batch`
-//!   in all), publishes them, waits for the confirms once and marks them all before one commit.
-//!   A tenant is in one lane, so its events go out in order.
 //! - **Resumes where it stopped.** `outbox_cursor.published_seq` is advanced in the transaction that
 //!   marks a batch sent, after the broker's confirms; a relay that dies in between publishes that
 //!   batch again (at least once: consumers deduplicate by `message_id` = event id).
@@ -25,7 +20,9 @@ use super::broker::{self, Broker, BrokerError, H_TENANT};
 use super::topology::routing_key;
 use crate::shard::{ShardHandle, ShardRegistry};
 use aries_shards::ShardId;
+use aries_shards::begin_tenant_tx;
 use aries_tenants::outbox::{self, RelayEvent};
+use futures::StreamExt as _;
 use lapin::Channel;
 use lapin::types::{AMQPValue, FieldTable};
 use sqlx::postgres::PgListener;
@@ -44,9 +41,9 @@ pub struct RelayConfig {
     /// Longest wait between drains when no notification arrives; also how often a standby retries
     /// the leadership.
     pub poll_interval: Duration,
-    /// Most events read and published per relay transaction (a round over several tenants).
+    /// Events read and published per tenant transaction.
     pub batch: i64,
-    /// Lanes publishing at once (see `[events] relay_tenants_in_flight`).
+    /// Tenants published at once (see `[events] relay_tenants_in_flight`).
     pub tenants_in_flight: usize,
     /// The message priority of an event type (read by the notifications' priority queue).
     pub priority: fn(&str) -> u8,
@@ -213,105 +210,98 @@ async fn drain(
             channel.insert(ch).clone()
         }
     };
-    // The pending tenants are dealt to up to `tenants_in_flight` lanes; each lane publishes its
-    // tenants' events in rounds, one transaction per round over several tenants (each tenant's
-    // events in order, by that one lane). The first failure is returned once the other lanes are
-    // done (what they marked was confirmed).
-    let lanes = config.tenants_in_flight.clamp(1, pending.len());
-    let mut dealt: Vec<Vec<outbox::PendingTenant>> = (0..lanes).map(|_| Vec::new()).collect();
-    for (i, tenant) in pending.into_iter().enumerate() {
-        dealt[i % lanes].push(tenant);
-    }
-    let results: Vec<Result<(), RelayError>> = futures::future::join_all(
-        dealt
-            .into_iter()
-            .map(|tenants| drain_lane(handle, broker, &ch, config, tenants)),
-    )
-    .await;
+    // Tenants in parallel (each one's events in order, by one task); the first failure is
+    // returned once the others in flight are done (what they marked was confirmed).
+    let results: Vec<Result<(), RelayError>> = futures::stream::iter(pending)
+        .map(|tenant| drain_tenant(handle, broker, &ch, config, tenant))
+        .buffer_unordered(config.tenants_in_flight.max(1))
+        .collect()
+        .await;
     results.into_iter().collect()
 }
 
-/// Publishes every pending event of a lane's tenants. A round is one transaction: for each tenant
-/// in turn it binds row-level security to the tenant, passes the move fence and reads its next
-/// events, until `config.batch` events are gathered; then it publishes them all, waits for every
-/// confirm once, marks each tenant's events and commits once. So a round's two waits (the broker's
-/// confirms, the commit's flush) are shared by all its tenants instead of paid per tenant. A
-/// tenant a round did not reach, or whose events did not all fit, goes in the next round.
-async fn drain_lane(
+/// Publishes every pending event of one tenant, a batch per tenant transaction.
+async fn drain_tenant(
     handle: &ShardHandle,
     broker: &Broker,
     ch: &Channel,
     config: &RelayConfig,
-    tenants: Vec<outbox::PendingTenant>,
+    tenant: outbox::PendingTenant,
 ) -> Result<(), RelayError> {
-    let mut waiting: std::collections::VecDeque<outbox::PendingTenant> = tenants.into();
-    while !waiting.is_empty() {
-        let mut tx = handle.pool.begin().await?;
-        // (tenant, its events this round, whether it may have more)
-        let mut round: Vec<(outbox::PendingTenant, Vec<RelayEvent>, bool)> = Vec::new();
-        let mut gathered = 0_i64;
-        while gathered < config.batch {
-            let Some(tenant) = waiting.pop_front() else {
+    {
+        let mut after = tenant.published_seq;
+        loop {
+            let mut tx = begin_tenant_tx(&handle.pool, tenant.tenant_id).await?;
+            // The move fence: a tenant this shard no longer serves (moved away, or frozen by a
+            // move whose target publishes what is left) is skipped; holding its anchor row until
+            // commit makes a move's freeze wait for a batch in flight, so a batch marked
+            // published here is never copied to the target as unpublished.
+            if !outbox::serves(&mut tx, tenant.tenant_id).await? {
+                tx.rollback().await?;
+                break;
+            }
+            let events =
+                outbox::unpublished(&mut tx, tenant.tenant_id, after, config.batch).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                tx.commit().await?;
                 break;
             };
-            outbox::bind_tenant(&mut tx, tenant.tenant_id).await?;
-            // The move fence: a tenant this shard no longer serves (moved away, or frozen by a
-            // move whose target publishes what is left) is skipped; holding its lock until commit
-            // makes a move's freeze wait for a round in flight, so events marked published here
-            // are never copied to the target as unpublished.
-            if !outbox::serves(&mut tx, tenant.tenant_id).await? {
-                continue;
-            }
-            let limit = config.batch - gathered;
-            let events =
-                outbox::unpublished(&mut tx, tenant.tenant_id, tenant.published_seq, limit).await?;
-            if events.is_empty() {
-                continue;
-            }
-            gathered += events.len() as i64;
-            let more = events.len() as i64 == limit;
-            round.push((tenant, events, more));
-        }
-        if round.is_empty() {
-            tx.commit().await?;
-            continue;
-        }
-        publish_round(ch, broker, &round, config).await?;
-        // Marked in tenant-id order: the cursor rows are locked as they are updated, and one
-        // order for every transaction that touches several tenants' cursors rules out deadlocks.
-        round.sort_by_key(|(tenant, _, _)| tenant.tenant_id);
-        for (tenant, events, more) in round {
-            let Some(last) = events.last().map(|e| e.seq) else {
-                continue;
-            };
-            outbox::bind_tenant(&mut tx, tenant.tenant_id).await?;
+            publish_batch(ch, broker, tenant.tenant_id, &events, config).await?;
             outbox::mark_published(&mut tx, tenant.tenant_id, last).await?;
-            if more {
-                waiting.push_back(outbox::PendingTenant {
-                    published_seq: last,
-                    ..tenant
-                });
+            tx.commit().await?;
+            metrics::counter!("aries_outbox_published_total", "shard" => handle.name.clone())
+                .increment(events.len() as u64);
+            after = last;
+            if (events.len() as i64) < config.batch {
+                break;
             }
         }
-        tx.commit().await?;
-        metrics::counter!("aries_outbox_published_total", "shard" => handle.name.clone())
-            .increment(u64::try_from(gathered).unwrap_or(0));
     }
     Ok(())
 }
 
-/// Publishes a round: each tenant's events in order on one channel, then waits for every confirm.
-async fn publish_round(
+/// Publishes the events in order on one channel, then waits for every confirm.
+async fn publish_batch(
     ch: &Channel,
     broker: &Broker,
-    round: &[(outbox::PendingTenant, Vec<RelayEvent>, bool)],
+    tenant_id: aries_tenants::TenantId,
+    events: &[RelayEvent],
     config: &RelayConfig,
 ) -> Result<(), BrokerError> {
-    let mut confirms = Vec::with_capacity(round.iter().map(|(_, e, _)| e.len()).sum());
-    for (tenant, events, _) in round {
-        for e in events {
-            confirms.push(publish(ch, broker, tenant.tenant_id, e, config).await?);
-        }
+    let exchange = broker.names.events_exchange();
+    let mut confirms = Vec::with_capacity(events.len());
+    for e in events {
+        let envelope = Envelope {
+            id: e.event_id,
+            event_type: e.event_type.clone(),
+            tenant: e.slug.clone(),
+            tenant_id,
+            occurred_at: e.occurred_at,
+            version: 1,
+            sequence: e.seq,
+            data: e.payload.clone(),
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|_| BrokerError::Nacked)?;
+        let mut headers = FieldTable::default();
+        headers.insert(H_TENANT.into(), broker::text(&e.slug));
+        headers.insert("x-aries-sequence".into(), AMQPValue::LongLongInt(e.seq));
+        let props = broker::event_properties(
+            &e.event_id.to_string(),
+            Some(&e.event_type),
+            Some((config.priority)(&e.event_type)),
+            headers,
+        )
+        .with_timestamp(u64::try_from(e.occurred_at.timestamp()).unwrap_or(0));
+        let confirm = ch
+            .basic_publish(
+                exchange.as_str().into(),
+                routing_key(&e.slug, &e.event_type),
+                lapin::options::BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await?;
+        confirms.push(confirm);
     }
     for confirm in confirms {
         match tokio::time::timeout(broker::CONFIRM_TIMEOUT, confirm).await {
@@ -322,45 +312,4 @@ async fn publish_round(
         }
     }
     Ok(())
-}
-
-/// Publishes one event; the returned confirm resolves when the broker has it.
-async fn publish(
-    ch: &Channel,
-    broker: &Broker,
-    tenant_id: aries_tenants::TenantId,
-    e: &RelayEvent,
-    config: &RelayConfig,
-) -> Result<lapin::PublisherConfirm, BrokerError> {
-    let exchange = broker.names.events_exchange();
-    let envelope = Envelope {
-        id: e.event_id,
-        event_type: e.event_type.clone(),
-        tenant: e.slug.clone(),
-        tenant_id,
-        occurred_at: e.occurred_at,
-        version: 1,
-        sequence: e.seq,
-        data: e.payload.clone(),
-    };
-    let body = serde_json::to_vec(&envelope).map_err(|_| BrokerError::Nacked)?;
-    let mut headers = FieldTable::default();
-    headers.insert(H_TENANT.into(), broker::text(&e.slug));
-    headers.insert("x-aries-sequence".into(), AMQPValue::LongLongInt(e.seq));
-    let props = broker::event_properties(
-        &e.event_id.to_string(),
-        Some(&e.event_type),
-        Some((config.priority)(&e.event_type)),
-        headers,
-    )
-    .with_timestamp(u64::try_from(e.occurred_at.timestamp()).unwrap_or(0));
-    Ok(ch
-        .basic_publish(
-            exchange.as_str().into(),
-            routing_key(&e.slug, &e.event_type),
-            lapin::options::BasicPublishOptions::default(),
-            &body,
-            props,
-        )
-        .await?)
 }

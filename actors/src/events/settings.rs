@@ -13,12 +13,12 @@ pub struct EventSettings {
     /// Longest pause of the relay between drains without a commit notification; also how often a
     /// standby instance retries the relay's leadership (ms).
     pub relay_poll_ms: u64,
-    /// Most events per relay transaction (a round over one or more tenants).
+    /// Events per tenant transaction of the relay.
     pub relay_batch: i64,
-    /// Relay lanes per shard: the pending tenants are dealt to this many lanes, each publishing
-    /// its tenants in rounds of one transaction (each tenant's events stay in order: one tenant
-    /// is in one lane). Each lane holds a shard connection and waits, per round, for the broker's
-    /// confirms and its commit; a round serves many tenants, so both waits are shared.
+    /// Tenants the relay publishes at once (each tenant's events stay in order: one tenant is
+    /// never published by two tasks). Each in flight holds a shard connection and waits for the
+    /// broker's confirms and its own commit, so one at a time caps a shard at a few hundred
+    /// tenant-batches per second; several let the broker's and Postgres's flushes serve many.
     pub relay_tenants_in_flight: usize,
     /// Attempts of a consumer before a message is dead-lettered.
     pub max_attempts: u32,
