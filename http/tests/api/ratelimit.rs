@@ -23,6 +23,15 @@ fn limits(per_credential: u32, per_plan: u32, when_down: RedisDownPolicy) -> Rat
     }
 }
 
+/// The statuses of `n` GETs of `path`, `at_once` in flight at a time.
+async fn statuses(app: &TestApp, path: &str, n: usize, at_once: usize) -> Vec<u16> {
+    futures::stream::iter(0..n)
+        .map(|_| async { app.get(path).await.status().as_u16() })
+        .buffer_unordered(at_once)
+        .collect()
+        .await
+}
+
 #[actix_web::test]
 async fn credentials_are_limited_with_headers_and_429s() -> TestResult {
     let app = TestApp::spawn_with(AppOptions {
@@ -228,18 +237,7 @@ async fn cells_are_leased_in_batches_and_the_limit_still_holds() -> TestResult {
             })
             .sum()
     };
-    let get_all = |n: usize| {
-        let app = &app;
-        futures::stream::iter(0..n)
-            .map(move |_| async move {
-                app.get("/v1/tenants/leased/locations")
-                    .await
-                    .status()
-                    .as_u16()
-            })
-            .buffer_unordered(8)
-            .collect::<Vec<u16>>()
-    };
+    let get_all = |n: usize| statuses(&app, "/v1/tenants/leased/locations", n, 8);
     // Within the burst: every request is served, from a lease taken every 20 requests or so.
     let started = std::time::Instant::now();
     let before: String = redis::cmd("INFO")
@@ -289,18 +287,8 @@ async fn a_concurrent_burst_inside_the_limit_is_served_whole() -> TestResult {
     })
     .await;
     app.create_tenant("bursty").await;
-    let get_all = |n: usize, at_once: usize| {
-        let app = &app;
-        futures::stream::iter(0..n)
-            .map(move |_| async move {
-                app.get("/v1/tenants/bursty/locations")
-                    .await
-                    .status()
-                    .as_u16()
-            })
-            .buffer_unordered(at_once)
-            .collect::<Vec<u16>>()
-    };
+    let get_all =
+        |n: usize, at_once: usize| statuses(&app, "/v1/tenants/bursty/locations", n, at_once);
     let started = std::time::Instant::now();
     let burst = get_all(90, 32).await;
     assert!(
