@@ -16,6 +16,9 @@ use aries_actors::tenant::PanicInHandler;
 use aries_shards::operators::OperatorRole;
 use serde::Serialize;
 
+/// Longest wait for the panicked actor's mailbox to close.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Answer of a fault injection.
 #[derive(Debug, Serialize)]
 pub struct FaultInjected {
@@ -36,12 +39,18 @@ pub async fn panic_tenant_actor(
     op.0.require(OperatorRole::PlatformAdmin)?;
     let slug = tenant_slug(&path.into_inner())?;
     let addr = state.directory.get(&slug).await?;
-    // The panic kills the actor before it answers: the send fails with a closed mailbox.
+    // The panic kills the actor before it answers: the send fails as the handler unwinds. The
+    // mailbox itself closes a moment later, when the unwinding drops the actor; wait for that (up
+    // to a bound), so "stopped" is only said of an actor that is gone.
     let answered = addr.send(PanicInHandler).await.is_ok();
     tracing::warn!(tenant = %slug, "fault injected: panic in the tenant actor's handler");
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    while !answered && addr.connected() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     Ok(HttpResponse::Accepted().json(FaultInjected {
         tenant: slug.to_string(),
         fault: "panic_in_handler",
-        actor_stopped: !answered,
+        actor_stopped: !answered && !addr.connected(),
     }))
 }
